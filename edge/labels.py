@@ -1,0 +1,97 @@
+"""Class labels: read from the model itself (a zip member, as TFLite metadata carries them) or a file.
+
+Two file formats are understood, as pycoral and the TFLite Support library read them:
+- one label per line, the line number being the class index (ImageNet files start with `background`,
+  so that index 0 is the background class and indices match lines);
+- `index label` (or `index: label`) per line, indices explicit.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+from edge.errors import EdgeError
+
+_INDEXED = re.compile(r"^\s*(\d+)[:\s]+(.*\S)\s*$")
+
+
+def parse_labels(text: str) -> dict[int, str]:
+    """Parse a label file's text into {index: label}.
+
+    The indexed format is used when every non-blank line starts with a number followed by a label;
+    otherwise line N (counting blank lines, which keep their place) is class N.
+    """
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    nonblank = [line for line in lines if line.strip()]
+    if nonblank and all(_INDEXED.match(line) for line in nonblank):
+        out: dict[int, str] = {}
+        for line in nonblank:
+            m = _INDEXED.match(line)
+            assert m is not None
+            out[int(m.group(1))] = m.group(2)
+        return out
+    return {i: line.strip() for i, line in enumerate(lines)}
+
+
+def read_label_file(path: str | Path) -> dict[int, str]:
+    """Read a sidecar label file (either format)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EdgeError(f"{p}: label file not found; check the --labels path") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise EdgeError(f"{p}: cannot read label file ({e}); give a UTF-8 text file") from None
+    labels = parse_labels(text)
+    if not labels:
+        raise EdgeError(f"{p}: label file is empty; put one label per line")
+    return labels
+
+
+def embedded_label_member(model_bytes_or_path: str | Path) -> str | None:
+    """Name of the label file embedded in a .tflite (zip member), or None."""
+    try:
+        with zipfile.ZipFile(model_bytes_or_path) as z:
+            names = [n for n in z.namelist() if n.lower().endswith(".txt")]
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if not names:
+        return None
+    preferred = [n for n in names if "label" in n.lower()]
+    return (preferred or names)[0]
+
+
+def read_embedded_labels(model_path: str | Path) -> dict[int, str] | None:
+    """Labels carried inside the model as a zip member, or None when it has none."""
+    member = embedded_label_member(model_path)
+    if member is None:
+        return None
+    with zipfile.ZipFile(model_path) as z:
+        text = z.read(member).decode("utf-8", errors="replace")
+    return parse_labels(text) or None
+
+
+def align_labels(labels: dict[int, str] | None, num_classes: int, source: str) -> tuple[str, ...]:
+    """One label per model output, checked against the output size.
+
+    Missing labels (no file at all) become `class_N`. A file whose count does not match the model is an
+    error naming the file: a silent off-by-one would publish the wrong label for every frame.
+    """
+    if labels is None:
+        return tuple(f"class_{i}" for i in range(num_classes))
+    top = max(labels) + 1
+    if top != num_classes:
+        hint = ""
+        if top == num_classes + 1 and labels.get(0, "").lower() == "background":
+            hint = " (line 0 is 'background' but the model has no background class: remove that line)"
+        elif num_classes == top + 1:
+            hint = " (the model has one more class than labels: is the 'background' line 0 missing?)"
+        raise EdgeError(
+            f"{source}: {top} labels but the model has {num_classes} classes{hint}; "
+            "give the label file that belongs to this model"
+        )
+    return tuple(labels.get(i, f"class_{i}") for i in range(num_classes))

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian bookworm / Raspberry Pi OS machine. It installs what it needs
+# (apt packages, then the project with every extra into ./.venv) and runs pytest; arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# apt packages the tests use: a real broker and client, offline datasets, ARM emulation, sshd for the
+# fleet tests, systemd-analyze, ffmpeg for test clips. Only missing ones are installed.
+APT_PACKAGES="mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg"
+
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+missing=""
+for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  echo "tests/run.sh: installing apt packages:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+VENV="${EDGE_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV" 2>/dev/null || { $SUDO apt-get install -y -qq python3-venv >/dev/null; "$PY" -m venv "$VENV"; }
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[trainer,deploy,dev]'
+
+"$VENV/bin/python" -m ruff check .
+exec "$VENV/bin/python" -m pytest "$@"
