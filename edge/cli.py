@@ -7,6 +7,8 @@ line, `edge-daemon: error: ...`, and exit non-zero; never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -128,9 +130,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
 
 # Further subcommands register here: (name, help, add_arguments(parser), run(args) -> exit code).
 EXTRA_COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = []
+# Modules that append to EXTRA_COMMANDS when imported.
+COMMAND_MODULES = ("edge.commands", "edge.health")
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _register_commands()
     parser, sub = build_parser()
     for name, help_, add_args, run in EXTRA_COMMANDS:
         p = sub.add_parser(name, help=help_)
