@@ -1,0 +1,238 @@
+"""Camera frames from OpenCV on a grabber thread that keeps only the newest one.
+
+Sources: a V4L2 index (`0`) or `/dev/videoN`, a video file, an `rtsp://` or `http://` (MJPEG) URL. The
+thread reads continuously; a frame the consumer has not taken when the next one arrives is dropped (and
+counted), never queued. A camera that is absent or lost is retried with exponential backoff; its loss and
+its return are logged once each. Video files are paced at their own frame rate and either loop or end.
+Every wait has a timeout and watches one stop event; `close()` is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame: its sequence number (from 1), the BGR image and when it was captured (monotonic)."""
+
+    seq: int
+    image: np.ndarray
+    captured_at: float
+
+
+@dataclass(frozen=True)
+class CameraStats:
+    """Counters since start: frames captured, dropped unread, reconnections after a loss; current state."""
+
+    captured: int
+    dropped: int
+    reconnects: int
+    connected: bool
+    ended: bool
+    last_activity: float  # monotonic time of the last frame read or open attempt
+
+
+def source_kind(source: str) -> str:
+    """`v4l2`, `stream` (a URL) or `file` for a configured source string."""
+    if source.isdigit() or source.startswith("/dev/"):
+        return "v4l2"
+    if "://" in source:
+        return "stream"
+    return "file"
+
+
+class Camera:
+    """A frame source with a newest-frame grabber thread. Use `start()`, `read()`, `close()` (or `with`).
+
+    Args:
+        source: V4L2 index or /dev/videoN, video file path, rtsp:// or http:// URL.
+        width, height: capture size asked of a V4L2 camera (0: the camera's default).
+        loop: video files start again at the end; else the camera `ended` after the last frame.
+        reconnect_min_s, reconnect_max_s: backoff bounds for reopening an absent or lost source.
+        timeout_s: open/read timeout for network streams.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        width: int = 0,
+        height: int = 0,
+        loop: bool = True,
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 30.0,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.source, self.kind = str(source), source_kind(str(source))
+        self.width, self.height, self.loop = width, height, loop
+        self.reconnect_min_s, self.reconnect_max_s, self.timeout_s = reconnect_min_s, reconnect_max_s, timeout_s
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._taken = 0  # seq of the last frame handed out by read()
+        self._captured = self._dropped = self._reconnects = 0
+        self._connected = self._ended = False
+        self._activity = time.monotonic()
+        self._thread: threading.Thread | None = None
+
+    # -- consumer side -----------------------------------------------------------------------------------------
+
+    def start(self) -> Camera:
+        """Start the grabber thread (it opens the source itself; an absent camera is retried, not fatal)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+            self._thread.start()
+        return self
+
+    def read(self, timeout: float) -> Frame | None:
+        """The newest frame not handed out before, waiting at most `timeout` s; None if none came or stopped."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._stop.is_set() and (self._latest is None or self._latest.seq <= self._taken):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._ended:
+                    return None
+                self._cond.wait(remaining)
+            if self._latest is None or self._latest.seq <= self._taken:
+                return None
+            self._taken = self._latest.seq
+            return self._latest
+
+    @property
+    def stats(self) -> CameraStats:
+        """A consistent snapshot of the counters."""
+        with self._cond:
+            return CameraStats(
+                self._captured, self._dropped, self._reconnects, self._connected, self._ended, self._activity
+            )
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread, waiting at most `timeout` s (a read blocked in the driver is left to finish)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def __enter__(self) -> Camera:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- grabber thread ----------------------------------------------------------------------------------------
+
+    def _open(self) -> Any:
+        """An opened cv2.VideoCapture, or None when the source cannot be opened now."""
+        ms = int(self.timeout_s * 1000)
+        if self.kind == "v4l2":
+            dev: int | str = int(self.source) if self.source.isdigit() else self.source
+            cap = cv2.VideoCapture(dev, cv2.CAP_V4L2)
+            if cap.isOpened():
+                cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+                if self.width and self.height:
+                    cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+                    cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        elif self.kind == "stream":
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+            cap = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, params)
+        else:
+            cap = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG) if Path(self.source).is_file() else None
+        if cap is not None and not cap.isOpened():
+            cap.release()
+            cap = None
+        return cap
+
+    def _set(self, **state: Any) -> None:
+        with self._cond:
+            for k, v in state.items():
+                setattr(self, f"_{k}", v)
+            self._activity = time.monotonic()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        delay, lost, first = self.reconnect_min_s, False, True
+        try:
+            while not self._stop.is_set():
+                self._set()  # an open attempt counts as activity (the watchdog sees retries on schedule)
+                cap = self._open()
+                if cap is None:
+                    if first or not lost:
+                        log.warning("camera %s: cannot open; retrying with backoff up to %.0f s",
+                                    self.source, self.reconnect_max_s)  # fmt: skip
+                    lost, first = True, False
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, self.reconnect_max_s)
+                    continue
+                with self._cond:
+                    self._connected = True
+                    if lost:
+                        self._reconnects += 1
+                if lost:
+                    log.info("camera %s: back", self.source)
+                elif first:
+                    log.info("camera %s: opened", self.source)
+                first, lost, delay = False, False, self.reconnect_min_s
+                try:
+                    outcome = self._grab(cap)
+                finally:
+                    cap.release()
+                    self._set(connected=False)
+                if outcome == "ended":
+                    log.info("camera %s: end of video file", self.source)
+                    self._set(ended=True)
+                    return
+                if outcome == "lost":
+                    log.warning(
+                        "camera %s: lost; retrying with backoff up to %.0f s", self.source, self.reconnect_max_s
+                    )
+                    lost = True
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, self.reconnect_max_s)
+        except Exception:  # a bug in the driver glue must not leave a silent, dead camera
+            log.exception("camera %s: grabber thread failed", self.source)
+            self._set(connected=False, ended=True)
+
+    def _grab(self, cap: Any) -> str:
+        """Read frames until the source fails; returns `lost`, `ended`, `rewind` or `stopped`."""
+        pace = 0.0
+        if self.kind == "file":
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            pace = 1.0 / fps if 0 < fps < 1000 else 1.0 / 25
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            ok, image = cap.read()
+            if not ok or image is None:
+                if self.kind != "file":
+                    return "lost"
+                if not self.loop:
+                    return "ended"
+                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, image = cap.read()
+                if not ok or image is None:
+                    return "lost"
+            now = time.monotonic()
+            with self._cond:
+                latest = self._latest
+                if latest is not None and latest.seq > self._taken:
+                    self._dropped += 1
+                seq = (latest.seq if latest else 0) + 1
+                self._latest = Frame(seq, image, now)
+                self._captured += 1
+                self._activity = now
+                self._cond.notify_all()
+            if pace:
+                next_at = max(next_at + pace, now - pace)
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
+        return "stopped"

@@ -1,0 +1,154 @@
+"""The daemon's subcommands: `run`, `check-config` and `demo` (registered into `edge.cli.EXTRA_COMMANDS`).
+
+- `edge-daemon run --config FILE`: the service (systemd `Type=notify`).
+- `edge-daemon check-config FILE`: validate, print the effective config (secrets redacted), exit 0 or 2.
+- `edge-daemon demo`: no broker needed: an embedded MQTT broker on loopback, the bundled model and clip,
+  and what a subscriber receives printed for a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from edge import cli
+from edge.config import DEFAULT_PATH, load_config, to_toml
+from edge.errors import EdgeError
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEMO_MODEL = ASSETS / "demo_model.tflite"
+DEMO_CLIP = ASSETS / "demo_clip.avi"
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", default=str(DEFAULT_PATH), help=f"the TOML config file (default {DEFAULT_PATH})")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon until SIGTERM/SIGINT (exit 0) or a start-up error (exit 2, one line)."""
+    from edge.service import Service
+
+    return Service(load_config(args.config)).run()
+
+
+def _add_check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", help=f"the TOML config file (default {DEFAULT_PATH})")
+    p.add_argument("--config", "-c", dest="config_opt", help="the same, as an option")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing when the config is valid")
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config file; print the effective configuration with secrets redacted."""
+    path = args.file or args.config_opt or str(DEFAULT_PATH)
+    cfg = load_config(path)
+    if not args.quiet:
+        sys.stdout.write(to_toml(cfg))
+        print(f"edge-daemon: {path}: configuration is valid", file=sys.stderr)
+    return 0
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seconds", type=float, default=15.0, help="how long to run (default 15)")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="model (default: the bundled demo model)")
+    p.add_argument("--clip", default=str(DEMO_CLIP), help="video file or camera source (default: the bundled clip)")
+    p.add_argument("--broker", metavar="HOST:PORT", help="use this MQTT broker instead of the embedded one")
+
+
+def _print_message(topic: str, payload: bytes, retained: bool) -> None:
+    text = payload.decode(errors="replace")
+    kind = topic.rsplit("/", 1)[-1]
+    if kind == "classification":
+        try:
+            d = json.loads(text)
+            score = f"{d['score']:.2f}" if d.get("score") is not None else "-"
+            text = (
+                f"{d['label']!s:<14} score {score}  frame {d['frame']:<5} {d['inference_ms']:.1f} ms  {d['timestamp']}"
+            )
+        except (ValueError, KeyError, TypeError):
+            pass
+    elif len(text) > 160:
+        text = text[:157] + "..."
+    print(f"{topic}{' (retained)' if retained else ''}: {text}", flush=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Broker + daemon + subscriber on this machine for `--seconds`; prints every message the subscriber gets."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from edge.config import config_from_dict
+    from edge.service import Service
+
+    for what, path in (("--model", args.model), ("--clip", args.clip)):
+        if not Path(path).exists() and not (what == "--clip" and ("://" in path or path.isdigit())):
+            raise EdgeError(f"{what}: {path} not found; give an existing file (the bundled ones are in {ASSETS})")
+    if args.seconds <= 0:
+        raise EdgeError(f"--seconds: must be positive, got {args.seconds}")
+
+    broker = None
+    if args.broker:
+        host, _, port = args.broker.rpartition(":")
+        if not host or not port.isdigit():
+            raise EdgeError(f"--broker: expected HOST:PORT, got {args.broker!r}")
+        port = int(port)
+    else:
+        from edge.broker import EmbeddedBroker
+
+        broker = EmbeddedBroker(port=0).__enter__()
+        host, port = "127.0.0.1", broker.port
+        print(f"demo: embedded MQTT broker on {host}:{port}", flush=True)
+
+    received = []
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edge-demo-subscriber")
+    sub.on_connect = lambda c, *_: c.subscribe([("edge/#", 1), ("homeassistant/#", 1)])
+    sub.on_message = lambda c, u, m: (received.append(m.topic), _print_message(m.topic, m.payload, m.retain))
+    try:
+        with tempfile.TemporaryDirectory(prefix="edge-demo-") as tmp:
+            data = {
+                "camera": {"source": args.clip, "loop": True},
+                "model": {"path": args.model, "threads": cli.default_threads(), "top_k": 3, "watch": False},
+                "mqtt": {"host": host, "port": port, "device_id": "demo", "client_id": "edge-demo-daemon"},
+                "smoothing": {"mode": "stable", "frames": 3, "heartbeat_s": 5.0},
+                "stats": {"interval_s": 5.0},
+            }
+            cfg = config_from_dict(data, base=Path(tmp), environ={}, source="demo")
+            sub.connect(host, port, keepalive=30)
+            sub.loop_start()
+            service = Service(cfg)
+            timer = threading.Timer(args.seconds, service.stop)
+            timer.daemon = True
+            timer.start()
+            print(f"demo: daemon on {Path(args.model).name} + {Path(args.clip).name} for {args.seconds:g} s; "
+                  "subscribed to edge/# and homeassistant/#", flush=True)  # fmt: skip
+            t0 = time.monotonic()
+            code = service.run()
+            timer.cancel()
+            time.sleep(0.3)  # let the last messages (availability offline) arrive
+            n = len(received)
+            print(f"demo: subscriber received {n} messages in {time.monotonic() - t0:.1f} s", flush=True)
+            if not any(t.endswith("/classification") for t in received):
+                print("demo: no classification arrived", file=sys.stderr)
+                return 1
+            return code
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+        if broker is not None:
+            broker.__exit__(None, None, None)
+
+
+cli.EXTRA_COMMANDS.extend(
+    [
+        ("run", "run the daemon: camera -> model -> MQTT", _add_run, cmd_run),
+        ("check-config", "validate a config file and print the effective configuration", _add_check, cmd_check_config),
+        ("demo", "run broker + daemon + subscriber on the bundled model and clip", _add_demo, cmd_demo),
+    ]
+)
