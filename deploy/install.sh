@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# Install, upgrade, roll back or remove edge-daemon on one device (Raspberry Pi OS bookworm 64-bit or Debian 12).
+# Idempotent: running it again with the same arguments changes nothing. Run as root.
+#
+#   sudo deploy/install.sh [--wheel FILE | --package SPEC] [--model FILE] [--config FILE]   install / upgrade
+#   sudo deploy/install.sh --rollback                                                      back to the previous release
+#   sudo deploy/install.sh --uninstall [--purge]                                           remove (keeps config+models)
+#
+# Layout (every path below is under $EDGE_ROOT, default /):
+#   /opt/edge-daemon/releases/<version>/  one Python venv per release, the daemon only (no trainer, no TensorFlow)
+#   /opt/edge-daemon/current -> releases/<version>    switched atomically (ln -s + mv -T); `previous` is the last one
+#   /etc/edge-daemon/config.toml          created once (never overwritten); /etc/credstore/ for secrets
+#   /var/lib/edge-daemon/models/          models; state of the service (owned by the edge-daemon user)
+#   /etc/systemd/system/edge-daemon.service, /etc/udev/rules.d/60-edge-daemon-coral.rules
+# EDGE_ROOT=/some/dir makes a self-contained install that runs in place (the unit and config name the prefixed
+# paths; users go into $EDGE_ROOT/etc/passwd): tests use it for one root per simulated device.
+set -euo pipefail
+
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; cat <<'EOF'
+
+Options:
+  --wheel FILE | --sdist FILE   install this built package (default: the project this script belongs to)
+  --package SPEC                a pip requirement instead, e.g. edge-daemon==0.2.0
+  --find-links DIR              look for packages (wheels of the dependencies) in DIR; add --offline to use only it
+  --offline                     never contact an index (pip --no-index)
+  --release NAME                name of the release directory (default: the package version)
+  --reinstall                   rebuild the release's venv even if it is complete
+  --system-site-packages        let the venv see the system's Python packages (e.g. python3-numpy from apt)
+  --python PATH                 the interpreter for the venv (default: python3)
+  --model FILE                  copy this model into /var/lib/edge-daemon/models/ (and use it in a new config)
+  --config FILE                 install this config if /etc/edge-daemon/config.toml does not exist yet
+  --mqtt-host HOST              broker for a generated default config (default: localhost)
+  --no-switch                   install the release but leave `current` as it is
+  --switch NAME                 only point `current` at an installed release
+  --rollback                    point `current` back at `previous`
+  --no-apt                      do not install apt prerequisites
+  --no-systemd                  install files but do not call systemctl/udevadm (automatic when systemd is not PID 1)
+  --no-start                    enable the service but do not (re)start it
+  --uninstall [--purge]         remove the daemon; --purge also removes config, models, secrets and the user
+EOF
+}
+
+die() { echo "install.sh: error: $*" >&2; exit 2; }
+say() { echo "install.sh: $*"; }
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="${EDGE_ROOT:-/}"
+ROOT="${ROOT%/}"  # "" for /
+P() { printf '%s%s' "$ROOT" "$1"; }
+OPT="$(P /opt/edge-daemon)"
+ETC="$(P /etc/edge-daemon)"
+STATE="$(P /var/lib/edge-daemon)"
+CREDSTORE="$(P /etc/credstore)"
+UNIT="$(P /etc/systemd/system/edge-daemon.service)"
+UDEV="$(P /etc/udev/rules.d/60-edge-daemon-coral.rules)"
+USER_NAME="${EDGE_USER:-edge-daemon}"
+
+ACTION=install SRC="" SRC_KIND=project RELEASE="" MODEL="" CONFIG="" MQTT_HOST=localhost PYTHON=python3
+FIND_LINKS="" OFFLINE=0 REINSTALL=0 SYSTEM_SITE=0 SWITCH=1 APT=1 SYSTEMD=1 START=1 PURGE=0 SWITCH_TO=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --wheel|--sdist) SRC="${2:?$1 needs a file}"; SRC_KIND=file; shift ;;
+    --package) SRC="${2:?--package needs a requirement}"; SRC_KIND=spec; shift ;;
+    --find-links) FIND_LINKS="${2:?--find-links needs a directory}"; shift ;;
+    --offline) OFFLINE=1 ;;
+    --release) RELEASE="${2:?--release needs a name}"; shift ;;
+    --reinstall) REINSTALL=1 ;;
+    --system-site-packages) SYSTEM_SITE=1 ;;
+    --python) PYTHON="${2:?--python needs a path}"; shift ;;
+    --model) MODEL="${2:?--model needs a file}"; shift ;;
+    --config) CONFIG="${2:?--config needs a file}"; shift ;;
+    --mqtt-host) MQTT_HOST="${2:?--mqtt-host needs a host}"; shift ;;
+    --no-switch) SWITCH=0 ;;
+    --switch) ACTION=switch; SWITCH_TO="${2:?--switch needs a release name}"; shift ;;
+    --rollback) ACTION=rollback ;;
+    --no-apt) APT=0 ;;
+    --no-systemd) SYSTEMD=0 ;;
+    --no-start) START=0 ;;
+    --uninstall) ACTION=uninstall ;;
+    --purge) PURGE=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown option $1; see --help" ;;
+  esac
+  shift
+done
+
+[ "$(id -u)" = 0 ] || die "must run as root (sudo $0 ...)"
+[ -d /run/systemd/system ] || { [ "$SYSTEMD" = 0 ] || say "systemd is not running here: skipping systemctl/udevadm"; SYSTEMD=0; }
+[ "$PURGE" = 0 ] || [ "$ACTION" = uninstall ] || die "--purge only goes with --uninstall"
+
+systemctl_() { if [ "$SYSTEMD" = 1 ]; then systemctl "$@"; fi; }
+
+# ---- release switching ---------------------------------------------------------------------------------------
+current_release() { if [ -L "$OPT/current" ]; then basename "$(readlink "$OPT/current")"; fi; }
+
+# Point `link` at releases/NAME atomically: a new symlink is renamed over the old one (rename(2) is atomic).
+flip() {
+  local link="$1" name="$2"
+  ln -sfn "releases/$name" "$OPT/.$link.new"
+  mv -T "$OPT/.$link.new" "$OPT/$link"
+}
+
+switch_to() {
+  local name="$1" old
+  [ -f "$OPT/releases/$name/.complete" ] || die "release $name is not installed under $OPT/releases; install it first"
+  old="$(current_release)"
+  if [ "$old" = "$name" ]; then say "release $name is already current"; return 1; fi
+  if [ -n "$old" ]; then flip previous "$old"; fi
+  flip current "$name"
+  say "current release: $name${old:+ (previous: $old)}"
+}
+
+restart_service() {
+  if [ "$SYSTEMD" = 1 ] && [ "$START" = 1 ] && systemctl is-enabled --quiet edge-daemon 2>/dev/null; then
+    systemctl restart edge-daemon
+    say "restarted edge-daemon"
+  fi
+}
+
+if [ "$ACTION" = switch ]; then
+  if switch_to "$SWITCH_TO"; then restart_service; fi
+  exit 0
+fi
+if [ "$ACTION" = rollback ]; then
+  [ -L "$OPT/previous" ] || die "no previous release recorded in $OPT/previous; nothing to roll back to"
+  if switch_to "$(basename "$(readlink "$OPT/previous")")"; then restart_service; fi
+  exit 0
+fi
+
+# ---- uninstall ---------------------------------------------------------------------------------------------------
+if [ "$ACTION" = uninstall ]; then
+  if [ "$SYSTEMD" = 1 ]; then systemctl disable --now edge-daemon 2>/dev/null || true; fi
+  rm -f "$UNIT" "$UDEV"
+  systemctl_ daemon-reload
+  if [ "$SYSTEMD" = 1 ] && command -v udevadm >/dev/null; then udevadm control --reload || true; fi
+  rm -rf "$OPT"
+  say "removed $OPT, the unit and the udev rules"
+  if [ "$PURGE" = 1 ]; then
+    rm -rf "$ETC" "$STATE" "$CREDSTORE"/edge-daemon.*
+    PREFIX_ARGS=(); [ -z "$ROOT" ] || PREFIX_ARGS=(--prefix "$ROOT")
+    if grep -q "^$USER_NAME:" "$(P /etc/passwd)" 2>/dev/null; then userdel "${PREFIX_ARGS[@]}" "$USER_NAME" || true; fi
+    if grep -q "^$USER_NAME:" "$(P /etc/group)" 2>/dev/null; then groupdel "${PREFIX_ARGS[@]}" "$USER_NAME" || true; fi
+    say "purged config ($ETC), models and state ($STATE), secrets and the $USER_NAME user"
+  else
+    say "kept config ($ETC) and models ($STATE); --uninstall --purge removes them too"
+  fi
+  exit 0
+fi
+
+# ---- install / upgrade -------------------------------------------------------------------------------------------
+if [ -r /etc/os-release ]; then
+  # shellcheck disable=SC1091
+  . /etc/os-release
+  case " ${ID:-} ${ID_LIKE:-} " in
+    *" debian "*|*" raspbian "*) ;;
+    *) die "this installer supports Debian and Raspberry Pi OS (found ${PRETTY_NAME:-unknown}); install with pip by hand" ;;
+  esac
+fi
+
+APT_PACKAGES="python3 python3-venv ca-certificates libusb-1.0-0"
+if [ "$APT" = 1 ]; then
+  missing=""
+  for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    say "installing apt packages:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
+fi
+
+# The service user: a system account without a shell or a home of its own, in video (cameras) and plugdev (Coral).
+if [ -n "$ROOT" ]; then
+  # A per-device root gets its own account files, seeded with the groups the account joins.
+  mkdir -p "$(P /etc)"
+  [ -e "$(P /etc/passwd)" ] || grep '^root:' /etc/passwd > "$(P /etc/passwd)"
+  [ -e "$(P /etc/shadow)" ] || { echo 'root:*:19000:0:99999:7:::' > "$(P /etc/shadow)"; chmod 600 "$(P /etc/shadow)"; }
+  [ -e "$(P /etc/group)" ] || grep -E '^(root|video|plugdev):' /etc/group > "$(P /etc/group)"
+  [ -e "$(P /etc/gshadow)" ] || { grep -E '^(root|video|plugdev):' /etc/group | cut -d: -f1 | sed 's/$/:*::/' \
+    > "$(P /etc/gshadow)"; chmod 600 "$(P /etc/gshadow)"; }
+  PREFIX_ARGS=(--prefix "$ROOT")
+else
+  PREFIX_ARGS=()
+fi
+if ! grep -q "^$USER_NAME:" "$(P /etc/group)"; then groupadd "${PREFIX_ARGS[@]}" --system "$USER_NAME"; fi
+if ! grep -q "^$USER_NAME:" "$(P /etc/passwd)"; then
+  useradd "${PREFIX_ARGS[@]}" --system --gid "$USER_NAME" --no-create-home --home-dir /var/lib/edge-daemon \
+    --shell /usr/sbin/nologin --comment "edge-daemon service" "$USER_NAME"
+  say "created user $USER_NAME"
+fi
+for g in video plugdev; do
+  if grep -q "^$g:" "$(P /etc/group)" && ! grep -qE "^$g:.*[:,]$USER_NAME(,|$)" "$(P /etc/group)"; then
+    usermod "${PREFIX_ARGS[@]}" --append --groups "$g" "$USER_NAME"
+  fi
+done
+USER_UID="$(awk -F: -v u="$USER_NAME" '$1 == u {print $3}' "$(P /etc/passwd)")"
+USER_GID="$(awk -F: -v u="$USER_NAME" '$1 == u {print $3}' "$(P /etc/group)")"
+
+# What to install, and the release it becomes.
+PROJECT="$(cd "$SCRIPT_DIR/.." && pwd)"
+if [ "$SRC_KIND" = project ]; then
+  [ -f "$PROJECT/pyproject.toml" ] || die "no --wheel/--package given and $PROJECT is not the project; give --wheel FILE"
+  SRC="$PROJECT"
+fi
+if [ "$SRC_KIND" = file ]; then
+  [ -f "$SRC" ] || die "--wheel/--sdist: $SRC does not exist; build it with: python3 -m pip wheel --no-deps ."
+  SRC="$(cd "$(dirname "$SRC")" && pwd)/$(basename "$SRC")"
+fi
+if [ -z "$RELEASE" ]; then
+  case "$SRC_KIND" in
+    file) RELEASE="$(basename "$SRC" | sed -E 's/^[A-Za-z0-9_.]+-([0-9][^-]*)(-.*\.whl|\.tar\.gz|\.zip)$/\1/')" ;;
+    project) RELEASE="$("$PYTHON" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$PROJECT/pyproject.toml")" ;;
+    spec) case "$SRC" in *==*) RELEASE="${SRC##*==}" ;; *) die "--package $SRC: pin a version (name==X.Y.Z) or give --release" ;; esac ;;
+  esac
+fi
+case "$RELEASE" in ""|*/*|.*) die "release name '$RELEASE' is not usable as a directory name; give --release NAME" ;; esac
+
+DIR="$OPT/releases/$RELEASE"
+if [ -f "$DIR/.complete" ] && [ "$REINSTALL" = 0 ]; then
+  say "release $RELEASE already installed in $DIR"
+else
+  say "installing release $RELEASE into $DIR"
+  mkdir -p "$OPT/releases"
+  rm -rf "$DIR"
+  trap 'rm -rf "$DIR"; echo "install.sh: error: installing release $RELEASE failed; nothing was switched" >&2' ERR
+  VENV_ARGS=(); [ "$SYSTEM_SITE" = 0 ] || VENV_ARGS=(--system-site-packages)
+  "$PYTHON" -m venv "${VENV_ARGS[@]}" "$DIR"
+  PIP=("$DIR/bin/python" -m pip install -q --disable-pip-version-check)
+  [ -z "$FIND_LINKS" ] || PIP+=(--find-links "$FIND_LINKS")
+  [ "$OFFLINE" = 0 ] || PIP+=(--no-index)
+  "${PIP[@]}" "$SRC"
+  # With the system's packages visible pip may count an edge-daemon installed elsewhere as "satisfied": make sure
+  # this release carries its own copy.
+  [ "$SYSTEM_SITE" = 0 ] || "${PIP[@]}" --no-deps --force-reinstall "$SRC"
+  "$DIR/bin/edge-daemon" --version >/dev/null
+  echo "$RELEASE" > "$DIR/.complete"
+  trap - ERR
+fi
+
+# Unit and udev rules (from the project's systemd/ directory next to this script).
+UNIT_SRC=""
+for d in "$SCRIPT_DIR/../systemd" "$SCRIPT_DIR/systemd"; do [ -f "$d/edge-daemon.service" ] && UNIT_SRC="$d" && break; done
+[ -n "$UNIT_SRC" ] || die "edge-daemon.service not found in $SCRIPT_DIR/../systemd; copy the project's systemd/ directory"
+mkdir -p "$(dirname "$UNIT")" "$(dirname "$UDEV")"
+sed -e "s#/opt/edge-daemon/#$ROOT/opt/edge-daemon/#g" -e "s#/etc/edge-daemon/config#$ROOT/etc/edge-daemon/config#g" \
+  -e "s#^WorkingDirectory=/#WorkingDirectory=$ROOT/#" "$UNIT_SRC/edge-daemon.service" > "$UNIT.new"
+chmod 644 "$UNIT.new"
+if cmp -s "$UNIT.new" "$UNIT"; then rm "$UNIT.new"; UNIT_CHANGED=0; else mv "$UNIT.new" "$UNIT"; UNIT_CHANGED=1; fi
+install -m 644 "$UNIT_SRC/60-edge-daemon-coral.rules" "$UDEV"
+
+# Models and config: created once, never overwritten (upgrades keep the user's settings).
+install -d -m 750 -o "$USER_UID" -g "$USER_GID" "$STATE" "$STATE/models"
+install -d -m 700 "$CREDSTORE"
+if [ -n "$MODEL" ]; then
+  [ -f "$MODEL" ] || die "--model: $MODEL does not exist"
+  cmp -s "$MODEL" "$STATE/models/$(basename "$MODEL")" || install -m 640 -o "$USER_UID" -g "$USER_GID" "$MODEL" "$STATE/models/"
+else
+  MODEL="$("$DIR/bin/python" -c 'import edge, pathlib; p = pathlib.Path(edge.__file__).parent / "assets" / "demo_model.tflite"; print(p if p.is_file() else "")')"
+  if [ -n "$MODEL" ] && [ -z "$(ls -A "$STATE/models")" ]; then
+    install -m 640 -o "$USER_UID" -g "$USER_GID" "$MODEL" "$STATE/models/"
+  fi
+fi
+install -d -m 750 -g "$USER_GID" "$ETC"
+if [ ! -e "$ETC/config.toml" ]; then
+  if [ -n "$CONFIG" ]; then
+    install -m 640 -g "$USER_GID" "$CONFIG" "$ETC/config.toml"
+  else
+    first_model="$(ls "$STATE/models" | head -n 1)"
+    cat > "$ETC/config.toml" <<EOF
+# edge-daemon configuration written by install.sh; every key and its default: edge-daemon check-config --help
+# and the README. Secrets: put the MQTT password in $ROOT/etc/credstore/edge-daemon.mqtt-password and set
+# password_file = "edge-daemon.mqtt-password" below.
+[camera]
+source = "0"
+
+[model]
+path = "$STATE/models/${first_model:-model.tflite}"
+
+[mqtt]
+host = "$MQTT_HOST"
+EOF
+    chgrp "$USER_GID" "$ETC/config.toml"; chmod 640 "$ETC/config.toml"
+  fi
+  say "wrote $ETC/config.toml"
+fi
+
+CHANGED=0
+if [ "$SWITCH" = 1 ] && switch_to "$RELEASE"; then CHANGED=1; fi
+
+if [ "$SYSTEMD" = 1 ]; then
+  udevadm control --reload 2>/dev/null && udevadm trigger --subsystem-match=usb --subsystem-match=apex 2>/dev/null || true
+  if [ "$UNIT_CHANGED" = 1 ]; then systemctl daemon-reload; fi
+  systemctl enable --quiet edge-daemon
+  if [ "$START" = 1 ]; then
+    if [ "$CHANGED" = 1 ] || [ "$UNIT_CHANGED" = 1 ]; then systemctl restart edge-daemon; else systemctl start edge-daemon; fi
+    say "edge-daemon is $(systemctl is-active edge-daemon || true)"
+  fi
+else
+  say "service manager step skipped (--no-systemd): start $OPT/current/bin/edge-daemon run --config $ETC/config.toml yourself"
+fi
+say "done: release $(current_release), config $ETC/config.toml, models in $STATE/models"
