@@ -1,0 +1,95 @@
+"""The benchmark suite in smoke mode (seconds): it runs end to end and its figures have the right shape.
+
+Speed targets are NOT asserted here (they live in the suite's report); this only keeps the suite from rotting:
+real mosquitto, the real daemon, the naive loop and the subscriber process all run, and every figure is a
+positive finite number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import inputs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _positive(value: object, name: str) -> None:
+    assert isinstance(value, int | float), f"{name} is {value!r}"
+    assert math.isfinite(value) and value > 0, f"{name} is {value!r}"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    sys.path.insert(0, str(REPO))
+    from tests.mqtt_broker import mosquitto_available
+
+    if not mosquitto_available():
+        pytest.skip("mosquitto broker not installed (apt-get install mosquitto)")
+    if not any(m["role"] == "small" for m in inputs.models()):
+        pytest.skip(f"no small model: published models not found in {inputs.DATA}")
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.suite", "--smoke", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_smoke_prints_the_tables(smoke: tuple[dict, str]) -> None:
+    _, stdout = smoke
+    assert "| model | threads | limit fps" in stdout
+    assert "| model | threads | target | value | limit | met |" in stdout
+    assert "figures written to" in stdout
+
+
+def test_smoke_limit_and_pipeline_figures_are_positive(smoke: tuple[dict, str]) -> None:
+    result, _ = smoke
+    assert result["mode"] == "smoke"
+    assert result["machine"]["cores"] >= 1
+    _positive(result["decode_ms"], "decode_ms")
+    (run,) = result["runs"]
+    assert run["role"] == "small" and run["threads"] == 1
+    for key in ("fps", "cpu_ms_per_frame", "floor_rss_kb"):
+        _positive(run["limit"][key], f"limit.{key}")
+    _positive(run["limit"]["invoke_ms"]["p50"], "limit.invoke_ms.p50")
+    for kind in ("pipeline", "naive"):
+        fig = run[kind]
+        assert "error" not in fig, fig.get("error")
+        for key in ("fps", "startup_s", "rss_kb", "cpu_ms_per_frame"):
+            _positive(fig[key], f"{kind}.{key}")
+        for q in ("p50", "p95", "p99"):
+            _positive(fig["latency_ms"][q], f"{kind}.latency_ms.{q}")
+        assert fig["latency_ms"]["p50"] <= fig["latency_ms"]["p99"]
+        assert fig["frames"] >= 2
+    stats = run["pipeline"]["last_stats"]
+    assert stats.get("frames_classified", 0) > 0, stats  # the daemon's own stats arrived on MQTT
+    _positive(run["derived"]["ratio"], "derived.ratio")
+
+
+def test_smoke_targets_are_evaluated(smoke: tuple[dict, str]) -> None:
+    result, _ = smoke
+    targets = result["runs"][0]["targets"]
+    names = [t["target"] for t in targets]
+    assert any("latency p50" in n for n in names) and any("RSS" in n for n in names)
+    assert all(t["met"] in (True, False) for t in targets), targets
+
+
+def test_smoke_classify_overhead(smoke: tuple[dict, str]) -> None:
+    result, _ = smoke
+    if not result.get("classify_overhead"):
+        pytest.skip(f"large model absent: {inputs.LARGE}")
+    for c in result["classify_overhead"]:
+        for key in ("classify_ms", "invoke_ms", "preprocess_ms", "ratio"):
+            _positive(c[key], key)
