@@ -65,12 +65,12 @@ class TlsFiles:
     client_key: Path
 
 
-def make_tls_files(directory: Path, *, server_names: Iterable[str] = ("localhost",)) -> TlsFiles:
-    """Generate a CA, a server certificate (SAN: 127.0.0.1 + server_names) and a client certificate.
+def make_tls_files(directory: Path, *, server_names: Iterable[str] = ("127.0.0.1", "localhost")) -> TlsFiles:
+    """Generate a CA, a server certificate (subjectAltName: server_names) and a client certificate.
 
     Args:
         directory: where the PEM files are written.
-        server_names: DNS names put in the server certificate's subjectAltName.
+        server_names: IP addresses and DNS names put in the server certificate's subjectAltName.
 
     Returns:
         The paths of the generated files.
@@ -140,9 +140,13 @@ def make_tls_files(directory: Path, *, server_names: Iterable[str] = ("localhost
             builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
         return key, builder.sign(ca_key, hashes.SHA256())
 
-    server_san: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    server_san += [x509.DNSName(n) for n in server_names]
-    server_key, server_cert = leaf("127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH, server_san)
+    server_san: list[x509.GeneralName] = []
+    for n in server_names:
+        try:
+            server_san.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            server_san.append(x509.DNSName(n))
+    server_key, server_cert = leaf("edge-daemon test broker", ExtendedKeyUsageOID.SERVER_AUTH, server_san)
     client_key, client_cert = leaf("edge-daemon-test-client", ExtendedKeyUsageOID.CLIENT_AUTH, None)
 
     files = TlsFiles(
@@ -171,6 +175,7 @@ class Mosquitto:
         allow_anonymous: accept clients without username.
         users: {username: password}; written with ``mosquitto_passwd -b`` and set as password_file.
         tls: make the listener TLS-only with a generated CA/server certificate (see `tls_files`).
+        tls_names: IP addresses / DNS names the server certificate is valid for.
         require_certificate: with tls, also demand a client certificate signed by the CA.
         persistence: keep retained messages and persistent sessions across restart() (saved on SIGTERM).
         extra_config: more lines appended to mosquitto.conf.
@@ -184,6 +189,7 @@ class Mosquitto:
         allow_anonymous: bool = True,
         users: dict[str, str] | None = None,
         tls: bool = False,
+        tls_names: Iterable[str] = ("127.0.0.1", "localhost"),
         require_certificate: bool = False,
         persistence: bool = False,
         extra_config: Iterable[str] = (),
@@ -199,7 +205,9 @@ class Mosquitto:
         self.require_certificate = require_certificate
         self.persistence = persistence
         self.extra_config = list(extra_config)
-        self.tls_files: TlsFiles | None = make_tls_files(self.directory / "pki") if tls else None
+        self.tls_files: TlsFiles | None = (
+            make_tls_files(self.directory / "pki", server_names=tls_names) if tls else None
+        )
         self.config_path = self.directory / "mosquitto.conf"
         self.log_path = self.directory / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -369,7 +377,7 @@ class Subscriber:
 
     def __init__(
         self,
-        broker: Mosquitto,
+        broker: Mosquitto,  # or anything with .host, .port (e.g. edge.broker.EmbeddedBroker)
         topics: Iterable[str] = ("#",),
         *,
         qos: int = 1,
@@ -390,7 +398,7 @@ class Subscriber:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
         if username is not None:
             self.client.username_pw_set(username, password)
-        if broker.tls if tls is None else tls:
+        if getattr(broker, "tls", False) if tls is None else tls:
             assert broker.tls_files is not None, "broker has no TLS files"
             f = broker.tls_files
             self.client.tls_set(
@@ -423,7 +431,8 @@ class Subscriber:
         self.client.loop_start()
         if not self._subscribed.wait(timeout):
             self.stop()
-            raise TimeoutError(f"subscriber not subscribed within {timeout} s: {self.broker.log()[-2000:]}")
+            log = self.broker.log()[-2000:] if hasattr(self.broker, "log") else ""
+            raise TimeoutError(f"subscriber not subscribed within {timeout} s: {log}")
         return self
 
     def stop(self) -> None:

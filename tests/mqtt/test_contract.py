@@ -1,0 +1,238 @@
+"""The pure MQTT contract: topics, the classification payload, Home Assistant discovery configs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from edge import __version__
+from edge.mqtt_contract import (
+    SENSOR_KEYS,
+    classification_payload,
+    discovery_configs,
+    ha_status_topic,
+    iso_utc,
+    node_id,
+    topics,
+)
+from edge.postprocess import Prediction
+
+
+@pytest.mark.parametrize(
+    ("prefix", "device_id", "base"),
+    [("edge", "pi1", "edge/pi1"), ("site/a", "cam-1", "site/a/cam-1"), ("edge", "pi.local", "edge/pi.local")],
+)
+def test_topics(prefix: str, device_id: str, base: str) -> None:
+    t = topics(prefix, device_id)
+    assert (t.availability, t.classification, t.stats, t.event) == (
+        f"{base}/availability",
+        f"{base}/classification",
+        f"{base}/stats",
+        f"{base}/event",
+    )
+
+
+@pytest.mark.parametrize(
+    ("prefix", "device_id", "field"),
+    [
+        ("edge", "", "mqtt.device_id"),
+        ("edge", "a/b", "mqtt.device_id"),
+        ("edge", "a+", "mqtt.device_id"),
+        ("edge", "#", "mqtt.device_id"),
+        ("", "pi1", "mqtt.topic_prefix"),
+        ("edge/", "pi1", "mqtt.topic_prefix"),
+        ("/edge", "pi1", "mqtt.topic_prefix"),
+        ("edge/#", "pi1", "mqtt.topic_prefix"),
+    ],
+)
+def test_topics_reject_unusable_names(prefix: str, device_id: str, field: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(field)):
+        topics(prefix, device_id)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "text"),
+    [
+        (0.0, "1970-01-01T00:00:00.000Z"),
+        (1_700_000_000.5, "2023-11-14T22:13:20.500Z"),
+        (1_767_225_599.9994, "2025-12-31T23:59:59.999Z"),
+    ],
+)
+def test_iso_utc(timestamp: float, text: str) -> None:
+    assert iso_utc(timestamp) == text
+
+
+def test_classification_payload() -> None:
+    preds = (Prediction(1, "dog", 0.912345), Prediction(0, "cat", 0.05))
+    payload = classification_payload(preds, frame=42, inference_ms=3.14159, model="tiny", timestamp=0.25)
+    assert payload == {
+        "label": "dog",
+        "index": 1,
+        "score": 0.9123,
+        "top_k": [{"index": 1, "label": "dog", "score": 0.9123}, {"index": 0, "label": "cat", "score": 0.05}],
+        "timestamp": "1970-01-01T00:00:00.250Z",
+        "frame": 42,
+        "inference_ms": 3.14,
+        "model": "tiny",
+    }
+    assert json.loads(json.dumps(payload)) == payload
+
+
+def test_classification_payload_without_predictions() -> None:
+    payload = classification_payload((), frame=0, inference_ms=1.0, model="m", timestamp=0.0)
+    assert (payload["label"], payload["index"], payload["score"], payload["top_k"]) == (None, None, 0.0, [])
+
+
+@pytest.mark.parametrize(
+    ("device_id", "node"), [("pi1", "pi1"), ("pi.local", "pi_local"), ("Cam 3", "Cam_3"), ("a-b_c", "a-b_c")]
+)
+def test_node_id(device_id: str, node: str) -> None:
+    assert node_id(device_id) == node
+
+
+# -- Home Assistant discovery against HA's schema (homeassistant/components/mqtt: abbreviations.py, sensor.py,
+# entity.py). Full key name -> HA's abbreviation, for every key HA's MQTT sensor accepts that we might use.
+HA_SENSOR_KEYS = {
+    "availability": "avty",
+    "availability_mode": "avty_mode",
+    "availability_template": "avty_tpl",
+    "availability_topic": "avty_t",
+    "device": "dev",
+    "device_class": "dev_cla",
+    "enabled_by_default": "en",
+    "entity_category": "ent_cat",
+    "expire_after": "exp_aft",
+    "force_update": "frc_upd",
+    "icon": "ic",
+    "json_attributes_template": "json_attr_tpl",
+    "json_attributes_topic": "json_attr_t",
+    "name": "name",
+    "object_id": "obj_id",
+    "origin": "o",
+    "payload_available": "pl_avail",
+    "payload_not_available": "pl_not_avail",
+    "qos": "qos",
+    "state_class": "stat_cla",
+    "state_topic": "stat_t",
+    "suggested_display_precision": "sug_dsp_prc",
+    "unique_id": "uniq_id",
+    "unit_of_measurement": "unit_of_meas",
+    "value_template": "val_tpl",
+}
+HA_DEVICE_KEYS = {
+    "configuration_url": "cu",
+    "connections": "cns",
+    "hw_version": "hw",
+    "identifiers": "ids",
+    "manufacturer": "mf",
+    "model": "mdl",
+    "model_id": "mdl_id",
+    "name": "name",
+    "serial_number": "sn",
+    "suggested_area": "sa",
+    "sw_version": "sw",
+    "via_device": "via_device",
+}
+HA_ORIGIN_KEYS = {"name": "name", "sw_version": "sw", "support_url": "url"}
+HA_AVAILABILITY_KEYS = {"topic": "t", "payload_available": "pl_avail", "payload_not_available": "pl_not_avail",
+                        "value_template": "val_tpl"}  # fmt: skip
+HA_STATE_CLASSES = {"measurement", "total", "total_increasing"}
+HA_DURATION_UNITS = {"d", "h", "min", "s", "ms"}
+OBJECT_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def _configs(device_id: str = "pi.local") -> dict[str, dict]:
+    return discovery_configs("homeassistant", "edge", device_id, model="tiny", device="edgetpu")
+
+
+def _abbreviate(config: dict) -> dict:
+    """The same config with HA's abbreviations, as a compact publisher could send it."""
+    out = {}
+    for key, value in config.items():
+        if key == "device":
+            value = {HA_DEVICE_KEYS[k]: v for k, v in value.items()}
+        elif key == "origin":
+            value = {HA_ORIGIN_KEYS[k]: v for k, v in value.items()}
+        elif key == "availability":
+            value = [{HA_AVAILABILITY_KEYS[k]: v for k, v in item.items()} for item in value]
+        out[HA_SENSOR_KEYS[key]] = value
+    return out
+
+
+def test_discovery_topics_ids_and_required_keys() -> None:
+    configs = _configs()
+    assert set(configs) == {f"homeassistant/sensor/pi_local_{key}/config" for key in SENSOR_KEYS}
+    for topic in configs:
+        assert OBJECT_ID.match(topic.split("/")[2]), topic
+    unique_ids = [c["unique_id"] for c in configs.values()]
+    assert len(set(unique_ids)) == len(unique_ids)
+    t = topics("edge", "pi.local")
+    for config in configs.values():
+        assert {"name", "unique_id", "state_topic", "device", "availability", "origin"} <= set(config)
+        assert config["state_topic"] in (t.classification, t.stats)
+        assert config["availability"] == [
+            {"topic": t.availability, "payload_available": "online", "payload_not_available": "offline"}
+        ]
+        assert config["device"]["identifiers"] == ["edge_daemon_pi_local"]
+        assert (config["device"]["model"], config["device"]["hw_version"]) == ("tiny", "edgetpu")
+        assert config["origin"] == {"name": "edge-daemon", "sw_version": __version__}
+
+
+def test_discovery_keys_are_known_to_home_assistant() -> None:
+    for topic, config in _configs().items():
+        assert set(config) <= set(HA_SENSOR_KEYS), (topic, set(config) - set(HA_SENSOR_KEYS))
+        # HA rejects unknown keys inside device/origin/availability (entity-level ones are silently dropped)
+        assert set(config["device"]) <= set(HA_DEVICE_KEYS), topic
+        assert set(config["origin"]) <= set(HA_ORIGIN_KEYS), topic
+        for item in config["availability"]:
+            assert set(item) <= set(HA_AVAILABILITY_KEYS), topic
+        if "state_class" in config:
+            assert config["state_class"] in HA_STATE_CLASSES
+        if config.get("device_class") == "duration":
+            assert config["unit_of_measurement"] in HA_DURATION_UNITS
+        if config.get("entity_category") is not None:
+            assert config["entity_category"] in ("diagnostic", "config")
+        assert "options" not in config or config.get("device_class") == "enum"
+
+
+@pytest.mark.parametrize(("full", "abbreviation"), sorted(HA_SENSOR_KEYS.items()))
+def test_abbreviation_table_expands_back(full: str, abbreviation: str) -> None:
+    """Our table agrees with HA's: expanding an abbreviated config gives back the full one."""
+    config = next(iter(_configs().values()))
+    abbreviated = _abbreviate(config)
+    expand = {v: k for k, v in HA_SENSOR_KEYS.items()}
+    assert {expand[k] for k in abbreviated} == set(config)
+    assert expand[abbreviation] == full
+
+
+def test_value_templates_render_against_real_payloads() -> None:
+    """Render each sensor's value_template with Jinja2 as HA does (value_json = the parsed payload)."""
+    jinja2 = pytest.importorskip("jinja2", reason="jinja2 not installed")
+    env = jinja2.Environment()
+    cls = classification_payload(
+        (Prediction(2, "bird", 0.8766),), frame=7, inference_ms=12.5, model="tiny", timestamp=0
+    )
+    empty = classification_payload((), frame=8, inference_ms=11.0, model="tiny", timestamp=0)
+    stats = {"fps_classified": 9.5, "dropped": 3, "uptime_s": 61.7}
+    t = topics("edge", "pi1")
+    expected = {
+        "label": ("bird", "none"),
+        "score": ("87.7", "0.0"),
+        "inference_ms": ("12.5", "11.0"),
+        "fps": ("9.5", "9.5"),
+        "dropped": ("3", "3"),
+        "uptime": ("62.0", "62.0"),
+    }
+    for key, config in zip(
+        SENSOR_KEYS, discovery_configs("homeassistant", "edge", "pi1", model="m", device="cpu").values(), strict=True
+    ):
+        template = env.from_string(config["value_template"])
+        payloads = (cls, empty) if config["state_topic"] == t.classification else (stats, stats)
+        rendered = tuple(template.render(value_json=p) for p in payloads)
+        assert rendered == expected[key], key
+
+
+def test_ha_status_topic() -> None:
+    assert ha_status_topic("homeassistant") == "homeassistant/status"
