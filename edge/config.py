@@ -82,11 +82,10 @@ def _check_value(value: Any, tp: Any, f: dataclasses.Field, key: str) -> Any:
     return value
 
 
-def _unknown(key: str, valid: list[str]) -> EdgeError:
-    name = key.rsplit(".", 1)[-1]
-    close = difflib.get_close_matches(name, valid, n=1)
+def _unknown(key: str, valid: list[str], origin: str = "") -> EdgeError:
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
-    return EdgeError(f"{key}: unknown key; {hint}valid keys here: {', '.join(valid)}")
+    return EdgeError(f"{key}{origin}: unknown key; {hint}valid keys here: {', '.join(valid)}")
 
 
 def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
@@ -104,7 +103,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
             if not isinstance(table, dict):
                 raise EdgeError(f"{key}: expected a table [{key}], got {table!r}")
             values[f.name] = _build(tp, table, f"{key}.")
-        elif f.name in data:
+        elif f.name in data and not (data[f.name] is None and type(None) in typing.get_args(tp)):
             values[f.name] = _check_value(data[f.name], tp, f, key)
     return cls(**values)
 
@@ -132,7 +131,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
         for i, part in enumerate(parts):
             fields_ = dict((f.name, t) for f, t in schema_fields(cls))
             if part not in fields_:
-                raise _unknown(".".join(parts[: i + 1]) + f" (from {var})", list(fields_))
+                raise _unknown(".".join(parts[: i + 1]), list(fields_), f" (from {var})")
             tp = fields_[part]
             if dataclasses.is_dataclass(tp) and i < len(parts) - 1:
                 table = table.setdefault(part, {})
@@ -317,3 +316,9 @@ def reference_markdown() -> str:
             doc = f.metadata["doc"].replace("|", "\\|")
             out.append(f"| `{f.name}` | {_type_name(tp, short=True)} | {default} | {doc} |")
     return "\n".join(out).lstrip("\n") + "\n"
+
+
+if __name__ == "__main__":  # python -m edge.config [--reference] > edge/default-config.toml
+    import sys
+
+    sys.stdout.write(reference_markdown() if "--reference" in sys.argv else example_toml())

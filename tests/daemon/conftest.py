@@ -1,0 +1,169 @@
+"""Fixtures for the daemon tests: published models, real video clips, a daemon subprocess, a NOTIFY_SOCKET.
+
+Models come from ../shared/data (skipped with the reason when absent); clips are written with OpenCV from the
+published test images (`cat.bmp`, `bird.bmp`), so the labels the daemon publishes can be checked against what
+the upstream models are known to answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from shared_data import shared
+
+from tests.daemon.media import write_video
+
+REPO = Path(__file__).resolve().parents[2]
+# `edge-daemon` as the console script runs it (`python -m edge.cli` would not see the registered subcommands)
+CLI = [sys.executable, "-c", "import sys\nfrom edge.cli import main\nsys.exit(main())"]
+CAT_INDICES = range(282, 287)  # ImageNet (with background at 0): tabby, tiger, Persian, Siamese, Egyptian cat
+
+
+def toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    return json.dumps(str(v))
+
+
+def write_config(path: Path, sections: dict[str, dict[str, object]]) -> Path:
+    """Write a TOML config from {section: {key: value}} (section names may be dotted, e.g. "mqtt.tls")."""
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+@pytest.fixture(scope="session")
+def coral_model() -> Path:
+    """Coral's MobileNet v1 0.25/128 (ImageNet, labels embedded): small and fast."""
+    return shared("coral/mobilenet_v1_0.25_128_quant.tflite")
+
+
+@pytest.fixture(scope="session")
+def flower_model() -> Path:
+    """The TFLite Support AutoML flower classifier (5 classes, labels embedded)."""
+    return shared("tflite-support/automl_labeler_model.tflite")
+
+
+def _image(rel: str, size: tuple[int, int] = (320, 240)) -> np.ndarray:
+    img = cv2.imread(str(shared(rel)), cv2.IMREAD_COLOR)
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="session")
+def cat_bird_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real MJPG .avi at 20 fps: 2 s of coral/cat.bmp, then 2 s of coral/bird.bmp."""
+    cat, bird = _image("coral/cat.bmp"), _image("coral/bird.bmp")
+    return write_video(tmp_path_factory.mktemp("clips") / "cat_bird.avi", [cat] * 40 + [bird] * 40, fps=20)
+
+
+@pytest.fixture(scope="session")
+def cat_images() -> list[np.ndarray]:
+    return [_image("coral/cat.bmp")]
+
+
+class NotifySocket:
+    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET; collects what the daemon sends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.messages: list[str] = []
+
+    def collect(self, seconds: float = 0.0) -> list[str]:
+        """Read everything that arrived (waiting up to `seconds` for more); returns all messages so far."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    return self.messages
+
+    def wait_for(self, line: str, timeout: float = 10.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(line in m.split("\n") for m in self.collect()):
+                return self.messages
+        raise TimeoutError(f"{line!r} not received within {timeout} s; got {self.messages}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    s = NotifySocket(tmp_path / "notify.sock")
+    yield s
+    s.close()
+
+
+class Daemon:
+    """`edge-daemon run --config FILE` as a child process; killed at teardown if still running."""
+
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.log_path = config.with_suffix(".log")
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "NOTIFY_", "WATCHDOG_"))}
+        environ.update(env or {})
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [*CLI, "run", "--config", str(config)],
+                cwd=REPO,
+                env=environ,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def send(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> tuple[int, float]:
+        """Send `sig` and wait; returns (exit code, seconds it took)."""
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout)
+        return rc, time.monotonic() - t0
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def daemon_factory() -> Iterator[Callable[..., Daemon]]:
+    daemons: list[Daemon] = []
+
+    def make(config: Path, env: dict[str, str] | None = None) -> Daemon:
+        d = Daemon(config, env)
+        daemons.append(d)
+        return d
+
+    yield make
+    for d in daemons:
+        d.kill()
