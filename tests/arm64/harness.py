@@ -1,0 +1,316 @@
+"""Proves the daemon on a Raspberry Pi OS bookworm 64-bit userland, emulated: `python -m tests.arm64.harness`.
+
+Steps: a cached Debian bookworm arm64 sysroot (tests.arm64.sysroot); the daemon's aarch64 cp311 wheels
+resolved from pyproject.toml and the project built as a wheel (tests.arm64.wheels); then ONE emulated process
+(`qemu-aarch64-static -cpu cortex-a72`, a Pi 4's core) runs tests/arm64/guest.py: import, `edge-daemon info`
+and `classify` on a published int8 model and on the trainer's demo model, then `edge-daemon run` on a video
+file publishing to a real mosquitto on the host, until the harness sends SIGTERM once a subscriber has the
+frames. The harness checks every result (top-1, messages, clean exit) and prints the emulated timings.
+
+Exit status 0 when everything held, 1 with one line per failed check, 2 when it could not run at all.
+Cache: `$EDGE_ARM64_CACHE` or `~/.cache/edge-daemon-arm64` (about 300 MB; delete it to rebuild).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.arm64 import sysroot as sysroot_mod
+from tests.arm64 import wheels as wheels_mod
+from tests.arm64.guest import PREFIX
+from tests.arm64.target import REPO
+from tests.mqtt_broker import Mosquitto, Subscriber, mosquitto_available
+
+log = logging.getLogger("tests.arm64.harness")
+
+SHARED = REPO.parent / "shared" / "data"
+GUEST = Path(__file__).resolve().parent / "guest.py"
+DEMO_MODEL = REPO / "edge" / "assets" / "demo_model.tflite"
+DEVICE_ID = "pi-arm64"
+CPU = os.environ.get("EDGE_ARM64_CPU", "cortex-a72")  # cortex-a72 = Pi 4, cortex-a76 = Pi 5
+
+
+@dataclass(frozen=True)
+class Case:
+    """A model, an image, and the top-1 label the model must give it."""
+
+    model: Path
+    image: Path
+    label: str
+    index: int | None = None
+
+
+@dataclass
+class Report:
+    """What the harness saw: guest result lines, MQTT messages, timings (seconds), failed checks, notes."""
+
+    steps: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    messages: list[tuple[str, str]] = field(default_factory=list)
+    guest_log: str = ""
+
+    def check(self, ok: bool, what: str) -> bool:
+        """Record `what` as a failure unless `ok`."""
+        if not ok:
+            self.failures.append(what)
+        return ok
+
+    def step(self, name: str) -> list[dict]:
+        """The guest's result lines for one step."""
+        return [s for s in self.steps if s.get("step") == name]
+
+
+def qemu() -> str | None:
+    """Path of qemu-aarch64-static, or None (apt-get install qemu-user-static)."""
+    return shutil.which("qemu-aarch64-static")
+
+
+def published_case() -> Case | None:
+    """Coral's MobileNet v1 0.25/128 int8 on cat.bmp: upstream's test expects class 283, tiger cat."""
+    model, image = SHARED / "coral/mobilenet_v1_0.25_128_quant.tflite", SHARED / "coral/cat.bmp"
+    return Case(model, image, "tiger cat", 283) if model.exists() and image.exists() else None
+
+
+def trainer_case() -> Case | None:
+    """The model our trainer made (edge/assets/demo_model.tflite) on an image of a class it knows."""
+    if not DEMO_MODEL.exists():
+        return None
+    return None  # filled in once the trainer's demo model and its sample images are committed
+
+
+def make_clip(image: Path, out: Path, frames: int = 30, fps: float = 10.0) -> Path:
+    """A short MJPEG .avi of `image` (made with the host's OpenCV): the daemon's video-file camera input."""
+    import cv2
+
+    frame = cv2.imread(str(image), cv2.IMREAD_COLOR)
+    frame = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
+    for _ in range(frames):
+        writer.write(frame)
+    writer.release()
+    if not out.exists() or out.stat().st_size == 0:
+        raise RuntimeError(f"could not write the test clip {out} (host OpenCV without an MJPEG writer?)")
+    return out
+
+
+def write_config(path: Path, *, clip: Path, model: Path, broker: Mosquitto) -> Path:
+    """The daemon's TOML config for the emulated run: every frame published, stats every second."""
+    q = json.dumps  # a JSON string is a valid TOML basic string for these paths
+    path.write_text(
+        f"[camera]\nsource = {q(str(clip))}\nloop = true\n\n"
+        f"[model]\npath = {q(str(model))}\nthreads = 2\ntop_k = 3\nwatch = false\n\n"
+        f"[mqtt]\nhost = {q(broker.host)}\nport = {broker.port}\ndevice_id = {q(DEVICE_ID)}\n\n"
+        '[smoothing]\nmode = "off"\n\n[stats]\ninterval_s = 1.0\n'
+    )
+    return path
+
+
+def _read_guest(stream, report: Report, started: threading.Event) -> None:
+    for line in stream:
+        if line.startswith(PREFIX):
+            step = json.loads(line[len(PREFIX) :])
+            report.steps.append(step)
+            if step["step"] == "run-start":
+                started.set()
+
+
+def run_guest(root: Path, pythonpath: list[Path], args: list[str], report: Report, *, run_until) -> int:
+    """Start the emulated Python on guest.py; `run_until()` decides when to send SIGTERM. Returns its exit code."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(pythonpath[0].parent),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": os.pathsep.join(map(str, pythonpath)),
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    cmd = [qemu() or "qemu-aarch64-static", "-cpu", CPU, "-L", str(root), str(root / "usr/bin/python3.11")]
+    errlog = pythonpath[0].parent / "guest.log"
+    started = threading.Event()
+    with errlog.open("w") as err:
+        proc = subprocess.Popen([*cmd, str(GUEST), *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        reader = threading.Thread(target=_read_guest, args=(proc.stdout, report, started), daemon=True)
+        reader.start()
+        try:
+            run_until(proc, started)
+            if proc.poll() is None:
+                t0 = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+                report.timings["guest: SIGTERM to exit"] = time.monotonic() - t0
+            proc.wait(timeout=600)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=5)
+    report.guest_log = errlog.read_text(errors="replace")
+    return proc.returncode
+
+
+def run(cache: Path | None = None, frames: int = 5) -> Report:
+    """Build (or reuse) everything, run the emulated daemon, check the results. See the module docstring."""
+    report = Report()
+    cache = cache or sysroot_mod.default_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    t = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.monotonic()
+        report.timings[name] = now - t
+        t = now
+
+    root = sysroot_mod.ensure_sysroot(cache)
+    lap("host: sysroot (Debian bookworm arm64)")
+    wheels = wheels_mod.download_dependencies(cache)
+    report.notes.append("wheels: " + ", ".join(w.name for w in wheels))
+    lap("host: resolve/download aarch64 wheels")
+    deps = wheels_mod.install_dependencies(cache, wheels)
+    lap("host: install dependency wheels")
+    with tempfile.TemporaryDirectory(prefix="edge-arm64-run-") as tmp:
+        work = Path(tmp)
+        project = wheels_mod.install_project(wheels_mod.build_project_wheel(work / "dist"), work / "project")
+        lap("host: build + install the project wheel")
+        cases = [c for c in (published_case(), trainer_case()) if c is not None]
+        if published_case() is None:
+            report.notes.append(f"SKIPPED published model: {SHARED} not found")
+        if trainer_case() is None:
+            report.notes.append(f"SKIPPED trainer's model: {DEMO_MODEL.relative_to(REPO)} not committed yet")
+        run_case = cases[0] if cases else None
+        args = [a for c in cases for a in ("--case", str(c.model), str(c.image))]
+        with Mosquitto(work / "mosquitto") as broker, Subscriber(broker, ["edge/#", "homeassistant/#"]) as sub:
+            if run_case is not None:
+                clip = make_clip(run_case.image, work / "clip.avi")
+                config = write_config(work / "edge.toml", clip=clip, model=run_case.model, broker=broker)
+                args += ["--config", str(config)]
+            topic = f"edge/{DEVICE_ID}/classification"
+
+            def until(proc: subprocess.Popen, started: threading.Event) -> None:
+                if run_case is None:
+                    return
+                while not started.wait(1.0):
+                    if proc.poll() is not None:
+                        return
+                t0 = time.monotonic()
+                try:
+                    sub.wait_for_topic(topic, count=1, timeout=120)
+                    report.timings["guest: run start to first classification message"] = time.monotonic() - t0
+                    t1 = time.monotonic()
+                    n0 = len(sub.received(topic))
+                    sub.wait_for_topic(topic, count=n0 + frames, timeout=120)
+                    report.timings[f"guest: {frames} more frames classified and received"] = time.monotonic() - t1
+                    sub.wait_for_topic(f"edge/{DEVICE_ID}/stats", count=1, timeout=30)
+                except TimeoutError as e:
+                    report.failures.append(f"MQTT: {e}")
+
+            code = run_guest(root, [project, deps], args, report, run_until=until)
+            lap("guest: whole emulated process")
+            time.sleep(0.3)
+            report.messages = [(m.topic, m.payload.decode(errors="replace")) for m in sub.received()]
+        report.check(code == 0, f"emulated process exited {code}: {report.guest_log.strip()[-1500:]}")
+        check(report, cases, run_case, deps, project, frames)
+    return report
+
+
+def check(report: Report, cases: list[Case], run_case: Case | None, deps: Path, project: Path, frames: int) -> None:
+    """Judge the guest's result lines and the MQTT messages; failures go into the report."""
+    imp = report.step("import")
+    if not report.check(len(imp) == 1, "guest did not get through the imports"):
+        return
+    imp = imp[0]
+    report.timings["guest: import edge, numpy, cv2, ai_edge_litert"] = imp["seconds"]
+    report.check(imp["machine"] == "aarch64", f"guest machine is {imp['machine']}, not aarch64")
+    report.check(imp["libc"] == ["glibc", "2.36"], f"guest libc is {imp['libc']}, not glibc 2.36")
+    report.check(imp["python"].startswith("3.11."), f"guest Python is {imp['python']}")
+    for name, path in imp["modules"].items():
+        where = project if name == "edge" else deps
+        report.check(str(path).startswith(str(where)), f"{name} imported from {path}, not from {where}")
+    infos, results = report.step("info"), report.step("classify")
+    for case in cases:
+        name = case.model.name
+        info = [s for s in infos if s["model"] == str(case.model)]
+        result = [s for s in results if s["model"] == str(case.model)]
+        if not report.check(info and info[0]["code"] == 0, f"edge-daemon info {name} failed"):
+            continue
+        report.timings[f"guest: edge-daemon info {name}"] = info[0]["seconds"]
+        if not report.check(result and result[0]["code"] == 0, f"edge-daemon classify {name} failed"):
+            continue
+        preds = result[0]["predictions"]
+        top = preds[0] if preds else {}
+        report.check(
+            top.get("label") == case.label and (case.index is None or top.get("index") == case.index),
+            f"{name} on {case.image.name}: top-1 {top} instead of {case.label}",
+        )
+        report.timings[f"guest: edge-daemon classify {name}"] = result[0]["seconds"]
+        report.timings[f"guest: inference {name} (ms)"] = result[0]["inference_ms"]
+    if run_case is None:
+        return
+    end = report.step("run-end")
+    report.check(bool(end) and end[0]["code"] == 0, f"edge-daemon run did not return 0 after SIGTERM: {end}")
+    by_topic: dict[str, list[str]] = {}
+    for topic, payload in report.messages:
+        by_topic.setdefault(topic, []).append(payload)
+    base = f"edge/{DEVICE_ID}"
+    labels = [json.loads(p)["label"] for p in by_topic.get(f"{base}/classification", [])]
+    report.check(len(labels) >= frames, f"subscriber got {len(labels)} classification messages, expected >= {frames}")
+    report.check(set(labels) == {run_case.label}, f"classification labels {sorted(set(labels))} != {run_case.label}")
+    report.check(
+        by_topic.get(f"{base}/availability", [])[-1:] == ["offline"],
+        f"availability did not end 'offline' after SIGTERM: {by_topic.get(f'{base}/availability')}",
+    )
+    report.check(
+        any(t.startswith("homeassistant/") for t in by_topic), "no Home Assistant discovery message was received"
+    )
+    report.check("MQTT: stopped" in report.guest_log, "the daemon's log does not show a clean MQTT stop")
+    stats = [json.loads(p) for p in by_topic.get(f"{base}/stats", [])]
+    if stats:
+        report.notes.append(
+            f"daemon stats under emulation: {stats[-1].get('fps_classified')} fps classified, "
+            f"inference p50 {stats[-1].get('inference_ms_p50')} ms"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cache", type=Path, help="cache directory (default: $EDGE_ARM64_CACHE or ~/.cache/...)")
+    p.add_argument("--frames", type=int, default=5, help="frames the daemon must publish (default 5)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if qemu() is None:
+        print("arm64: qemu-aarch64-static not found: apt-get install qemu-user-static", file=sys.stderr)
+        return 2
+    if not mosquitto_available():
+        print("arm64: mosquitto not found: apt-get install mosquitto", file=sys.stderr)
+        return 2
+    try:
+        report = run(args.cache, args.frames)
+    except (sysroot_mod.SysrootError, wheels_mod.WheelError) as e:
+        print(f"arm64: {e}", file=sys.stderr)
+        return 2
+    for name, value in report.timings.items():
+        print(f"  {name:<60} {value:8.2f}")
+    for note in report.notes:
+        print(f"  {note}")
+    for failure in report.failures:
+        print(f"arm64: FAILED: {failure}", file=sys.stderr)
+    print(f"arm64: {'FAILED' if report.failures else 'OK'} ({len(report.failures)} failed checks)")
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

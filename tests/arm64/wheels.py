@@ -1,0 +1,128 @@
+"""The daemon's aarch64 wheels for the emulated Pi: resolved from pyproject.toml's `[project] dependencies`
+(markers evaluated for the Pi) by the host's pip with the Pi's tags, plus the project itself built as a wheel
+from the working tree. Both are installed with `pip install --target` into directories the emulated Python
+gets on its PYTHONPATH; nothing is installed into `/` or into the host's environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from packaging.version import Version
+
+from tests.arm64.target import REPO, daemon_requirements, pip_target_args, wheel_fits_pi
+
+log = logging.getLogger(__name__)
+
+
+class WheelError(RuntimeError):
+    """pip could not resolve, download, build or install a wheel; the message carries pip's last lines."""
+
+
+def _pip(args: list[str], what: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
+    if proc.returncode != 0:
+        tail = [line for line in (proc.stderr + proc.stdout).strip().splitlines() if line.strip()][-6:]
+        raise WheelError(f"{what} failed: " + " | ".join(tail))
+    return proc
+
+
+def download_dependencies(cache: Path) -> list[Path]:
+    """Resolve the daemon's dependencies for the Pi and return exactly the chosen wheel files.
+
+    The result lands in `cache/wheels` (replacing the previous run's set). PyPI is asked first so a new
+    release is tested as soon as a Pi would get it; without network the previous set is reused.
+
+    Raises:
+        WheelError: no set of aarch64 cp311 wheels (manylinux <= 2_36) satisfies the declarations.
+    """
+    reqs = [str(r) for r in daemon_requirements()]
+    wheels, fresh = cache / "wheels", cache / "wheels.partial"
+    shutil.rmtree(fresh, ignore_errors=True)
+    wheels.mkdir(parents=True, exist_ok=True)
+    common = ["download", "--dest", str(fresh), *pip_target_args(), *reqs]
+    try:
+        _pip([*common, "--find-links", str(wheels)], "pip download (aarch64 cp311 wheels)")
+    except WheelError as online:
+        if not any(wheels.glob("*.whl")):
+            raise
+        log.warning("PyPI resolution failed (%s); trying the cached wheels", online)
+        shutil.rmtree(fresh, ignore_errors=True)
+        _pip([*common, "--no-index", "--find-links", str(wheels)], "pip download from the cache")
+    files = sorted(fresh.iterdir())
+    misfits = [f.name for f in files if not wheel_fits_pi(f.name)]
+    if misfits:
+        raise WheelError(f"resolved files a Pi cannot install: {misfits}")
+    shutil.rmtree(wheels)
+    fresh.rename(wheels)
+    return sorted(wheels.iterdir())
+
+
+def install_dependencies(cache: Path, wheels: list[Path]) -> Path:
+    """Install the wheel set into `cache/site-<hash>` (reused while the set is unchanged); return the directory."""
+    key = hashlib.sha256("\n".join(w.name for w in wheels).encode()).hexdigest()[:12]
+    site = cache / f"site-{key}"
+    if (site / ".complete").exists():
+        return site
+    for old in cache.glob("site-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    _pip(
+        ["install", "--no-index", "--no-deps", "--target", str(site), *pip_target_args(), *map(str, wheels)],
+        "pip install --target (dependencies)",
+    )
+    (site / ".complete").touch()
+    return site
+
+
+def _project_files() -> list[str]:
+    """The working tree's files as git sees them (tracked and new, ignored ones left out)."""
+    proc = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return [name for name in proc.stdout.decode().split("\0") if name]
+
+
+def _can_build_in_place() -> bool:
+    """True when this Python has the build backend pyproject.toml asks for (saves fetching it per build)."""
+    try:
+        return Version(metadata.version("setuptools")) >= Version("68") and bool(metadata.version("wheel"))
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def build_project_wheel(out: Path) -> Path:
+    """Build the project's wheel from a clean copy of the working tree (no stale build/ can leak in)."""
+    with tempfile.TemporaryDirectory(prefix="edge-arm64-src-") as tmp:
+        src = Path(tmp)
+        for name in _project_files():
+            path = REPO / name
+            if path.is_file() and not name.startswith(("tests/", ".ci/")):
+                (src / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, src / name)
+        isolation = ["--no-build-isolation"] if _can_build_in_place() else []
+        cmd = ["wheel", "--no-deps", *isolation, "--wheel-dir", str(out), str(src)]
+        _pip(cmd, "building the project wheel", timeout=300)
+    built = sorted(out.glob("edge_daemon-*.whl"))
+    if not built:
+        raise WheelError(f"pip wheel produced no edge_daemon wheel in {out}")
+    return built[-1]
+
+
+def install_project(wheel: Path, target: Path) -> Path:
+    """Install the project's wheel alone (its dependencies come from the dependency site) into `target`."""
+    _pip(
+        ["install", "--no-index", "--no-deps", "--target", str(target), *pip_target_args(), str(wheel)],
+        "pip install --target (project wheel)",
+    )
+    return target
