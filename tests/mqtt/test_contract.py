@@ -236,3 +236,27 @@ def test_value_templates_render_against_real_payloads() -> None:
 
 def test_ha_status_topic() -> None:
     assert ha_status_topic("homeassistant") == "homeassistant/status"
+
+
+def _readme_mqtt_section() -> str:
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    text = readme.read_text()
+    return text[text.index("<!-- BEGIN mqtt -->") : text.index("<!-- END mqtt -->")]
+
+
+def test_readme_examples_match_the_contract() -> None:
+    """The README's classification example has exactly the keys the code produces; topics in its table exist."""
+    section = _readme_mqtt_section()
+    blocks = re.findall(r"```json\n(.*?)```", section, re.S)
+    example = json.loads(blocks[0])
+    real = classification_payload((Prediction(0, "a", 0.5),), frame=1, inference_ms=1.0, model="m", timestamp=0)
+    assert set(example) == set(real)
+    assert {k for item in example["top_k"] for k in item} == set(real["top_k"][0])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", example["timestamp"])
+    stats = json.loads(blocks[1])
+    assert {"mqtt_reconnects", "queued", "dropped", "published", "fps_classified", "uptime_s"} <= set(stats)
+    t = topics("edge", "<id>")
+    for topic in (t.availability, t.classification, t.stats, t.event):
+        assert f"`{topic}`" in section
