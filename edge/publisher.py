@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 INFLIGHT = 20  # QoS >= 1 messages handed to paho and not yet acknowledged
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+CONNECT_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ class Publisher:
             client.username_pw_set(o.username, o.password)
         client.will_set(self.topics.availability, PAYLOAD_OFFLINE, qos=max(1, o.qos), retain=True)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.connect_timeout = CONNECT_TIMEOUT_S  # bounds stop() while a connect attempt hangs
         client.max_inflight_messages_set(INFLIGHT + 20)  # headroom for availability/discovery
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail

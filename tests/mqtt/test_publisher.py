@@ -292,3 +292,21 @@ def test_received_by_mosquitto_sub(mosquitto, publisher_factory) -> None:
 def test_mosquitto_helper_is_real(mosquitto: Mosquitto) -> None:
     """Guard: the broker under test is the Debian mosquitto binary, not something else on the port."""
     assert mosquitto.running and "mosquitto version" in mosquitto.log()
+
+
+def test_stop_while_broker_unreachable_is_bounded(publisher_factory, caplog) -> None:
+    """A daemon told to stop while its broker is away still stops promptly (SIGTERM must exit within 5 s)."""
+    from mqtt_broker import free_port
+
+    class Nowhere:
+        host, port = "127.0.0.1", free_port()  # nothing listens here
+
+    caplog.set_level(logging.INFO, logger="edge.publisher")
+    pub = publisher_factory(Nowhere)
+    for frame in range(5):
+        pub.publish_classification({"frame": frame})
+    wait_until(lambda: "cannot reach broker" in caplog.text, what="failure logged")
+    started = time.monotonic()
+    pub.stop(timeout=1.0)
+    assert time.monotonic() - started < 3.0
+    assert "5 message(s) not delivered" in caplog.text
