@@ -1,7 +1,8 @@
 """The naive baseline: the loop tutorials write, on the same clip, model and broker as the daemon.
 
 Read a frame, `cv2.resize`, invoke, `publish(...).wait_for_publish()` every frame, in one thread; frames are
-read in order (none dropped) and the clip loops. It publishes the same classification payload to the same
+read in order (none dropped) and the clip loops; with `--fps` frames are read no faster than a camera
+would deliver them. It publishes the same classification payload to the same
 topic as the daemon so the same subscriber measures both. Run until SIGTERM:
 `python -m benchmarks.naive --model M --video V --port P --prefix bench --device-id naive`.
 """
@@ -32,6 +33,7 @@ def main() -> int:
     p.add_argument("--port", type=int, default=1883)
     p.add_argument("--prefix", default="edge")
     p.add_argument("--device-id", default="naive")
+    p.add_argument("--fps", type=float, default=0.0, help="deliver frames like a camera at this rate (0: unpaced)")
     args = p.parse_args()
 
     stop = threading.Event()
@@ -49,8 +51,11 @@ def main() -> int:
     name = Path(args.model).stem
 
     cap = cv2.VideoCapture(args.video)
-    frame_no = 0
+    frame_no, next_at = 0, time.monotonic()
     while not stop.is_set():
+        if args.fps:  # a camera hands out the next frame only when it has been exposed
+            next_at = max(next_at + 1.0 / args.fps, time.monotonic() - 1.0 / args.fps)
+            time.sleep(max(0.0, next_at - time.monotonic()))
         ok, frame = cap.read()
         if not ok:  # end of the clip: start again
             cap.release()

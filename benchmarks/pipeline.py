@@ -64,11 +64,13 @@ def daemon_argv(config_path: str) -> list[str]:
     return [PYTHON, "-c", "import sys; from edge.cli import main; sys.exit(main())", "run", "--config", config_path]
 
 
-def naive_argv(model: str, clip: str, threads: int, port: int, prefix: str, device_id: str) -> list[str]:
-    """The naive tutorial loop on the same inputs."""
+def naive_argv(
+    model: str, clip: str, threads: int, port: int, prefix: str, device_id: str, fps: float = 0.0
+) -> list[str]:
+    """The naive tutorial loop on the same inputs (`fps` > 0: frames delivered at a camera's rate)."""
     return [
         PYTHON, "-m", "benchmarks.naive", "--model", model, "--video", clip, "--threads", str(threads),
-        "--port", str(port), "--prefix", prefix, "--device-id", device_id,
+        "--port", str(port), "--prefix", prefix, "--device-id", device_id, "--fps", str(fps),
     ]  # fmt: skip
 
 

@@ -3,12 +3,13 @@
     python -m benchmarks.suite [--smoke] [--soak SECONDS] [--json OUT.json]   (from the repository root)
 
 For each model (small, large) and thread count (1, 2): the limit (bare invoke loop; `litert-benchmark` for
-reference), the pipeline (`edge-daemon run` on a 640x480 clip as fast as it goes, publishing every classified
-frame to a real mosquitto), latency seen by a separate subscriber process, footprint (RSS vs the runtime-only
-floor, CPU per classified frame, start-up to the first classification received) and the naive tutorial loop on
-the same inputs; then issue 2's classify-overhead check. `--soak SECONDS` instead runs the daemon alone for that
-long and reports RSS growth per hour, dropped frames and MQTT reconnects. `--smoke` runs everything in seconds
-(for CI: the figures are checked for shape, not speed).
+reference), the pipeline (`edge-daemon run` on a 640x480 clip, publishing every classified frame to a real
+mosquitto), latency seen by a separate subscriber process, footprint (RSS vs the runtime-only floor, CPU per
+classified frame, start-up to the first classification received) and the naive tutorial loop on the same
+inputs; each once as fast as the clip decodes and once with frames delivered at a camera's 30 fps (latency
+under saturation is queueing; at a camera's rate it is the path's own). Then issue 2's classify-overhead check.
+`--soak SECONDS` instead runs the daemon alone for that long and reports RSS growth per hour, dropped frames
+and MQTT reconnects. `--smoke` runs everything in seconds (for CI: figures are checked for shape, not speed).
 """
 
 from __future__ import annotations
@@ -54,15 +55,19 @@ def _broker() -> Any:
     return Mosquitto()
 
 
-def _run_publisher(kind: str, m: dict[str, str], threads: int, clip: str, broker: Any, s: Any) -> dict[str, Any]:
-    device_id = f"{kind}-{m['role']}-{threads}-{os.getpid()}"
-    if kind == "daemon":
+def _run_publisher(
+    kind: str, m: dict[str, str], threads: int, clip: dict[str, Any], broker: Any, s: Any, camera_fps: float = 0.0
+) -> dict[str, Any]:
+    """`kind` (daemon | naive) on the clip; `camera_fps` > 0 delivers frames at a camera's rate."""
+    device_id = f"{kind}-{m['role']}-{threads}-{int(camera_fps)}-{os.getpid()}"
+    if kind == "daemon":  # the daemon paces a video file at its header's rate
         cfg = Path(tempfile.mkdtemp(prefix="bench-cfg-")) / "config.toml"
-        cfg.write_text(pipeline.daemon_config(m["path"], clip, threads, broker.port, "bench", device_id))
+        cfg.write_text(pipeline.daemon_config(m["path"], clip["path"], threads, broker.port, "bench", device_id))
         argv = pipeline.daemon_argv(str(cfg))
     else:
-        argv = pipeline.naive_argv(m["path"], clip, threads, broker.port, "bench", device_id)
-    log.info("%s: %s, %d thread(s), %.0f s", kind, m["role"], threads, s.pipeline_s)
+        argv = pipeline.naive_argv(m["path"], clip["path"], threads, broker.port, "bench", device_id, camera_fps)
+    rate = f"{camera_fps:g} fps camera" if camera_fps else "as fast as it goes"
+    log.info("%s: %s, %d thread(s), %s, %.0f s", kind, m["role"], threads, rate, s.pipeline_s)
     try:
         return pipeline.measure(
             argv, broker.port, f"bench/{device_id}", seconds=s.pipeline_s, warmup=s.warmup_s, helpers=(broker.proc.pid,)
@@ -72,8 +77,25 @@ def _run_publisher(kind: str, m: dict[str, str], threads: int, clip: str, broker
         return {"error": str(e)}
 
 
-def _clip(s: Any) -> dict[str, Any]:
-    return inputs.make_clip(inputs.CACHE / f"clip_640x480_{int(s.clip_s)}s_{s.clip_fps}fps.avi", s.clip_s, s.clip_fps)
+def _clip(s: Any, fps: int) -> dict[str, Any]:
+    return inputs.make_clip(inputs.CACHE / f"clip_640x480_{int(s.clip_s)}s_{fps}fps.avi", s.clip_s, fps)
+
+
+def _measure_model(m: dict[str, str], threads: int, clips: dict[str, Any], broker: Any, s: Any) -> dict[str, Any]:
+    log.info("limit: %s, %d thread(s)", m["role"], threads)
+    run: dict[str, Any] = {"role": m["role"], "model": m["path"], "threads": threads}
+    run["limit"] = limit.run(m["path"], threads, s.limit_s)
+    run["reference"] = None if s.no_reference else limit.reference(m["path"], threads, s.reference_runs)
+    run["pipeline"] = _run_publisher("daemon", m, threads, clips["fast"], broker, s)
+    run["naive"] = None if s.no_naive else _run_publisher("naive", m, threads, clips["fast"], broker, s)
+    if s.camera_fps:
+        cam = clips["camera"]
+        run["pipeline_camera"] = _run_publisher("daemon", m, threads, cam, broker, s, s.camera_fps)
+        if not s.no_naive:
+            run["naive_camera"] = _run_publisher("naive", m, threads, cam, broker, s, s.camera_fps)
+    run["derived"] = report.derive(run, s.decode_ms)
+    run["targets"] = report.targets(run)
+    return run
 
 
 def run_suite(s: Any) -> dict[str, Any]:
@@ -82,29 +104,25 @@ def run_suite(s: Any) -> dict[str, Any]:
     models = [m for m in inputs.models(s.small, s.large) if m["role"] in s.roles]
     if not models:
         raise SystemExit(f"benchmarks: error: no model found (looked in {inputs.DATA}); give --small/--large")
-    clip_info = _clip(s)
-    decode = inputs.decode_ms(Path(clip_info["path"]))
+    clips = {"fast": _clip(s, inputs.UNPACED_FPS)}
+    if s.camera_fps:
+        clips["camera"] = _clip(s, int(s.camera_fps))
+    s.decode_ms = inputs.decode_ms(Path(clips["fast"]["path"]))
     result: dict[str, Any] = {
         "mode": "smoke" if s.smoke else "full",
         "machine": inputs.machine(),
-        "settings": {k: getattr(s, k) for k in ("limit_s", "pipeline_s", "warmup_s", "clip_s", "clip_fps", "threads")},
-        "clip": clip_info,
-        "decode_ms": decode,
+        "settings": {
+            k: getattr(s, k) for k in ("limit_s", "pipeline_s", "warmup_s", "clip_s", "camera_fps", "threads")
+        },
+        "clips": clips,
+        "decode_ms": s.decode_ms,
         "models": models,
         "runs": [],
     }
     with _broker() as broker:
         for m in models:
             for threads in s.threads:
-                log.info("limit: %s, %d thread(s)", m["role"], threads)
-                run: dict[str, Any] = {"role": m["role"], "model": m["path"], "threads": threads}
-                run["limit"] = limit.run(m["path"], threads, s.limit_s)
-                run["reference"] = None if s.no_reference else limit.reference(m["path"], threads, s.reference_runs)
-                run["pipeline"] = _run_publisher("daemon", m, threads, clip_info["path"], broker, s)
-                run["naive"] = None if s.no_naive else _run_publisher("naive", m, threads, clip_info["path"], broker, s)
-                run["derived"] = report.derive(run, decode)
-                run["targets"] = report.targets(run)
-                result["runs"].append(run)
+                result["runs"].append(_measure_model(m, threads, clips, broker, s))
     large = next((m for m in inputs.models(s.small, s.large) if m["role"] == "large"), None)
     if large and not s.no_overhead:
         image = classify_overhead.load_image(None)
@@ -121,11 +139,12 @@ def run_soak(s: Any) -> dict[str, Any]:
     m = next((m for m in inputs.models(s.small, s.large) if m["role"] == s.soak_model), None)
     if m is None:
         raise SystemExit(f"benchmarks: error: no {s.soak_model} model found; give --small/--large")
-    clip_info = _clip(s)
+    fps = int(s.camera_fps) or inputs.UNPACED_FPS
+    clip_info = _clip(s, fps)
     s.pipeline_s, s.warmup_s = s.soak, min(30.0, s.soak / 10)
     threads = s.threads[-1]
     with _broker() as broker:
-        soak = _run_publisher("daemon", m, threads, clip_info["path"], broker, s)
+        soak = _run_publisher("daemon", m, threads, clip_info, broker, s, s.camera_fps)
     out = {"role": m["role"], "model": m["path"], "threads": threads, "seconds": s.soak, "pipeline": soak}
     if "error" not in soak:
         out["targets"] = report.soak_targets(soak)
@@ -144,11 +163,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--seconds", dest="pipeline_s", type=float, help="steady window per pipeline run")
     p.add_argument(
-        "--clip-fps",
-        type=int,
-        default=inputs.UNPACED_FPS,
-        help=f"frame rate in the clip's header, which the daemon paces files at (default {inputs.UNPACED_FPS}: "
-        "as fast as it goes; 30: like a camera)",
+        "--camera-fps",
+        type=float,
+        default=30.0,
+        help="also measure latency and CPU with frames delivered at this camera rate (default 30; 0: skip); "
+        "the soak runs at it too (0: as fast as it goes)",
     )
     p.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     p.add_argument("--no-reference", action="store_true", help="skip litert-benchmark")

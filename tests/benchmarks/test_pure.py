@@ -93,4 +93,4 @@ def test_tables_render_every_run() -> None:
     run.update(threads=2, targets=report.targets(run), reference=None)
     text = report.tables({"runs": [run]})
     assert "| large | 2 | 100.0 (10.00)" in text
-    assert text.count("| large | 2 |") == 2 + len(run["targets"])
+    assert text.count("| large | 2 |") == 3 + len(run["targets"])

@@ -64,7 +64,7 @@ def test_smoke_limit_and_pipeline_figures_are_positive(smoke: tuple[dict, str]) 
     for key in ("fps", "cpu_ms_per_frame", "floor_rss_kb"):
         _positive(run["limit"][key], f"limit.{key}")
     _positive(run["limit"]["invoke_ms"]["p50"], "limit.invoke_ms.p50")
-    for kind in ("pipeline", "naive"):
+    for kind in ("pipeline", "naive", "pipeline_camera", "naive_camera"):
         fig = run[kind]
         assert "error" not in fig, fig.get("error")
         for key in ("fps", "startup_s", "rss_kb", "cpu_ms_per_frame"):
