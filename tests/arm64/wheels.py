@@ -30,8 +30,9 @@ def _pip(args: list[str], what: str, timeout: float = 600) -> subprocess.Complet
     cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
     if proc.returncode != 0:
-        tail = [line for line in (proc.stderr + proc.stdout).strip().splitlines() if line.strip()][-6:]
-        raise WheelError(f"{what} failed: " + " | ".join(tail))
+        lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("ERROR")]
+        raise WheelError(f"{what} failed: " + " | ".join(errors or lines[-6:]))
     return proc
 
 
@@ -52,8 +53,8 @@ def download_dependencies(cache: Path) -> list[Path]:
     try:
         _pip([*common, "--find-links", str(wheels)], "pip download (aarch64 cp311 wheels)")
     except WheelError as online:
-        if not any(wheels.glob("*.whl")):
-            raise
+        if "No matching distribution" in str(online) or not any(wheels.glob("*.whl")):
+            raise  # nothing on PyPI fits the Pi: that is the finding, not a network fault
         log.warning("PyPI resolution failed (%s); trying the cached wheels", online)
         shutil.rmtree(fresh, ignore_errors=True)
         _pip([*common, "--no-index", "--find-links", str(wheels)], "pip download from the cache")
