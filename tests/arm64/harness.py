@@ -128,8 +128,9 @@ def _read_guest(stream, report: Report, started: threading.Event) -> None:
                 started.set()
 
 
-def run_guest(root: Path, pythonpath: list[Path], args: list[str], report: Report, *, run_until) -> int:
+def run_guest(root: Path, pythonpath: list[Path], args: list[str], report: Report, *, cpu: str, run_until=None) -> int:
     """Start the emulated Python on guest.py; `run_until()` decides when to send SIGTERM. Returns its exit code."""
+    sysroot_mod.write_cpuinfo(root, cpu)
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(pythonpath[0].parent),
@@ -138,16 +139,17 @@ def run_guest(root: Path, pythonpath: list[Path], args: list[str], report: Repor
         "PYTHONNOUSERSITE": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    cmd = [qemu() or "qemu-aarch64-static", "-cpu", CPU, "-L", str(root), str(root / "usr/bin/python3.11")]
-    errlog = pythonpath[0].parent / "guest.log"
+    cmd = [qemu() or "qemu-aarch64-static", "-cpu", cpu, "-L", str(root), str(root / "usr/bin/python3.11")]
+    errlog = pythonpath[0].parent / f"guest-{cpu}.log"
     started = threading.Event()
     with errlog.open("w") as err:
         proc = subprocess.Popen([*cmd, str(GUEST), *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env)
         reader = threading.Thread(target=_read_guest, args=(proc.stdout, report, started), daemon=True)
         reader.start()
         try:
-            run_until(proc, started)
-            if proc.poll() is None:
+            if run_until is not None:
+                run_until(proc, started)
+            if proc.poll() is None and run_until is not None:
                 t0 = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
@@ -162,8 +164,14 @@ def run_guest(root: Path, pythonpath: list[Path], args: list[str], report: Repor
     return proc.returncode
 
 
-def run(cache: Path | None = None, frames: int = 5) -> Report:
-    """Build (or reuse) everything, run the emulated daemon, check the results. See the module docstring."""
+def run(cache: Path | None = None, frames: int = 5, pi5: bool = True) -> Report:
+    """Build (or reuse) everything, run the emulated daemon, check the results. See the module docstring.
+
+    Args:
+        cache: the cache directory (default: `sysroot.default_cache()`).
+        frames: classification messages the subscriber must receive from `edge-daemon run`.
+        pi5: also run import/info/classify on a Pi 5 core (cortex-a76: other int8 kernels are picked).
+    """
     report = Report()
     cache = cache or sysroot_mod.default_cache()
     cache.mkdir(parents=True, exist_ok=True)
@@ -182,56 +190,71 @@ def run(cache: Path | None = None, frames: int = 5) -> Report:
     lap("host: resolve/download aarch64 wheels")
     deps = wheels_mod.install_dependencies(cache, wheels)
     lap("host: install dependency wheels")
+    cases = [c for c in (published_case(), trainer_case()) if c is not None]
+    if published_case() is None:
+        report.notes.append(f"SKIPPED published model: {SHARED} not found")
+    if trainer_case() is None:
+        report.notes.append(f"SKIPPED trainer's model: {DEMO_MODEL.relative_to(REPO)} not committed yet")
+    case_args = [a for c in cases for a in ("--case", str(c.model), str(c.image))]
+    run_case = cases[0] if cases else None
     with tempfile.TemporaryDirectory(prefix="edge-arm64-run-") as tmp:
         work = Path(tmp)
         project = wheels_mod.install_project(wheels_mod.build_project_wheel(work / "dist"), work / "project")
         lap("host: build + install the project wheel")
-        cases = [c for c in (published_case(), trainer_case()) if c is not None]
-        if published_case() is None:
-            report.notes.append(f"SKIPPED published model: {SHARED} not found")
-        if trainer_case() is None:
-            report.notes.append(f"SKIPPED trainer's model: {DEMO_MODEL.relative_to(REPO)} not committed yet")
-        run_case = cases[0] if cases else None
-        args = [a for c in cases for a in ("--case", str(c.model), str(c.image))]
         with Mosquitto(work / "mosquitto") as broker, Subscriber(broker, ["edge/#", "homeassistant/#"]) as sub:
+            args = list(case_args)
             if run_case is not None:
                 clip = make_clip(run_case.image, work / "clip.avi")
                 config = write_config(work / "edge.toml", clip=clip, model=run_case.model, broker=broker)
                 args += ["--config", str(config)]
-            topic = f"edge/{DEVICE_ID}/classification"
-
-            def until(proc: subprocess.Popen, started: threading.Event) -> None:
-                if run_case is None:
-                    return
-                while not started.wait(1.0):
-                    if proc.poll() is not None:
-                        return
-                t0 = time.monotonic()
-                try:
-                    sub.wait_for_topic(topic, count=1, timeout=120)
-                    report.timings["guest: run start to first classification message"] = time.monotonic() - t0
-                    t1 = time.monotonic()
-                    n0 = len(sub.received(topic))
-                    sub.wait_for_topic(topic, count=n0 + frames, timeout=120)
-                    report.timings[f"guest: {frames} more frames classified and received"] = time.monotonic() - t1
-                    sub.wait_for_topic(f"edge/{DEVICE_ID}/stats", count=1, timeout=30)
-                except TimeoutError as e:
-                    report.failures.append(f"MQTT: {e}")
-
-            code = run_guest(root, [project, deps], args, report, run_until=until)
-            lap("guest: whole emulated process")
+            code = run_guest(root, [project, deps], args, report, cpu=CPU, run_until=_until(report, sub, frames))
+            lap(f"guest ({CPU}): whole emulated process")
             time.sleep(0.3)
             report.messages = [(m.topic, m.payload.decode(errors="replace")) for m in sub.received()]
         report.check(code == 0, f"emulated process exited {code}: {report.guest_log.strip()[-1500:]}")
-        check(report, cases, run_case, deps, project, frames)
+        check_import(report, deps, project)
+        check_cases(report, cases)
+        if run_case is not None:
+            check_run(report, run_case, frames)
+        if pi5 and CPU != "cortex-a76":
+            five = Report()
+            code = run_guest(root, [project, deps], case_args, five, cpu="cortex-a76")
+            lap("guest (cortex-a76, Pi 5 core): import, info, classify")
+            five.check(code == 0, f"emulated process exited {code}: {five.guest_log.strip()[-1500:]}")
+            check_import(five, deps, project)
+            check_cases(five, cases)
+            report.failures += [f"Pi 5 core (cortex-a76): {f}" for f in five.failures]
+            report.timings.update({f"{k} [cortex-a76]": v for k, v in five.timings.items() if "inference" in k})
     return report
 
 
-def check(report: Report, cases: list[Case], run_case: Case | None, deps: Path, project: Path, frames: int) -> None:
-    """Judge the guest's result lines and the MQTT messages; failures go into the report."""
+def _until(report: Report, sub: Subscriber, frames: int):
+    """When to stop the emulated daemon: after `frames` classification messages and one stats message."""
+    topic = f"edge/{DEVICE_ID}/classification"
+
+    def until(proc: subprocess.Popen, started: threading.Event) -> None:
+        while not started.wait(1.0):
+            if proc.poll() is not None:
+                return
+        t0 = time.monotonic()
+        try:
+            sub.wait_for_topic(topic, count=1, timeout=120)
+            report.timings["guest: run start to first classification message"] = time.monotonic() - t0
+            t1, n0 = time.monotonic(), len(sub.received(topic))
+            sub.wait_for_topic(topic, count=n0 + frames, timeout=120)
+            report.timings[f"guest: {frames} more frames classified and received"] = time.monotonic() - t1
+            sub.wait_for_topic(f"edge/{DEVICE_ID}/stats", count=1, timeout=30)
+        except TimeoutError as e:
+            report.failures.append(f"MQTT: {e}")
+
+    return until
+
+
+def check_import(report: Report, deps: Path, project: Path) -> bool:
+    """The guest imported the daemon on aarch64 / glibc 2.36 / Python 3.11 from the installed wheels."""
     imp = report.step("import")
     if not report.check(len(imp) == 1, "guest did not get through the imports"):
-        return
+        return False
     imp = imp[0]
     report.timings["guest: import edge, numpy, cv2, ai_edge_litert"] = imp["seconds"]
     report.check(imp["machine"] == "aarch64", f"guest machine is {imp['machine']}, not aarch64")
@@ -240,15 +263,20 @@ def check(report: Report, cases: list[Case], run_case: Case | None, deps: Path, 
     for name, path in imp["modules"].items():
         where = project if name == "edge" else deps
         report.check(str(path).startswith(str(where)), f"{name} imported from {path}, not from {where}")
+    return True
+
+
+def check_cases(report: Report, cases: list[Case]) -> None:
+    """`info` and `classify` succeeded for every case and gave the expected top-1."""
     infos, results = report.step("info"), report.step("classify")
     for case in cases:
         name = case.model.name
         info = [s for s in infos if s["model"] == str(case.model)]
         result = [s for s in results if s["model"] == str(case.model)]
-        if not report.check(info and info[0]["code"] == 0, f"edge-daemon info {name} failed"):
+        if not report.check(bool(info) and info[0]["code"] == 0, f"edge-daemon info {name} failed"):
             continue
         report.timings[f"guest: edge-daemon info {name}"] = info[0]["seconds"]
-        if not report.check(result and result[0]["code"] == 0, f"edge-daemon classify {name} failed"):
+        if not report.check(bool(result) and result[0]["code"] == 0, f"edge-daemon classify {name} failed"):
             continue
         preds = result[0]["predictions"]
         top = preds[0] if preds else {}
@@ -258,8 +286,10 @@ def check(report: Report, cases: list[Case], run_case: Case | None, deps: Path, 
         )
         report.timings[f"guest: edge-daemon classify {name}"] = result[0]["seconds"]
         report.timings[f"guest: inference {name} (ms)"] = result[0]["inference_ms"]
-    if run_case is None:
-        return
+
+
+def check_run(report: Report, run_case: Case, frames: int) -> None:
+    """`edge-daemon run` published the right labels, announced itself to Home Assistant, and stopped cleanly."""
     end = report.step("run-end")
     report.check(bool(end) and end[0]["code"] == 0, f"edge-daemon run did not return 0 after SIGTERM: {end}")
     by_topic: dict[str, list[str]] = {}
@@ -269,13 +299,9 @@ def check(report: Report, cases: list[Case], run_case: Case | None, deps: Path, 
     labels = [json.loads(p)["label"] for p in by_topic.get(f"{base}/classification", [])]
     report.check(len(labels) >= frames, f"subscriber got {len(labels)} classification messages, expected >= {frames}")
     report.check(set(labels) == {run_case.label}, f"classification labels {sorted(set(labels))} != {run_case.label}")
-    report.check(
-        by_topic.get(f"{base}/availability", [])[-1:] == ["offline"],
-        f"availability did not end 'offline' after SIGTERM: {by_topic.get(f'{base}/availability')}",
-    )
-    report.check(
-        any(t.startswith("homeassistant/") for t in by_topic), "no Home Assistant discovery message was received"
-    )
+    availability = by_topic.get(f"{base}/availability", [])
+    report.check(availability[-1:] == ["offline"], f"availability did not end 'offline' after SIGTERM: {availability}")
+    report.check(any(t.startswith("homeassistant/") for t in by_topic), "no Home Assistant discovery message received")
     report.check("MQTT: stopped" in report.guest_log, "the daemon's log does not show a clean MQTT stop")
     stats = [json.loads(p) for p in by_topic.get(f"{base}/stats", [])]
     if stats:

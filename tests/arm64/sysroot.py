@@ -101,19 +101,31 @@ def _stamp() -> dict:
     return {"format": FORMAT, "packages": list(PACKAGES), "sources": list(SOURCES)}
 
 
-def write_cpuinfo(root: Path, cpus: int | None = None) -> None:
-    """A Raspberry Pi 4 style /proc/cpuinfo in the sysroot, one entry per host CPU.
+# /proc/cpuinfo identity per emulated core: (CPU part, Features, board). The features are what the real kernel
+# reports on that board (cortex-a72: Pi 4; cortex-a76: Pi 5, which adds the int8 dot-product `asimddp`).
+CPUS = {
+    "cortex-a72": ("0xd08", "fp asimd evtstrm crc32 cpuid", "Raspberry Pi 4 Model B Rev 1.5"),
+    "cortex-a76": (
+        "0xd0b",
+        "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp",
+        "Raspberry Pi 5 Model B Rev 1.0",
+    ),
+}
+
+
+def write_cpuinfo(root: Path, cpu: str = "cortex-a72", cpus: int | None = None) -> None:
+    """A Raspberry Pi style /proc/cpuinfo in the sysroot for the emulated `cpu`, one entry per host CPU.
 
     LiteRT's CPU detection reads /proc/cpuinfo; on the host's x86 text it crashes in allocate_tensors().
     qemu's -L serves this file in place of the host's.
     """
-    cpus = cpus or os.cpu_count() or 1
+    part, features, model = CPUS[cpu]
     entry = (
-        "processor\t: {n}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
-        "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n"
+        "processor\t: {n}\nBogoMIPS\t: 108.00\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
+        "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: {part}\nCPU revision\t: 1\n\n"
     )
-    text = "".join(entry.format(n=n) for n in range(cpus))
-    text += "Hardware\t: BCM2835\nRevision\t: c03111\nModel\t\t: Raspberry Pi 4 Model B Rev 1.1\n"
+    text = "".join(entry.format(n=n, features=features, part=part) for n in range(cpus or os.cpu_count() or 1))
+    text += f"Model\t\t: {model}\n"
     (root / "proc").mkdir(exist_ok=True)
     (root / "proc/cpuinfo").write_text(text)
 
@@ -161,5 +173,4 @@ def ensure_sysroot(cache: Path) -> Path:
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
         log.info("arm64 sysroot: %d packages unpacked", len(debs))
-    write_cpuinfo(root)
     return root
