@@ -10,6 +10,7 @@ Every wait has a timeout and watches one stop event; `close()` is idempotent.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -41,6 +42,16 @@ class CameraStats:
     connected: bool
     ended: bool
     last_activity: float  # monotonic time of the last frame read or open attempt
+
+
+def quiet_opencv() -> None:
+    """Silence OpenCV's and FFmpeg's own per-attempt warnings; the camera logs each loss and return once itself.
+
+    Settings already in the environment (`OPENCV_FFMPEG_LOGLEVEL`, `OPENCV_LOG_LEVEL`) are left alone.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when the FFmpeg backend opens
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def source_kind(source: str) -> str:
@@ -91,6 +102,7 @@ class Camera:
     def start(self) -> Camera:
         """Start the grabber thread (it opens the source itself; an absent camera is retried, not fatal)."""
         if self._thread is None:
+            quiet_opencv()
             self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
             self._thread.start()
         return self

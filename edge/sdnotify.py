@@ -1,7 +1,8 @@
 """A tiny sd_notify(3): READY, WATCHDOG, STATUS and STOPPING datagrams to systemd's $NOTIFY_SOCKET.
 
 No dependency: one AF_UNIX datagram per message. Outside systemd (no $NOTIFY_SOCKET) every call is a no-op.
-Send errors are logged once and otherwise ignored: notification must never stop the daemon.
+Sends never block (a listener that stops reading would otherwise stall the main loop once its queue is full);
+errors are logged once and otherwise ignored: notification must never stop the daemon.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._sock.sendto(msg.encode(), self._addr)
+            self._sock.sendto(msg.encode(), socket.MSG_DONTWAIT, self._addr)
             return True
         except OSError as e:
             if not self._warned:

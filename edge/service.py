@@ -74,6 +74,7 @@ class Service:
         self.classified = 0
         self._times: deque[float] = deque(maxlen=10_000)  # inference ms since the last stats
         self._started = time.monotonic()
+        self._last_ms = 0.0  # the last frame's inference time, repeated by heartbeats
 
     # -- control (thread-safe) -------------------------------------------------------------------------------------
 
@@ -196,7 +197,7 @@ class Service:
                     break
                 decision = self.smoother.heartbeat(now) if self.smoother else None
                 if decision is not None:
-                    self._publish(decision, 0.0, time.time())
+                    self._publish(decision, self._last_ms, time.time())
             # model reload: SIGHUP, or the file changed and then stayed the same for one more poll
             if self._reload.is_set():
                 self._reload.clear()
@@ -237,6 +238,7 @@ class Service:
             return
         self.classified += 1
         self._times.append(ms)
+        self._last_ms = ms
         decision = self.smoother.update(scores(raw, clf.spec.output), time.monotonic())
         if decision is not None:
             self._publish(decision, ms, time.time() - (time.monotonic() - captured_at))

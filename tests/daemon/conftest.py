@@ -167,3 +167,4 @@ def daemon_factory() -> Iterator[Callable[..., Daemon]]:
     yield make
     for d in daemons:
         d.kill()
+        print(f"--- daemon log ({d.config}):\n{d.log()}")  # shown by pytest when the test failed

@@ -59,3 +59,13 @@ def test_without_systemd_everything_is_a_no_op(tmp_path: Path, caplog: pytest.Lo
 )
 def test_watchdog_interval_is_half_of_watchdog_usec(env, expected) -> None:
     assert Notifier(env).watchdog_interval == expected
+
+
+def test_a_listener_that_stops_reading_never_blocks_the_sender(tmp_path: Path) -> None:
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))  # never read: its queue fills up
+        n = Notifier({"NOTIFY_SOCKET": str(path)})
+        results = [n.watchdog() for _ in range(2000)]  # would hang here with blocking sends
+        assert results[0] and not results[-1]
+        n.close()
