@@ -1,9 +1,9 @@
 """What the suite measures on: the small and large models, the 640x480 clip, and the machine itself.
 
 Models: the large one is Coral's published MobileNet v2 1.0/224 int8 (`../shared/data/coral/`); the small one is
-MobileNetV2 0.35/96 int8 made by this project's trainer, cached under `.cache/benchmarks/` (git-ignored,
-made by `python -m benchmarks.suite --train-small`), with Coral's MobileNet v1 0.25/128 as a stand-in (said so
-in the output) while it is absent. The clip is an MJPG AVI made from the published test photographs with a slow
+MobileNetV2 0.35/96 int8 cached under `.cache/benchmarks/` (git-ignored; made by `python -m benchmarks.small_model`,
+from an `edge-train` model or as the same Keras graph), with Coral's MobileNet v1 0.25/128 as a stand-in (said
+so in the output) while it is absent. The clip is an MJPG AVI made from the published test photographs with a slow
 pan so that every frame differs (a synthetic pattern when the photographs are absent; also said so).
 """
 
@@ -40,9 +40,11 @@ def models(small: str | None = None, large: str | None = None) -> list[dict[str,
     if small:
         out.append({"role": "small", "path": small, "note": "given with --small"})
     elif SMALL.exists():
-        out.append({"role": "small", "path": str(SMALL), "note": "MobileNetV2 0.35/96 int8 from edge-train"})
+        origin = SMALL.parent / "small_model_origin.txt"
+        made = origin.read_text().strip() if origin.exists() else "origin unknown"
+        out.append({"role": "small", "path": str(SMALL), "note": f"MobileNetV2 0.35/96 int8 ({made})"})
     elif STAND_IN.exists():
-        note = "STAND-IN: coral mobilenet_v1_0.25_128 (run --train-small for MobileNetV2 0.35/96)"
+        note = "STAND-IN: coral mobilenet_v1_0.25_128 (python -m benchmarks.small_model makes MobileNetV2 0.35/96)"
         out.append({"role": "small", "path": str(STAND_IN), "note": note})
     if large or LARGE.exists():
         out.append({"role": "large", "path": large or str(LARGE), "note": "coral mobilenet_v2_1.0_224_quant"})

@@ -146,9 +146,10 @@ def summarise(
         "cpu_ms_per_frame": cpu * 1000.0 / frames_in_samples if frames_in_samples else math.nan,
         "cpu_cores": cpu / (samples[-1].t - samples[0].t) if len(samples) > 1 else math.nan,
         "other_load_cores": other_load(samples),
-        "dropped_frames": _counter(stats, "dropped"),
-        "mqtt_reconnects": _counter(stats, "mqtt", "reconnect"),
-        "camera_reconnects": _counter(stats, "camera", "reconnect"),
+        "dropped_frames": stats.get("frames_dropped", _counter(stats, "frames", "dropped")),
+        "messages_dropped": stats.get("dropped"),
+        "mqtt_reconnects": stats.get("mqtt_reconnects", _counter(stats, "mqtt", "reconnect")),
+        "camera_reconnects": stats.get("camera_reconnects", _counter(stats, "camera", "reconnect")),
         "last_stats": {k: v for k, v in stats.items() if not k.startswith("_")},
         "messages": received["counts"],
     }

@@ -174,10 +174,15 @@ def tables(result: dict[str, Any]) -> str:
         s = soak["pipeline"]
         lines += [
             "",
-            "| soak | seconds | fps | RSS MB start / end | growth MB/h | dropped frames | MQTT reconnects |",
-            "|---|---|---|---|---|---|---|",
+            "| soak | seconds | fps | RSS MB start / end / max | growth MB/h | dropped frames "
+            "| MQTT reconnects | messages dropped | latency p50 / p95 / p99 ms |",
+            "|---|---|---|---|---|---|---|---|---|",
             f"| {soak['role']} {soak['threads']} thr | {_f(s.get('window_s'), 0)} | {_f(s.get('fps'))} "
-            f"| {_mb(s.get('rss_kb_first'))} / {_mb(s.get('rss_kb_last'))} | {_f(s.get('rss_growth_mb_per_h'), 2)} "
-            f"| {_f(s.get('dropped_frames'))} | {_f(s.get('mqtt_reconnects'))} |",
+            f"| {_mb(s.get('rss_kb_first'))} / {_mb(s.get('rss_kb_last'))} / {_mb(s.get('rss_kb_max'))} "
+            f"| {_f(s.get('rss_growth_mb_per_h'), 2)} | {_f(s.get('dropped_frames'))} | {_f(s.get('mqtt_reconnects'))} "
+            f"| {_f(s.get('messages_dropped'))} | {_lat(s)} |",
         ]
+        for t in soak.get("targets", []):
+            met = {True: "yes", False: "**NO**", None: "-"}[t["met"]]
+            lines.append(f"\n{t['target']}: {_f(t['value'], 2)} (limit {_f(t['limit'], 2)}): {met}")
     return "\n".join(lines)
