@@ -61,6 +61,7 @@ class MjpegServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._alive = threading.Event()
+        self.frozen = threading.Event()  # set: connections stay open but no frame is sent (a hung camera)
 
     @property
     def url(self) -> str:
@@ -84,6 +85,9 @@ class MjpegServer:
                 i = 0
                 try:
                     while srv._alive.is_set():
+                        if srv.frozen.is_set():
+                            time.sleep(0.05)
+                            continue
                         jpg = srv.jpegs[i % len(srv.jpegs)]
                         self.wfile.write(
                             f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n".encode()

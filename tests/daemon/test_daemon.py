@@ -184,7 +184,9 @@ def test_absent_then_killed_camera_stream_resumes(
         server.start()  # ... and comes back
         wait_payload(sub, f"{T}/classification", lambda p: p["frame"] > n, timeout=15)
         stats = wait_payload(sub, f"{T}/stats", lambda p: p["camera_connected"] and p["camera_reconnects"] == 2)
-        assert stats["fps_classified"] > 0
+        stats = wait_payload(sub, f"{T}/stats", lambda p: p["frames_classified"] > stats["frames_classified"] + 3)
+        # camera.max_rate = 5 on a 15 fps stream: ~5 classified per second, the newest frame each time
+        assert 3.0 <= stats["fps_classified"] <= 5.5 and stats["fps_dropped"] >= 5, stats
         assert d.stop()[0] == 0
         log = d.log()
         assert "[ WARN" not in log and "Connection refused" not in log  # no OpenCV/FFmpeg noise per retry
@@ -268,3 +270,31 @@ def test_video_file_end_exits_zero_with_no_broker(daemon_factory, coral_model, c
     assert d.wait(timeout=20) == 0, d.log()  # the 4 s clip played to its end; the absent broker is not fatal
     log = d.log()
     assert "video file ended" in log and "label: " in log and "Traceback" not in log
+
+
+def test_watchdog_pings_stop_while_the_camera_hangs_and_resume_on_retry(
+    mosquitto, notify_socket, daemon_factory, coral_model, cat_images, tmp_path
+) -> None:
+    server = MjpegServer(cat_images, fps=15).start()
+    cfg = config(tmp_path, mosquitto, coral_model, server.url, camera={"timeout_s": 3.0})
+    d = daemon_factory(cfg, {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "200000"})  # every 0.1 s
+    try:
+        notify_socket.wait_for("READY=1", timeout=20)
+        time.sleep(1.0)
+        server.frozen.set()  # connected, but no frame comes: the loop makes no progress
+        t_freeze = time.monotonic()
+        pings: list[float] = []
+        start = len(notify_socket.collect())
+        while time.monotonic() - t_freeze < 6.0:
+            before = len(notify_socket.messages)
+            notify_socket.collect()
+            pings += [time.monotonic() for m in notify_socket.messages[before:] if "WATCHDOG=1" in m.split("\n")]
+        assert start > 0
+        gaps = [b - a for a, b in zip([t_freeze, *pings], pings, strict=False)]
+        # no ping for most of the read timeout (3 s): systemd's watchdog would fire; then the stream counts as
+        # lost, is retried on schedule, and the pings resume
+        assert max(gaps) >= 2.0, gaps
+        assert pings and pings[-1] - t_freeze > 3.0, pings
+        assert d.proc.poll() is None
+    finally:
+        server.stop()
