@@ -77,7 +77,8 @@ def main() -> int:
             "label": str(index),
             "index": index,
             "score": score,
-            "timestamp": datetime.fromtimestamp(captured, UTC).isoformat(),
+            # the daemon's format (milliseconds), so both latencies carry the same truncation
+            "timestamp": datetime.fromtimestamp(captured, UTC).isoformat(timespec="milliseconds"),
             "frame": frame_no,
             "inference_ms": ms,
             "model": name,

@@ -169,6 +169,16 @@ def tables(result: dict[str, Any]) -> str:
                 f"| {c['threads']} | {_f(c['classify_ms'], 2)} | {_f(c['invoke_ms'], 2)} "
                 f"| {_f(c['preprocess_ms'], 3)} | {_f(c['ratio'], 3)} {'yes' if c['met'] else '**NO**'} |"
             )
+    if result.get("breakdown"):
+        stages = list(result["breakdown"][0]["median_ms"])
+        lines += [
+            "",
+            "| per-stage median ms (1 interpreter thread; all stages in one thread) | " + " | ".join(stages) + " |",
+        ]
+        lines.append("|---" * (len(stages) + 1) + "|")
+        for b in result["breakdown"]:
+            name = b["model"].rsplit("/", 1)[-1]
+            lines.append(f"| {name} | " + " | ".join(_f(b["median_ms"][k], 3) for k in stages) + " |")
     soak = result.get("soak")
     if soak:
         s = soak["pipeline"]

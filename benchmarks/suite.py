@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import classify_overhead, inputs, limit, pipeline, report
+from benchmarks import breakdown, classify_overhead, inputs, limit, pipeline, report
 
 log = logging.getLogger("benchmarks")
 
@@ -39,10 +39,12 @@ class Settings(argparse.Namespace):
     clip_s = 20.0
     reference_runs = 50
     overhead_runs = 100
+    breakdown_frames = 300
 
 
 def _smoke(s: argparse.Namespace) -> None:
     s.limit_s, s.pipeline_s, s.warmup_s, s.clip_s, s.reference_runs, s.overhead_runs = 0.5, 1.5, 0.5, 2.0, 5, 10
+    s.breakdown_frames = 20
     s.threads, s.roles = [1], ["small"]
 
 
@@ -123,6 +125,12 @@ def run_suite(s: Any) -> dict[str, Any]:
         for m in models:
             for threads in s.threads:
                 result["runs"].append(_measure_model(m, threads, clips, broker, s))
+        if s.camera_fps:
+            clip = Path(clips["camera"]["path"])
+            log.info("breakdown: per-stage medians, 1 thread")
+            result["breakdown"] = [
+                breakdown.measure(m["path"], clip, s.breakdown_frames, 1, broker.port) for m in models
+            ]
     large = next((m for m in inputs.models(s.small, s.large) if m["role"] == "large"), None)
     if large and not s.no_overhead:
         image = classify_overhead.load_image(None)

@@ -93,3 +93,13 @@ def test_smoke_classify_overhead(smoke: tuple[dict, str]) -> None:
     for c in result["classify_overhead"]:
         for key in ("classify_ms", "invoke_ms", "preprocess_ms", "ratio"):
             _positive(c[key], key)
+
+
+def test_smoke_breakdown_attributes_every_stage(smoke: tuple[dict, str]) -> None:
+    result, _ = smoke
+    (b,) = result["breakdown"]
+    stages = b["median_ms"]
+    for key in ("decode", "preprocess", "invoke", "scores", "smoothing_top_k", "payload", "publish"):
+        _positive(stages[key], key)
+    parts = sum(v for k, v in stages.items() if k not in ("decode", "invoke", "overhead_excl_decode"))
+    assert stages["overhead_excl_decode"] == pytest.approx(parts)
