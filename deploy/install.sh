@@ -278,10 +278,11 @@ path = "$STATE/models/${first_model:-model.tflite}"
 [mqtt]
 host = "$MQTT_HOST"
 EOF
-    chgrp "$USER_GID" "$ETC/config.toml"; chmod 640 "$ETC/config.toml"
   fi
   say "wrote $ETC/config.toml"
 fi
+# The service reads its config as group edge-daemon (cloud-init or a user may have written it as root:root).
+chgrp "$USER_GID" "$ETC/config.toml"; chmod 640 "$ETC/config.toml"
 
 CHANGED=0
 if [ "$SWITCH" = 1 ] && switch_to "$RELEASE"; then CHANGED=1; fi
