@@ -77,7 +77,7 @@ def _check_value(value: Any, tp: Any, f: dataclasses.Field, key: str) -> Any:
         raise EdgeError(f"{key}: {value} is too small; use at least {rules['min']}")
     if "max" in rules and value > rules["max"]:
         raise EdgeError(f"{key}: {value} is too large; use at most {rules['max']}")
-    if base is str and value == "" and not key.endswith("topic_prefix"):
+    if base is str and value == "":
         raise EdgeError(f"{key}: must not be empty; remove the line to use the default")
     return value
 

@@ -72,6 +72,9 @@ class Service:
         self.camera: Camera | None = None
         self.smoother: Smoother | None = None
         self.classified = 0
+        self.errors = 0  # frames whose inference failed
+        self._failing = 0  # consecutive failed frames
+        self._watch: tuple[float, Any, Any] = (0.0, None, None)  # model file: next check, signature, pending one
         self._times: deque[float] = deque(maxlen=10_000)  # inference ms since the last stats
         self._started = time.monotonic()
         self._last_ms = 0.0  # the last frame's inference time, repeated by heartbeats
@@ -143,12 +146,15 @@ class Service:
         return restore
 
     def _shutdown(self) -> None:
+        if self.publisher is None:  # failed before anything ran: the caller reports the error
+            if self.clf is not None:
+                self.clf.close()
+            return
         self.notifier.stopping()
         t0 = time.monotonic()
         if self.camera is not None:
             self.camera.close(timeout=1.0)
-        if self.publisher is not None:
-            self.publisher.stop(timeout=2.0)
+        self.publisher.stop(timeout=2.0)
         if self.clf is not None:
             self.clf.close()
         self.notifier.close()
@@ -173,51 +179,52 @@ class Service:
         assert camera is not None
         period = 1.0 / cfg.camera.max_rate if cfg.camera.max_rate > 0 else 0.0
         now = time.monotonic()
-        next_slot = now
-        next_stats = now + cfg.stats.interval_s
-        stats_base = (now, camera.stats, 0)
-        next_watch, watched, pending = now + cfg.model.watch_interval_s, _file_signature(cfg.model.path), None
+        next_slot, next_stats, stats_base = now, now + cfg.stats.interval_s, (now, camera.stats, 0)
+        self._watch = (now + cfg.model.watch_interval_s, _file_signature(cfg.model.path), None)
         ping_every = self.notifier.watchdog_interval
         next_ping, pinged_at = now, -1
         while not self._stop.is_set():
-            if period and next_slot > now:
+            resting = bool(period) and next_slot > now  # classified recently; the next frame is not due yet
+            if resting:
                 self._stop.wait(min(next_slot - now, READ_TIMEOUT_S))
-                now = time.monotonic()
-                if next_slot > now:
-                    continue
-            frame = camera.read(READ_TIMEOUT_S) if not self._stop.is_set() else None
+                frame = None
+            else:
+                frame = camera.read(READ_TIMEOUT_S)
             now = time.monotonic()
             if frame is not None:
                 self._classify(frame.image, frame.captured_at)
                 next_slot = max(next_slot + period, now) if period else now
-            else:
-                cam = camera.stats
-                if cam.ended:
-                    log.info("video file ended and camera.loop is false: stopping")
-                    break
-                decision = self.smoother.heartbeat(now) if self.smoother else None
-                if decision is not None:
-                    self._publish(decision, self._last_ms, time.time())
-            # model reload: SIGHUP, or the file changed and then stayed the same for one more poll
-            if self._reload.is_set():
-                self._reload.clear()
-                self._reload_model("SIGHUP")
-                watched = _file_signature(cfg.model.path)
-            elif cfg.model.watch and now >= next_watch:
-                next_watch = now + cfg.model.watch_interval_s
-                sig = _file_signature(cfg.model.path)
-                if sig is not None and sig != watched:
-                    if sig == pending:
-                        watched, pending = sig, None
-                        self._reload_model("model file changed")
-                    else:
-                        pending = sig
-            if ping_every and now >= next_ping and self._progressing(pinged_at, now):
+            elif camera.stats.ended:
+                log.info("video file ended and camera.loop is false: stopping")
+                break
+            elif (decision := self.smoother.heartbeat(now)) is not None:
+                self._publish(decision, self._last_ms, time.time())
+            self._check_reload(now)
+            if ping_every and now >= next_ping and (resting or self._progressing(pinged_at, now)):
                 self.notifier.watchdog()
                 next_ping, pinged_at = now + ping_every, self.classified
             if now >= next_stats:
                 stats_base = self._publish_stats(stats_base, now)
                 next_stats = now + cfg.stats.interval_s
+
+    def _check_reload(self, now: float) -> None:
+        """Reload on SIGHUP, or when the model file changed and then stayed the same for one more poll."""
+        m = self.config.model
+        next_watch, watched, pending = self._watch
+        if self._reload.is_set():
+            self._reload.clear()
+            self._reload_model("SIGHUP")
+            watched = _file_signature(m.path)
+        elif m.watch and now >= next_watch:
+            next_watch = now + m.watch_interval_s
+            sig = _file_signature(m.path)
+            if sig is not None and sig != watched:
+                if sig == pending:  # settled: a copy in progress would still be changing
+                    watched, pending = sig, None
+                    self._reload_model("model file changed")
+                else:
+                    pending = sig
+        self._watch = (next_watch, watched, pending)
 
     def _progressing(self, classified_at_last_ping: int, now: float) -> bool:
         """Frames were classified since the last ping, or the camera is away and being retried on schedule."""
@@ -234,8 +241,14 @@ class Service:
             raw = clf.run(tensor)
             ms = (time.perf_counter() - t0) * 1000.0
         except EdgeError as e:
-            log.error("classification failed: %s", e)
+            self.errors += 1
+            self._failing += 1
+            if self._failing == 1:  # once per run of failures, not once per frame
+                log.error("classification failed (trying the next frames): %s", e)
             return
+        if self._failing:
+            log.info("classification works again after %d failed frame(s)", self._failing)
+            self._failing = 0
         self.classified += 1
         self._times.append(ms)
         self._last_ms = ms
@@ -299,6 +312,7 @@ class Service:
             "inference_ms_p50": round(float(np.percentile(times, 50)), 2),
             "inference_ms_p95": round(float(np.percentile(times, 95)), 2),
             "frames_classified": self.classified,
+            "inference_errors": self.errors,
             "frames_dropped": cam.dropped,
             "camera_connected": cam.connected,
             "camera_reconnects": cam.reconnects,

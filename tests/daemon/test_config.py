@@ -39,6 +39,7 @@ def model(coral_model: Path) -> str:
         ({"camera": {"width": 640}}, "camera.width/height: give both or neither"),
         ({"camera": {"reconnect_min_s": 60.0}}, "camera.reconnect_min_s: larger than"),
         ({"homeassistant": {"prefix": ""}}, "homeassistant.prefix: must not be empty"),
+        ({"mqtt": {"topic_prefix": ""}}, "mqtt.topic_prefix: must not be empty"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, model: str, sections, expected) -> None:
