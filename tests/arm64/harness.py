@@ -40,6 +40,8 @@ GUEST = Path(__file__).resolve().parent / "guest.py"
 DEMO_MODEL = REPO / "edge" / "assets" / "demo_model.tflite"
 DEVICE_ID = "pi-arm64"
 CPU = os.environ.get("EDGE_ARM64_CPU", "cortex-a72")  # cortex-a72 = Pi 4, cortex-a76 = Pi 5
+GUEST_TIMEOUT_S = 300  # a step of the emulated process taking longer than this counts as hung
+SIGTERM_TIMEOUT_S = 30  # systemd's default stop timeout is 90 s; the daemon promises well under 5 s
 
 
 @dataclass(frozen=True)
@@ -152,9 +154,11 @@ def run_guest(root: Path, pythonpath: list[Path], args: list[str], report: Repor
             if proc.poll() is None and run_until is not None:
                 t0 = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=30)
+                proc.wait(timeout=SIGTERM_TIMEOUT_S)
                 report.timings["guest: SIGTERM to exit"] = time.monotonic() - t0
-            proc.wait(timeout=600)
+            proc.wait(timeout=GUEST_TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:
+            report.failures.append(f"emulated process still running after {e.timeout:g} s: killed")
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -233,8 +237,12 @@ def _until(report: Report, sub: Subscriber, frames: int):
     topic = f"edge/{DEVICE_ID}/classification"
 
     def until(proc: subprocess.Popen, started: threading.Event) -> None:
+        deadline = time.monotonic() + GUEST_TIMEOUT_S
         while not started.wait(1.0):
             if proc.poll() is not None:
+                return
+            if time.monotonic() > deadline:
+                report.failures.append(f"the guest did not reach `edge-daemon run` within {GUEST_TIMEOUT_S} s")
                 return
         t0 = time.monotonic()
         try:
