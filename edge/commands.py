@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -93,56 +93,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise EdgeError(f"--seconds: must be positive, got {args.seconds}")
 
-    broker = None
-    if args.broker:
-        host, _, port = args.broker.rpartition(":")
-        if not host or not port.isdigit():
-            raise EdgeError(f"--broker: expected HOST:PORT, got {args.broker!r}")
-        port = int(port)
-    else:
-        from edge.broker import EmbeddedBroker
+    with contextlib.ExitStack() as stack:
+        if args.broker:
+            host, _, port_text = args.broker.rpartition(":")
+            if not host or not port_text.isdigit():
+                raise EdgeError(f"--broker: expected HOST:PORT, got {args.broker!r}")
+            port = int(port_text)
+        else:
+            from edge.broker import EmbeddedBroker
 
-        broker = EmbeddedBroker(port=0).__enter__()
-        host, port = "127.0.0.1", broker.port
-        print(f"demo: embedded MQTT broker on {host}:{port}", flush=True)
+            host, port = "127.0.0.1", stack.enter_context(EmbeddedBroker(port=0)).port
+            print(f"demo: embedded MQTT broker on {host}:{port}", flush=True)
+        data = {
+            "camera": {"source": args.clip, "loop": True},
+            "model": {"path": args.model, "threads": cli.default_threads(), "top_k": 3, "watch": False},
+            "mqtt": {"host": host, "port": port, "device_id": "demo", "client_id": "edge-demo-daemon"},
+            "smoothing": {"mode": "stable", "frames": 3, "heartbeat_s": 5.0},
+            "stats": {"interval_s": 5.0},
+        }
+        cfg = config_from_dict(data, environ={}, source="demo")
 
-    received = []
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edge-demo-subscriber")
-    sub.on_connect = lambda c, *_: c.subscribe([("edge/#", 1), ("homeassistant/#", 1)])
-    sub.on_message = lambda c, u, m: (received.append(m.topic), _print_message(m.topic, m.payload, m.retain))
-    try:
-        with tempfile.TemporaryDirectory(prefix="edge-demo-") as tmp:
-            data = {
-                "camera": {"source": args.clip, "loop": True},
-                "model": {"path": args.model, "threads": cli.default_threads(), "top_k": 3, "watch": False},
-                "mqtt": {"host": host, "port": port, "device_id": "demo", "client_id": "edge-demo-daemon"},
-                "smoothing": {"mode": "stable", "frames": 3, "heartbeat_s": 5.0},
-                "stats": {"interval_s": 5.0},
-            }
-            cfg = config_from_dict(data, base=Path(tmp), environ={}, source="demo")
+        received: list[str] = []
+        sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edge-demo-subscriber")
+        sub.on_connect = lambda c, *_: c.subscribe([("edge/#", 1), ("homeassistant/#", 1)])
+        sub.on_message = lambda c, u, m: (received.append(m.topic), _print_message(m.topic, m.payload, m.retain))
+        try:
             sub.connect(host, port, keepalive=30)
-            sub.loop_start()
-            service = Service(cfg)
-            timer = threading.Timer(args.seconds, service.stop)
-            timer.daemon = True
-            timer.start()
-            print(f"demo: daemon on {Path(args.model).name} + {Path(args.clip).name} for {args.seconds:g} s; "
-                  "subscribed to edge/# and homeassistant/#", flush=True)  # fmt: skip
-            t0 = time.monotonic()
-            code = service.run()
-            timer.cancel()
-            time.sleep(0.3)  # let the last messages (availability offline) arrive
-            n = len(received)
-            print(f"demo: subscriber received {n} messages in {time.monotonic() - t0:.1f} s", flush=True)
-            if not any(t.endswith("/classification") for t in received):
-                print("demo: no classification arrived", file=sys.stderr)
-                return 1
-            return code
-    finally:
-        sub.loop_stop()
-        sub.disconnect()
-        if broker is not None:
-            broker.__exit__(None, None, None)
+        except OSError as e:
+            raise EdgeError(
+                f"--broker: cannot connect to {host}:{port} ({e.strerror or e}); is a broker running?"
+            ) from None
+        sub.loop_start()
+        stack.callback(sub.loop_stop)
+        stack.callback(sub.disconnect)
+
+        service = Service(cfg)
+        timer = threading.Timer(args.seconds, service.stop)
+        timer.daemon = True
+        timer.start()
+        stack.callback(timer.cancel)
+        print(f"demo: daemon on {Path(args.model).name} + {Path(args.clip).name} for {args.seconds:g} s; "
+              "subscribed to edge/# and homeassistant/#", flush=True)  # fmt: skip
+        t0 = time.monotonic()
+        code = service.run()
+        time.sleep(0.3)  # let the last messages (availability offline) arrive
+        print(f"demo: subscriber received {len(received)} messages in {time.monotonic() - t0:.1f} s", flush=True)
+        if not any(t.endswith("/classification") for t in received):
+            print("edge-daemon: demo: no classification arrived", file=sys.stderr)
+            return 1
+        return code
 
 
 cli.EXTRA_COMMANDS.extend(

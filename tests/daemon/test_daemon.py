@@ -298,3 +298,21 @@ def test_watchdog_pings_stop_while_the_camera_hangs_and_resume_on_retry(
         assert d.proc.poll() is None
     finally:
         server.stop()
+
+
+def test_tls_and_password_from_credentials_directory(
+    mosquitto_factory, subscriber_factory, daemon_factory, coral_model, cat_bird_clip, tmp_path
+) -> None:
+    broker = mosquitto_factory(tls=True, users={"edge": "pa55-w0rd", "watcher": "w"}, allow_anonymous=False)
+    creds = tmp_path / "credentials"  # what systemd's LoadCredential= makes
+    creds.mkdir()
+    (creds / "edge-daemon.mqtt-password").write_text("pa55-w0rd\n")
+    sub = subscriber_factory(broker, [f"{T}/#"], username="watcher", password="w")
+    cfg = config(tmp_path, broker, coral_model, cat_bird_clip,
+                 mqtt={"username": "edge", "password_file": "edge-daemon.mqtt-password"},
+                 **{"mqtt.tls": {"enabled": True, "ca": str(broker.tls_files.ca)}})  # fmt: skip
+    d = daemon_factory(cfg, {"CREDENTIALS_DIRECTORY": str(creds)})
+    first = wait_payload(sub, f"{T}/classification", lambda p: True, timeout=20)
+    assert first["index"] in CAT_INDICES
+    assert d.stop()[0] == 0
+    assert "pa55-w0rd" not in d.log()

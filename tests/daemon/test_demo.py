@@ -33,6 +33,12 @@ def test_demo_on_a_published_model_and_clip(coral_model, cat_bird_clip) -> None:
     assert any("cat" in label for label in labels) and any("chickadee" in label for label in labels), labels
 
 
+def test_demo_with_a_real_broker(mosquitto, coral_model, cat_bird_clip) -> None:
+    r = run_demo("--seconds", "6", "--broker", f"127.0.0.1:{mosquitto.port}", "--model", str(coral_model),
+                 "--clip", str(cat_bird_clip))  # fmt: skip
+    assert check_output(r)
+
+
 def test_demo_bundled_assets() -> None:
     if not (DEMO_MODEL.exists() and DEMO_CLIP.exists()):
         pytest.skip(f"bundled demo assets not committed yet ({DEMO_MODEL.name}, {DEMO_CLIP.name})")
@@ -45,6 +51,7 @@ def test_demo_bundled_assets() -> None:
         (["--model", "nothere.tflite"], "edge-daemon: error: --model: nothere.tflite not found"),
         (["--seconds", "0"], "edge-daemon: error: --seconds: must be positive"),
         (["--broker", "nohost"], "edge-daemon: error: --broker: expected HOST:PORT"),
+        (["--broker", "127.0.0.1:1"], "edge-daemon: error: --broker: cannot connect to 127.0.0.1:1"),
     ],
 )
 def test_demo_bad_arguments(args, expected, coral_model, cat_bird_clip) -> None:
