@@ -65,8 +65,11 @@ class Service:
     def __init__(self, config: Config, *, notifier: Notifier | None = None) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
-        self._stop = threading.Event()
-        self._reload = threading.Event()
+        self._stop = threading.Event()  # set by stop() from any thread; the loop's waits watch it
+        # Set by signal handlers, which must take no lock (Event.set() could deadlock on the lock the
+        # interrupted main thread holds); the loop polls them at least every READ_TIMEOUT_S.
+        self._signalled_stop = False
+        self._reload = False
         self.clf: Classifier | None = None
         self.publisher: Any = None
         self.camera: Camera | None = None
@@ -86,8 +89,16 @@ class Service:
         self._stop.set()
 
     def request_reload(self) -> None:
-        """Ask the loop to reload the model (what SIGHUP does)."""
-        self._reload.set()
+        """Ask the loop to reload the model (what SIGHUP does); safe from a signal handler."""
+        self._reload = True
+
+    def _signal_stop(self, *_: object) -> None:
+        self._signalled_stop = True
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called or SIGTERM/SIGINT arrived."""
+        return self._signalled_stop or self._stop.is_set()
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -133,8 +144,8 @@ class Service:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         handlers = {
-            signal.SIGTERM: lambda *_: self.stop(),
-            signal.SIGINT: lambda *_: self.stop(),
+            signal.SIGTERM: self._signal_stop,
+            signal.SIGINT: self._signal_stop,
             signal.SIGHUP: lambda *_: self.request_reload(),
         }
         previous = {sig: signal.signal(sig, h) for sig, h in handlers.items()}
@@ -183,7 +194,7 @@ class Service:
         self._watch = (now + cfg.model.watch_interval_s, _file_signature(cfg.model.path), None)
         ping_every = self.notifier.watchdog_interval
         next_ping, pinged_at = now, -1
-        while not self._stop.is_set():
+        while not self.stopping:
             resting = bool(period) and next_slot > now  # classified recently; the next frame is not due yet
             if resting:
                 self._stop.wait(min(next_slot - now, READ_TIMEOUT_S))
@@ -211,8 +222,8 @@ class Service:
         """Reload on SIGHUP, or when the model file changed and then stayed the same for one more poll."""
         m = self.config.model
         next_watch, watched, pending = self._watch
-        if self._reload.is_set():
-            self._reload.clear()
+        if self._reload:
+            self._reload = False
             self._reload_model("SIGHUP")
             watched = _file_signature(m.path)
         elif m.watch and now >= next_watch:
