@@ -13,6 +13,7 @@ import os
 import ssl
 import urllib.request
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
@@ -68,8 +69,9 @@ def pick_release(releases: Mapping[str, Sequence[Mapping]], spec: SpecifierSet) 
     return allowed[-1] if allowed else None
 
 
+@lru_cache(maxsize=64)
 def releases_of(name: str, timeout: float = 30.0) -> dict[str, list[dict]]:
-    """PyPI's `releases` table for a project (network)."""
+    """PyPI's `releases` table for a project (network; cached for the test session)."""
     cafile = os.environ.get("PIP_CERT") or None
     ctx = ssl.create_default_context(cafile=cafile)
     url = f"{PYPI}/{canonicalize_name(name)}/json"

@@ -8,6 +8,7 @@ with their markers evaluated for the Pi rather than for the machine running the 
 from __future__ import annotations
 
 import tomllib
+from functools import lru_cache
 from pathlib import Path
 
 from packaging import tags
@@ -47,6 +48,7 @@ MARKER_ENV: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=1)
 def supported_tags() -> frozenset[tags.Tag]:
     """Every wheel tag the Pi's pip installs (cp311 / abi3 / py3-none, manylinux up to 2_36, aarch64)."""
     return frozenset(

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import urllib.error
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -162,8 +163,11 @@ def _constraints(resolution: list[dict]) -> dict[str, SpecifierSet]:
 def test_no_dependency_would_be_built_from_source_on_a_pi(resolution):
     """pip on a Pi takes the newest allowed release; for every package in the tree it must come as a fitting wheel."""
     problems = []
-    for name, spec in sorted(_constraints(resolution).items()):
-        releases = pypi.releases_of(name)
+    constraints = _constraints(resolution)
+    with ThreadPoolExecutor(8) as pool:  # the JSON of numpy or protobuf is megabytes
+        fetched = dict(zip(constraints, pool.map(pypi.releases_of, constraints), strict=True))
+    for name, spec in sorted(constraints.items()):
+        releases = fetched[name]
         version = pypi.pick_release(releases, spec)
         if version is None:
             problems.append(f"{name}{spec}: no release a Pi can install")
