@@ -1,7 +1,12 @@
 """Make the suite's small model: MobileNetV2 0.35/96, full int8, cached under `.cache/benchmarks/`.
 
-`python -m benchmarks.small_model [--from MODEL.tflite]`. With `--from`, a model made by `edge-train` (e.g.
-`edge-train ... --alpha 0.35 --size 96`) is copied into the cache, which is what the suite should measure.
+`python -m benchmarks.small_model [--from MODEL.tflite]`. With `--from`, a model made by `edge-train` is copied
+into the cache, which is what the suite should measure (its defaults are alpha 0.35, 96x96, uint8 I/O):
+
+    edge-train export-dataset fashion-mnist .cache/benchmarks/edge-train/fm --per-class 40
+    edge-train train .cache/benchmarks/edge-train/fm -o .cache/benchmarks/edge-train/run --epochs 3
+    python -m benchmarks.small_model --from .cache/benchmarks/edge-train/run/model.tflite
+
 Without it, the same graph is built here with Keras (MobileNetV2 alpha 0.35, 96x96 RGB input taking raw
 pixels, a 10-class softmax head), untrained, and converted to full int8 (uint8 input/output) with a
 representative dataset of random images: invoke time depends on the graph and the quantization, not on the
