@@ -20,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.config import redact_url
+
 log = logging.getLogger(__name__)
 
 
@@ -86,6 +88,7 @@ class Camera:
         timeout_s: float = 10.0,
     ) -> None:
         self.source, self.kind = str(source), source_kind(str(source))
+        self.name = redact_url(self.source)  # what logs show
         self.width, self.height, self.loop = width, height, loop
         self.reconnect_min_s, self.reconnect_max_s, self.timeout_s = reconnect_min_s, reconnect_max_s, timeout_s
         self._stop = threading.Event()
@@ -182,7 +185,7 @@ class Camera:
                 if cap is None:
                     if first or not lost:
                         log.warning("camera %s: cannot open; retrying with backoff up to %.0f s",
-                                    self.source, self.reconnect_max_s)  # fmt: skip
+                                    self.name, self.reconnect_max_s)  # fmt: skip
                     lost, first = True, False
                     self._stop.wait(delay)
                     delay = min(delay * 2, self.reconnect_max_s)
@@ -192,9 +195,9 @@ class Camera:
                     if lost:
                         self._reconnects += 1
                 if lost:
-                    log.info("camera %s: back", self.source)
+                    log.info("camera %s: back", self.name)
                 elif first:
-                    log.info("camera %s: opened", self.source)
+                    log.info("camera %s: opened", self.name)
                 first, lost, delay = False, False, self.reconnect_min_s
                 try:
                     outcome = self._grab(cap)
@@ -202,18 +205,16 @@ class Camera:
                     cap.release()
                     self._set(connected=False)
                 if outcome == "ended":
-                    log.info("camera %s: end of video file", self.source)
+                    log.info("camera %s: end of video file", self.name)
                     self._set(ended=True)
                     return
                 if outcome == "lost":
-                    log.warning(
-                        "camera %s: lost; retrying with backoff up to %.0f s", self.source, self.reconnect_max_s
-                    )
+                    log.warning("camera %s: lost; retrying with backoff up to %.0f s", self.name, self.reconnect_max_s)
                     lost = True
                     self._stop.wait(delay)
                     delay = min(delay * 2, self.reconnect_max_s)
         except Exception:  # a bug in the driver glue must not leave a silent, dead camera
-            log.exception("camera %s: grabber thread failed", self.source)
+            log.exception("camera %s: grabber thread failed", self.name)
             self._set(connected=False, ended=True)
 
     def _grab(self, cap: Any) -> str:

@@ -199,6 +199,11 @@ def _cross_checks(cfg: Config, base: Path) -> Config:
     return dataclasses.replace(cfg, camera=cam, mqtt=dataclasses.replace(m, device_id=device_id))
 
 
+def redact_url(source: str) -> str:
+    """The source with a password in its URL replaced by `***` (`rtsp://admin:***@cam/stream`), for logs."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", source, flags=re.IGNORECASE)
+
+
 def config_from_dict(
     data: Mapping[str, Any], *, base: Path | None = None, environ: Mapping[str, str] | None = None, source: str = ""
 ) -> Config:
@@ -285,6 +290,8 @@ def to_toml(cfg: Config) -> str:
         for f, _, value in rows:
             if value is None:
                 out.append(f"# {f.name} = (not set)")
+            elif name == "camera" and f.name == "source":
+                out.append(f"{f.name} = {_toml(redact_url(value))}")
             else:
                 out.append(f"{f.name} = {_toml(value)}")
     if cfg.password is not None:

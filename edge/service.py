@@ -81,6 +81,7 @@ class Service:
         self._times: deque[float] = deque(maxlen=10_000)  # inference ms since the last stats
         self._started = time.monotonic()
         self._last_ms = 0.0  # the last frame's inference time, repeated by heartbeats
+        self._camera_up: bool | None = None  # last camera state reported on .../event
 
     # -- control (thread-safe) -------------------------------------------------------------------------------------
 
@@ -130,7 +131,7 @@ class Service:
             ).start()
             log.info(
                 "running: model %s (%d classes) on %s, camera %s, MQTT %s:%d as %s/%s",
-                spec.name, spec.num_classes, spec.device, c.source, cfg.mqtt.host, cfg.mqtt.port,
+                spec.name, spec.num_classes, spec.device, self.camera.name, cfg.mqtt.host, cfg.mqtt.port,
                 cfg.mqtt.topic_prefix, cfg.mqtt.device_id,
             )  # fmt: skip
             self.notifier.ready(f"running; model {spec.name} on {spec.device}; waiting for camera")
@@ -210,6 +211,7 @@ class Service:
                 break
             elif (decision := self.smoother.heartbeat(now)) is not None:
                 self._publish(decision, self._last_ms, time.time())
+            self._check_camera()
             self._check_reload(now)
             if ping_every and now >= next_ping and (resting or self._progressing(pinged_at, now)):
                 self.notifier.watchdog()
@@ -217,6 +219,19 @@ class Service:
             if now >= next_stats:
                 stats_base = self._publish_stats(stats_base, now)
                 next_stats = now + cfg.stats.interval_s
+
+    def _check_camera(self) -> None:
+        """Report the camera coming and going on `.../event` (its thread logs it)."""
+        from edge.mqtt_contract import iso_utc
+
+        cam = self.camera.stats
+        if cam.connected == self._camera_up or (self._camera_up is None and not cam.connected):
+            return
+        self._camera_up = cam.connected
+        self.publisher.publish_event(
+            {"event": "camera_connected" if cam.connected else "camera_lost", "source": self.camera.name,
+             "reconnects": cam.reconnects, "timestamp": iso_utc(time.time())}
+        )  # fmt: skip
 
     def _check_reload(self, now: float) -> None:
         """Reload on SIGHUP, or when the model file changed and then stayed the same for one more poll."""

@@ -68,13 +68,17 @@ def test_slow_consumer_gets_the_newest_frame_and_drops_are_counted(tmp_path: Pat
     assert st.captured - st.dropped - len(taken) in (0, 1)  # every frame was either taken or dropped
 
 
-def test_absent_source_is_retried_not_fatal(tmp_path: Path) -> None:
-    cam = Camera("http://127.0.0.1:9/none.mjpg", reconnect_min_s=0.1, reconnect_max_s=0.2, timeout_s=1).start()
+def test_absent_source_is_retried_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cam = Camera(
+        "http://admin:s3cret@127.0.0.1:9/none.mjpg", reconnect_min_s=0.1, reconnect_max_s=0.2, timeout_s=1
+    ).start()
     try:
         assert cam.read(0.8) is None
         st = cam.stats
         assert not st.connected and not st.ended and st.captured == 0
         assert time.monotonic() - st.last_activity < 1.0  # retrying on schedule
+        logged = [r.getMessage() for r in caplog.records]
+        assert len(logged) == 1 and "admin:***@127.0.0.1" in logged[0] and "s3cret" not in logged[0]  # once
     finally:
         t0 = time.monotonic()
         cam.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import config_from_dict, example_toml, load_config, reference_markdown, to_toml
+from edge.config import config_from_dict, example_toml, load_config, redact_url, reference_markdown, to_toml
 from edge.errors import EdgeError
 from tests.daemon.conftest import CLI, REPO, write_config
 
@@ -157,3 +157,20 @@ def test_default_config_file_is_the_schema_and_loads(model: str) -> None:
 def test_readme_reference_is_generated_from_the_schema() -> None:
     readme = (REPO / "README.md").read_text()
     assert reference_markdown() in readme, "README's configuration reference is stale: paste reference_markdown()"
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("rtsp://admin:s3cret@10.0.0.2:554/live", "rtsp://admin:***@10.0.0.2:554/live"),
+        ("http://u:p@cam/stream.mjpg", "http://u:***@cam/stream.mjpg"),
+        ("rtsp://cam/live", "rtsp://cam/live"),
+        ("http://user@cam/x", "http://user@cam/x"),
+        ("/dev/video0", "/dev/video0"),
+    ],
+)
+def test_camera_url_password_is_redacted_in_output(source: str, shown: str, model: str) -> None:
+    assert redact_url(source) == shown
+    cfg = config_from_dict({"camera": {"source": source}, "model": {"path": model}}, environ={})
+    assert cfg.camera.source == source  # the real one is used
+    assert f'source = "{shown}"' in to_toml(cfg)

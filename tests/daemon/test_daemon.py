@@ -185,6 +185,8 @@ def test_absent_then_killed_camera_stream_resumes(
         wait_payload(sub, f"{T}/classification", lambda p: p["frame"] > n, timeout=15)
         stats = wait_payload(sub, f"{T}/stats", lambda p: p["camera_connected"] and p["camera_reconnects"] == 2)
         stats = wait_payload(sub, f"{T}/stats", lambda p: p["frames_classified"] > stats["frames_classified"] + 3)
+        events = [(p["event"], p["reconnects"]) for p in payloads(sub, f"{T}/event")]
+        assert events == [("camera_connected", 1), ("camera_lost", 1), ("camera_connected", 2)], events
         # camera.max_rate = 5 on a 15 fps stream: ~5 classified per second, the newest frame each time
         assert 3.0 <= stats["fps_classified"] <= 5.5 and stats["fps_dropped"] >= 5, stats
         assert d.stop()[0] == 0
