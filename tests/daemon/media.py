@@ -7,7 +7,6 @@ back on the same port, so a test can take the camera away and return it.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from mqtt_broker import free_port
 
 BOUNDARY = "edgeframe"
 
@@ -42,12 +42,6 @@ def solid_frames(n: int, size: tuple[int, int] = (96, 128)) -> list[np.ndarray]:
         img[:, x : x + 8, 2] = 255
         out.append(img)
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MjpegServer:
