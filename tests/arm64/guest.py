@@ -38,7 +38,8 @@ def cli(argv: list[str]) -> tuple[int, str, float]:
     return code, out.getvalue(), time.perf_counter() - t0
 
 
-def check_model(model: str, image: str) -> None:
+def check_model(model: str, images: list[str]) -> None:
+    """`info` once, then `classify` of all the model's images in one call (one JSON line per image)."""
     code, out, seconds = cli(["info", "--model", model, "--json"])
     info = json.loads(out) if code == 0 else {}
     emit(
@@ -50,17 +51,19 @@ def check_model(model: str, image: str) -> None:
         device=info.get("device"),
         input=info.get("input"),
     )
-    code, out, seconds = cli(["classify", "--model", model, "--json", "--top-k", "3", image])
-    result = json.loads(out.splitlines()[0]) if code == 0 and out.strip() else {}
-    emit(
-        "classify",
-        model=model,
-        image=image,
-        code=code,
-        seconds=round(seconds, 3),
-        predictions=result.get("predictions", []),
-        inference_ms=result.get("inference_ms"),
-    )
+    code, out, seconds = cli(["classify", "--model", model, "--json", "--top-k", "3", *images])
+    results = {r["image"]: r for r in map(json.loads, out.splitlines())} if code == 0 else {}
+    for image in images:
+        result = results.get(image, {})
+        emit(
+            "classify",
+            model=model,
+            image=image,
+            code=code,
+            seconds=round(seconds / len(images), 3),
+            predictions=result.get("predictions", []),
+            inference_ms=result.get("inference_ms"),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         modules={m.__name__: m.__file__ for m in (edge, numpy, cv2, interpreter)},
         versions={"numpy": numpy.__version__, "cv2": cv2.__version__, "edge": edge.__version__},
     )
+    by_model: dict[str, list[str]] = {}
     for model, image in args.case:
-        check_model(model, image)
+        by_model.setdefault(model, []).append(image)
+    for model, images in by_model.items():
+        check_model(model, images)
     if args.config:
         emit("run-start")
         t0 = time.perf_counter()

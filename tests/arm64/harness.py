@@ -87,11 +87,45 @@ def published_case() -> Case | None:
     return Case(model, image, "tiger cat", 283) if model.exists() and image.exists() else None
 
 
-def trainer_case() -> Case | None:
-    """The model our trainer made (edge/assets/demo_model.tflite) on an image of a class it knows."""
+def trainer_cases(work: Path, count: int = 3) -> tuple[list[Case], str]:
+    """Fashion-MNIST test images for the model our trainer made (edge/assets/demo_model.tflite).
+
+    Ground truth comes from the dataset (Debian's dataset-fashion-mnist). An image is used only when the
+    model gets it right on this x86 host by a clear margin, so the emulated aarch64 run must reproduce a
+    correct answer and not a coin toss between near-equal int8 scores. One image per class, `count` classes.
+
+    Returns:
+        The cases (images written under `work`), and why there are none when the list is empty.
+    """
     if not DEMO_MODEL.exists():
-        return None
-    return None  # filled in once the trainer's demo model and its sample images are committed
+        return [], f"{DEMO_MODEL.relative_to(REPO)} not committed yet"
+    import cv2
+
+    from edge.errors import EdgeError
+    from edge.model import load_model
+    from trainer.datasets_export import FASHION_CLASSES, FASHION_FILES, find_fashion_mnist, read_idx
+
+    try:
+        folder = find_fashion_mnist()
+        images, truth = (read_idx(folder / name) for name in FASHION_FILES["test"])
+    except EdgeError as e:
+        return [], str(e)
+    cases: list[Case] = []
+    with load_model(DEMO_MODEL, device="cpu", threads=1) as clf:
+        labels = clf.spec.labels
+        if not set(FASHION_CLASSES) <= set(labels):
+            return [], f"{DEMO_MODEL.name}: labels {labels} are not Fashion-MNIST's; no ground truth to check"
+        for i in range(min(len(images), 300)):
+            expected = FASHION_CLASSES[int(truth[i])]
+            if len(cases) == count or any(c.label == expected for c in cases):
+                continue
+            scores = clf.scores(images[i])
+            first, second = sorted(scores)[-1], sorted(scores)[-2]
+            if labels[int(scores.argmax())] == expected and first - second >= 0.3:
+                path = work / f"fashion-mnist-test-{i:05d}.png"
+                cv2.imwrite(str(path), images[i])
+                cases.append(Case(DEMO_MODEL, path, expected, labels.index(expected)))
+    return cases, "" if cases else f"{DEMO_MODEL.name} got no Fashion-MNIST test image right by a clear margin"
 
 
 def make_clip(image: Path, out: Path, frames: int = 30, fps: float = 10.0) -> Path:
@@ -194,16 +228,19 @@ def run(cache: Path | None = None, frames: int = 5, pi5: bool = True) -> Report:
     lap("host: resolve/download aarch64 wheels")
     deps = wheels_mod.install_dependencies(cache, wheels)
     lap("host: install dependency wheels")
-    cases = [c for c in (published_case(), trainer_case()) if c is not None]
-    if published_case() is None:
-        report.notes.append(f"SKIPPED published model: {SHARED} not found")
-    if trainer_case() is None:
-        report.notes.append(f"SKIPPED trainer's model: {DEMO_MODEL.relative_to(REPO)} not committed yet")
-    case_args = [a for c in cases for a in ("--case", str(c.model), str(c.image))]
-    run_case = cases[0] if cases else None
     with tempfile.TemporaryDirectory(prefix="edge-arm64-run-") as tmp:
         work = Path(tmp)
-        project = wheels_mod.install_project(wheels_mod.build_project_wheel(work / "dist"), work / "project")
+        published = published_case()
+        if published is None:
+            report.notes.append(f"SKIPPED published model: {SHARED} not found")
+        trained, why = trainer_cases(work)
+        if not trained:
+            report.notes.append(f"SKIPPED the trainer's model: {why}")
+        cases = ([published] if published else []) + trained
+        case_args = [a for c in cases for a in ("--case", str(c.model), str(c.image))]
+        run_case = cases[0] if cases else None
+        lap("host: pick test images (x86 reference)")
+        project = wheels_mod.install_project(wheels_mod.build_project_wheel(work / "dist", cache), work / "project")
         lap("host: build + install the project wheel")
         with Mosquitto(work / "mosquitto") as broker, Subscriber(broker, ["edge/#", "homeassistant/#"]) as sub:
             args = list(case_args)
@@ -280,7 +317,7 @@ def check_cases(report: Report, cases: list[Case]) -> None:
     for case in cases:
         name = case.model.name
         info = [s for s in infos if s["model"] == str(case.model)]
-        result = [s for s in results if s["model"] == str(case.model)]
+        result = [s for s in results if s["model"] == str(case.model) and s["image"] == str(case.image)]
         if not report.check(bool(info) and info[0]["code"] == 0, f"edge-daemon info {name} failed"):
             continue
         report.timings[f"guest: edge-daemon info {name}"] = info[0]["seconds"]

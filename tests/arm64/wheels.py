@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from importlib import metadata
+import tomllib
 from pathlib import Path
-
-from packaging.version import Version
 
 from tests.arm64.target import REPO, daemon_requirements, pip_target_args, wheel_fits_pi
 
@@ -26,9 +25,14 @@ class WheelError(RuntimeError):
     """pip could not resolve, download, build or install a wheel; the message carries pip's last lines."""
 
 
-def _pip(args: list[str], what: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def _pip(
+    args: list[str], what: str, timeout: float = 600, pythonpath: Path | None = None
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout, env=env)
     if proc.returncode != 0:
         lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith("ERROR")]
@@ -94,16 +98,21 @@ def _project_files() -> list[str]:
     return [name for name in proc.stdout.decode().split("\0") if name]
 
 
-def _can_build_in_place() -> bool:
-    """True when this Python has the build backend pyproject.toml asks for (saves fetching it per build)."""
-    try:
-        return Version(metadata.version("setuptools")) >= Version("68") and bool(metadata.version("wheel"))
-    except metadata.PackageNotFoundError:
-        return False
+def build_backend(cache: Path) -> Path:
+    """pyproject.toml's `[build-system] requires`, installed once into the cache (pip would fetch them per build)."""
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    env = cache / ("build-" + hashlib.sha256("\n".join(requires).encode()).hexdigest()[:12])
+    if not (env / ".complete").exists():
+        for old in cache.glob("build-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        _pip(["install", "--target", str(env), *requires], "installing the build backend")
+        (env / ".complete").touch()
+    return env
 
 
-def build_project_wheel(out: Path) -> Path:
+def build_project_wheel(out: Path, cache: Path) -> Path:
     """Build the project's wheel from a clean copy of the working tree (no stale build/ can leak in)."""
+    backend = build_backend(cache)
     with tempfile.TemporaryDirectory(prefix="edge-arm64-src-") as tmp:
         src = Path(tmp)
         for name in _project_files():
@@ -111,9 +120,8 @@ def build_project_wheel(out: Path) -> Path:
             if path.is_file() and not name.startswith(("tests/", ".ci/")):
                 (src / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, src / name)
-        isolation = ["--no-build-isolation"] if _can_build_in_place() else []
-        cmd = ["wheel", "--no-deps", *isolation, "--wheel-dir", str(out), str(src)]
-        _pip(cmd, "building the project wheel", timeout=300)
+        cmd = ["wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(src)]
+        _pip(cmd, "building the project wheel", timeout=300, pythonpath=backend)
     built = sorted(out.glob("edge_daemon-*.whl"))
     if not built:
         raise WheelError(f"pip wheel produced no edge_daemon wheel in {out}")
