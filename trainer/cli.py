@@ -3,6 +3,7 @@
     edge-train train DATASET --out DIR [--size 96 --alpha 0.35 --weights none|imagenet|PATH ...]
     edge-train evaluate --model DIR/model.tflite DATASET
     edge-train export-dataset fashion-mnist|digits OUT
+    edge-train demo-clip IMAGES_FOLDER OUT.avi
 
 Expected failures print one line, `edge-train: error: ...`, and exit 2; never a traceback.
 """
@@ -244,6 +245,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_clip_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", help="a class-per-folder image set, e.g. a Fashion-MNIST export's test/")
+    p.add_argument("out", help="the .avi to write (a .json timeline is written beside it)")
+    p.add_argument("--seconds", type=float, default=2.0, help="seconds each image is shown (2)")
+    p.add_argument("--per-class", type=int, default=1, help="images per class, the first by name (1)")
+    p.add_argument("--fps", type=float, default=10.0, help="frames per second (10)")
+
+
+def cmd_clip(args: argparse.Namespace) -> int:
+    """Write an MJPG demo clip of real images, a few seconds per class."""
+    from trainer.demo import make_clip
+
+    if args.seconds <= 0 or args.fps <= 0 or args.per_class < 1:
+        raise EdgeError("--seconds and --fps must be positive, --per-class at least 1")
+    make_clip(args.folder, args.out, seconds_per_image=args.seconds, per_class=args.per_class, fps=args.fps)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-train", description="Train full-int8 image classifiers for edge-daemon."
@@ -254,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", "train, export full-int8 with labels, report", add_train_args, cmd_train),
         ("evaluate", "report float/int8 accuracy of a model on a dataset", add_evaluate_args, cmd_evaluate),
         ("export-dataset", "write an offline dataset in the folder layout", add_export_args, cmd_export),
+        ("demo-clip", "write an MJPG clip of real images, a few seconds per class", add_clip_args, cmd_clip),
     ):
         p = sub.add_parser(name, help=help_, description=help_)
         add(p)

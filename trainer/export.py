@@ -180,12 +180,19 @@ class EdgeTpuResult:
 
 
 def parse_compiler_log(text: str) -> tuple[int, int]:
-    """(ops on Edge TPU, ops on CPU) from edgetpu_compiler's summary lines."""
+    """(ops on Edge TPU, ops on CPU) from edgetpu_compiler's summary.
+
+    The compiler prints `Number of operations that will run on Edge TPU/CPU: N` when some ops stay on the
+    CPU, and only `Total number of operations: N` when all of them map to the Edge TPU.
+    """
     tpu = re.search(r"Number of operations that will run on Edge TPU:\s*(\d+)", text)
     cpu = re.search(r"Number of operations that will run on CPU:\s*(\d+)", text)
-    if not tpu:
-        raise EdgeError("edgetpu_compiler printed no operation counts; run it by hand to see why")
-    return int(tpu.group(1)), int(cpu.group(1)) if cpu else 0
+    total = re.search(r"Total number of operations:\s*(\d+)", text)
+    if tpu:
+        return int(tpu.group(1)), int(cpu.group(1)) if cpu else 0
+    if total:
+        return int(total.group(1)), 0
+    raise EdgeError("edgetpu_compiler printed no operation counts; run it by hand to see why")
 
 
 def compile_edgetpu(model_path: Path, labels: tuple[str, ...] | list[str], timeout: float = 600) -> EdgeTpuResult:
@@ -217,5 +224,4 @@ def compile_edgetpu(model_path: Path, labels: tuple[str, ...] | list[str], timeo
     tpu, cpu = parse_compiler_log(text)
     if embedded_label_member(compiled) is None:
         embed_labels(compiled, labels)
-    (out_dir / f"{model_path.stem}_edgetpu.log").write_text(text, encoding="utf-8")
     return EdgeTpuResult(compiled, tpu, cpu, text)

@@ -1,0 +1,50 @@
+"""One tiny model trained once per session, end to end through `edge-train`, on real data.
+
+The data is scikit-learn's bundled handwritten digits (real scans, 8x8, offline), exported to the folder
+layout by `edge-train export-dataset digits`. The model is MobileNetV2 alpha 0.35 at 32x32 from scratch:
+small enough for a couple of minutes on a shared 2-core machine, and enough to learn the digits well above
+chance, so the int8 checks below run on a model that really learned something.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TRAIN_ARGS = ["--size", "32", "--alpha", "0.35", "--epochs", "8", "--batch-size", "32", "--no-flip", "--seed", "3"]
+
+
+@dataclass(frozen=True)
+class Trained:
+    data: Path  # the dataset folder
+    out: Path  # the run's output folder
+    model: Path  # the .tflite
+    report: dict
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real digits dataset in the folder layout (1797 PNGs, 10 classes)."""
+    pytest.importorskip("sklearn")
+    from trainer.cli import main
+
+    out = tmp_path_factory.mktemp("digits") / "digits"
+    assert main(["export-dataset", "digits", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """`edge-train train` run once on the digits (in-process, so TensorFlow is imported once)."""
+    pytest.importorskip("tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from trainer.cli import main
+
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", str(digits), "--out", str(out), *TRAIN_ARGS]) == 0
+    report = json.loads((out / "report.json").read_text())
+    return Trained(digits, out, out / "model.tflite", report)
