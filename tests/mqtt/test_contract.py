@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -239,8 +242,6 @@ def test_ha_status_topic() -> None:
 
 
 def _readme_mqtt_section() -> str:
-    from pathlib import Path
-
     readme = Path(__file__).resolve().parents[2] / "README.md"
     text = readme.read_text()
     return text[text.index("<!-- BEGIN mqtt -->") : text.index("<!-- END mqtt -->")]
@@ -260,3 +261,37 @@ def test_readme_examples_match_the_contract() -> None:
     t = topics("edge", "<id>")
     for topic in (t.availability, t.classification, t.stats, t.event):
         assert f"`{topic}`" in section
+
+
+HA_PYTHON = os.environ.get("EDGE_HA_PYTHON")
+
+
+@pytest.mark.skipif(
+    not HA_PYTHON,
+    reason="EDGE_HA_PYTHON unset: point it at a Python with homeassistant installed to validate discovery with "
+    "HA's own schema (see tests/mqtt/ha_validate.py)",
+)
+def test_discovery_passes_home_assistants_own_schema() -> None:
+    """Full and abbreviated configs go through HA's abbreviation expansion and the MQTT sensor DISCOVERY_SCHEMA;
+    a deliberately misspelt key and an unknown device key are caught the same way (so the check can fail)."""
+    configs = _configs()
+    payload = {f"full:{t}": c for t, c in configs.items()}
+    payload.update({f"abbr:{t}": _abbreviate(c) for t, c in configs.items()})
+    typo = dict(next(iter(configs.values())))
+    typo["stat_tt"] = typo.pop("state_topic")
+    payload["typo"] = typo
+    payload["bad_device"] = {**typo, "state_topic": "x", "device": {**typo["device"], "colour": "red"}}
+    script = Path(__file__).with_name("ha_validate.py")
+    out = subprocess.run(
+        [HA_PYTHON, str(script)], input=json.dumps({"configs": payload}), capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads(out.stdout)
+    for topic, config in configs.items():
+        for variant in ("full", "abbr"):
+            r = results[f"{variant}:{topic}"]
+            assert r["ok"], (variant, topic, r["error"])
+            assert r["dropped"] == [], (variant, topic)  # no key silently ignored
+            assert r["expanded"] == config, (variant, topic)  # our abbreviation table agrees with HA's
+    assert not results["typo"]["ok"] and "state_topic" in results["typo"]["error"]
+    assert not results["bad_device"]["ok"] and "colour" in results["bad_device"]["error"]
