@@ -187,6 +187,7 @@ class Service:
     # -- the loop --------------------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        """Until stopped: take the newest frame when due, classify, publish; heartbeats, reloads, watchdog, stats."""
         cfg, camera = self.config, self.camera
         assert camera is not None
         period = 1.0 / cfg.camera.max_rate if cfg.camera.max_rate > 0 else 0.0
@@ -206,7 +207,7 @@ class Service:
             if frame is not None:
                 self._classify(frame.image, frame.captured_at)
                 next_slot = max(next_slot + period, now) if period else now
-            elif camera.stats.ended:
+            elif not resting and camera.stats.ended:
                 log.info("video file ended and camera.loop is false: stopping")
                 break
             elif (decision := self.smoother.heartbeat(now)) is not None:
