@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,6 +227,11 @@ def run(cache: Path | None = None, frames: int = 5, pi5: bool = True) -> Report:
         report.timings[name] = now - t
         t = now
 
+    with sysroot_mod.locked(cache):  # held for the whole run: another run must not swap the files in use
+        return _run_locked(cache, frames, pi5, report, lap)
+
+
+def _run_locked(cache: Path, frames: int, pi5: bool, report: Report, lap: Callable[[str], None]) -> Report:
     root = sysroot_mod.ensure_sysroot(cache)
     lap("host: sysroot (Debian bookworm arm64)")
     wheels = wheels_mod.download_dependencies(cache)

@@ -9,12 +9,15 @@ then unpacked with `dpkg -x`. The result is reused while the package set is unch
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -128,6 +131,18 @@ def write_cpuinfo(root: Path, cpu: str = "cortex-a72", cpus: int | None = None) 
     text += f"Model\t\t: {model}\n"
     (root / "proc").mkdir(exist_ok=True)
     (root / "proc/cpuinfo").write_text(text)
+
+
+@contextlib.contextmanager
+def locked(cache: Path) -> Iterator[None]:
+    """Hold the cache's lock (blocking): two harness runs at once must not rebuild the same files."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def ensure_sysroot(cache: Path) -> Path:
