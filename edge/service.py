@@ -267,6 +267,9 @@ class Service:
             t0 = time.perf_counter()
             raw = clf.run(tensor)
             ms = (time.perf_counter() - t0) * 1000.0
+            class_scores = scores(raw, clf.spec.output)
+            if not np.all(np.isfinite(class_scores)):
+                raise EdgeError(f"{clf.spec.path}: the model output NaN or infinite scores")
         except EdgeError as e:
             self.errors += 1
             self._failing += 1
@@ -279,7 +282,7 @@ class Service:
         self.classified += 1
         self._times.append(ms)
         self._last_ms = ms
-        decision = self.smoother.update(scores(raw, clf.spec.output), time.monotonic())
+        decision = self.smoother.update(class_scores, time.monotonic())
         if decision is not None:
             self._publish(decision, ms, time.time() - (time.monotonic() - captured_at))
 
