@@ -187,5 +187,6 @@ def ensure_sysroot(cache: Path) -> Path:
         (tmp / STAMP).write_text(json.dumps(_stamp()))
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
+        shutil.rmtree(apt, ignore_errors=True)  # ~170 MB of package lists and debs, only needed for a rebuild
         log.info("arm64 sysroot: %d packages unpacked", len(debs))
     return root
