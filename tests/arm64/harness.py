@@ -8,7 +8,7 @@ file publishing to a real mosquitto on the host, until the harness sends SIGTERM
 frames. The harness checks every result (top-1, messages, clean exit) and prints the emulated timings.
 
 Exit status 0 when everything held, 1 with one line per failed check, 2 when it could not run at all.
-Cache: `$EDGE_ARM64_CACHE` or `~/.cache/edge-daemon-arm64` (about 300 MB; delete it to rebuild).
+Cache: `$EDGE_ARM64_CACHE` or `~/.cache/edge-daemon-arm64` (about 370 MB; delete it to rebuild).
 """
 
 from __future__ import annotations
