@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from edge import cli
-from edge.config import DEFAULT_PATH, load_config, to_toml
+from edge.config import DEFAULT_PATH, example_toml, load_config, to_toml
 from edge.errors import EdgeError
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,14 @@ def _add_check(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", nargs="?", help=f"the TOML config file (default {DEFAULT_PATH})")
     p.add_argument("--config", "-c", dest="config_opt", help="the same, as an option")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing when the config is valid")
+    p.add_argument("--defaults", action="store_true", help="print every key with its default and description, exit")
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file; print the effective configuration with secrets redacted."""
+    if args.defaults:
+        sys.stdout.write(example_toml())
+        return 0
     path = args.file or args.config_opt or str(DEFAULT_PATH)
     cfg = load_config(path)
     if not args.quiet:

@@ -150,6 +150,8 @@ def test_check_config_cli(tmp_path: Path, model: str) -> None:
 def test_default_config_file_is_the_schema_and_loads(model: str) -> None:
     committed = REPO / "edge" / "default-config.toml"
     assert committed.read_text() == example_toml(), "regenerate: python -m edge.config > edge/default-config.toml"
+    r = subprocess.run([*CLI, "check-config", "--defaults"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 0 and r.stdout == example_toml()
     cfg = load_config(committed, environ={"EDGE_MODEL__PATH": model})
     assert cfg == config_from_dict({"model": {"path": model}}, environ={}, source=str(committed))
 
