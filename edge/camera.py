@@ -178,47 +178,48 @@ class Camera:
 
     def _run(self) -> None:
         delay, lost, first = self.reconnect_min_s, False, True
-        try:
-            while not self._stop.is_set():
-                self._set()  # an open attempt counts as activity (the watchdog sees retries on schedule)
+        while not self._stop.is_set():
+            self._set()  # an open attempt counts as activity (the watchdog sees retries on schedule)
+            try:
                 cap = self._open()
-                if cap is None:
-                    if first or not lost:
-                        log.warning("camera %s: cannot open; retrying with backoff up to %.0f s",
-                                    self.name, self.reconnect_max_s)  # fmt: skip
-                    lost, first = True, False
-                    self._stop.wait(delay)
-                    delay = min(delay * 2, self.reconnect_max_s)
-                    continue
-                with self._cond:
-                    self._connected = True
-                    if lost:
-                        self._reconnects += 1
+            except Exception as e:  # cv2.error from a driver or a source it cannot parse: retried like absence
+                log.debug("camera %s: open failed: %s", self.name, e)
+                cap = None
+            if cap is None:
+                if first or not lost:
+                    log.warning("camera %s: cannot open; retrying with backoff up to %.0f s",
+                                self.name, self.reconnect_max_s)  # fmt: skip
+                lost, first = True, False
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.reconnect_max_s)
+                continue
+            with self._cond:
+                self._connected = True
                 if lost:
-                    log.info("camera %s: back", self.name)
-                elif first:
-                    log.info("camera %s: opened", self.name)
-                first, lost, delay = False, False, self.reconnect_min_s
-                try:
-                    outcome = self._grab(cap)
-                finally:
-                    cap.release()
-                    self._set(connected=False)
-                if outcome == "ended":
-                    log.info("camera %s: end of video file", self.name)
-                    self._set(ended=True)
-                    return
-                if outcome == "lost":
-                    log.warning("camera %s: lost; retrying with backoff up to %.0f s", self.name, self.reconnect_max_s)
-                    lost = True
-                    self._stop.wait(delay)
-                    delay = min(delay * 2, self.reconnect_max_s)
-        except Exception:  # a bug in the driver glue must not leave a silent, dead camera
-            log.exception("camera %s: grabber thread failed", self.name)
-            self._set(connected=False, ended=True)
+                    self._reconnects += 1
+            if lost or first:
+                log.info("camera %s: %s", self.name, "back" if lost else "opened")
+            first, lost, delay = False, False, self.reconnect_min_s
+            try:
+                outcome = self._grab(cap)
+            except Exception:  # never a silent, dead camera thread: log it and retry like a lost camera
+                log.exception("camera %s: reading failed", self.name)
+                outcome = "lost"
+            finally:
+                cap.release()
+                self._set(connected=False)
+            if outcome == "ended":
+                log.info("camera %s: end of video file", self.name)
+                self._set(ended=True)
+                return
+            if outcome == "lost":
+                log.warning("camera %s: lost; retrying with backoff up to %.0f s", self.name, self.reconnect_max_s)
+                lost = True
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.reconnect_max_s)
 
     def _grab(self, cap: Any) -> str:
-        """Read frames until the source fails; returns `lost`, `ended`, `rewind` or `stopped`."""
+        """Read frames until the source fails; returns `lost`, `ended` or `stopped`."""
         pace = 0.0
         if self.kind == "file":
             fps = cap.get(cv2.CAP_PROP_FPS)
