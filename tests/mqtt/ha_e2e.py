@@ -1,0 +1,87 @@
+"""A minimal Home Assistant core with only its MQTT integration, connected to a test broker (run by a test).
+
+Usage: ``ha_e2e.py PORT`` under a Python with ``homeassistant`` installed. It prints one JSON line
+``{entity_id: {"state", "attributes"}}`` once every ``sensor.*`` entity discovered over MQTT has a state other
+than ``unknown`` (or ``{"timeout": ...}``), then for each line read on stdin waits until that many entities are
+``unavailable`` (the line is the count) and prints the states again. Does not import this project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from types import MappingProxyType
+
+TIMEOUT_S = 30.0
+
+
+def sensor_states(hass) -> dict[str, dict]:
+    return {
+        s.entity_id: {"state": s.state, "attributes": {k: v for k, v in s.attributes.items() if k != "top_k"}}
+        for s in hass.states.async_all("sensor")
+    }
+
+
+async def wait_for(hass, predicate) -> dict:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT_S
+    while loop.time() < deadline:
+        states = sensor_states(hass)
+        if predicate(states):
+            return states
+        await asyncio.sleep(0.1)
+    return {"timeout": sensor_states(hass)}
+
+
+async def main(port: int, expected: int) -> None:
+    from homeassistant import bootstrap, config_entries, loader
+    from homeassistant.auth import auth_manager_from_config
+    from homeassistant.core import HomeAssistant
+    from homeassistant.setup import async_setup_component
+
+    with tempfile.TemporaryDirectory() as config_dir:
+        Path(config_dir, "configuration.yaml").write_text("{}\n")
+        hass = HomeAssistant(config_dir)
+        loader.async_setup(hass)
+        hass.config_entries = config_entries.ConfigEntries(hass, {})
+        await bootstrap.async_load_base_functionality(hass)
+        hass.auth = await auth_manager_from_config(hass, [], [])
+        with socket.socket() as s:  # MQTT depends on HA's http server: keep it on loopback, on a free port
+            s.bind(("127.0.0.1", 0))
+            http_port = s.getsockname()[1]
+        assert await async_setup_component(
+            hass, "http", {"http": {"server_host": ["127.0.0.1"], "server_port": http_port}}
+        )
+        entry = config_entries.ConfigEntry(
+            data={"broker": "127.0.0.1", "port": port, "discovery": True},
+            discovery_keys=MappingProxyType({}),
+            domain="mqtt",
+            minor_version=2,
+            options=None,
+            source="user",
+            subentries_data=None,
+            title="test broker",
+            unique_id=None,
+            version=1,
+        )
+        await hass.config_entries.async_add(entry)
+        await hass.async_start()
+        states = await wait_for(
+            hass, lambda s: len(s) >= expected and all(v["state"] not in ("unknown", "unavailable") for v in s.values())
+        )
+        print(json.dumps(states, default=str), flush=True)
+        reader = asyncio.StreamReader()
+        await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while line := await reader.readline():
+            count = int(line)
+            states = await wait_for(hass, lambda s, n=count: sum(v["state"] == "unavailable" for v in s.values()) >= n)
+            print(json.dumps(states, default=str), flush=True)
+        await hass.async_stop(force=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1))
