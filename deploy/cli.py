@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,15 +100,41 @@ def run_playbook(args: argparse.Namespace, extra: dict[str, object], report_dir:
     return proc.returncode
 
 
+FATAL = re.compile(r"^fatal: \[([^\]]+)\]: (?:FAILED|UNREACHABLE)! => (\{.*\})\s*$", re.MULTILINE)
+
+
+def host_errors(log: str) -> dict[str, str]:
+    """The last Ansible failure message per host, from the playbook's output."""
+    out = {}
+    for host, blob in FATAL.findall(log):
+        try:
+            out[host] = " ".join(str(json.loads(blob).get("msg", "")).split())
+        except ValueError:
+            out[host] = blob[:200]
+    return out
+
+
+def first_error(log: str) -> str | None:
+    """Ansible's first `[ERROR]:` line (a broken task or inventory fails every host with it)."""
+    m = re.search(r"^\[ERROR\]: (.*)$", log, re.MULTILINE)
+    return m.group(1).strip() if m else None
+
+
 def read_reports(report_dir: Path, hosts: list[str]) -> list[dict]:
-    """One result per host; hosts that wrote none were unreachable or skipped (roll-out stopped)."""
+    """One result per host; a host that wrote none failed early, was unreachable or was skipped (roll-out stopped)."""
+    log = report_dir / "ansible.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    errors, general = host_errors(text), first_error(text)
     out = []
     for host in hosts:
         path = report_dir / f"{host}.json"
         if path.is_file():
             out.append(json.loads(path.read_text()))
+        elif host in errors or general:
+            out.append({"host": host, "result": "failed", "message": errors.get(host) or general})
         else:
-            out.append({"host": host, "result": "not reached", "message": "unreachable, or the roll-out stopped first"})
+            why = "the roll-out stopped before this device (see max_fail_percentage), or it was unreachable"
+            out.append({"host": host, "result": "not reached", "message": why})
     return out
 
 
@@ -123,7 +150,7 @@ def status_row(r: dict) -> list[str]:
     h = r.get("health") or {}
     c = h.get("classification") or {}
     last = f"{c.get('label')} {c.get('score', 0):.2f} at {c.get('timestamp')}" if c else "-"
-    online = h.get("availability") or ("?" if r.get("error") else "-")
+    online = h.get("availability") or ("unknown" if r.get("error") or "unreachable" in str(h.get("problem")) else "-")
     return [r["host"], r.get("release") or "-", r.get("model") or "-", online, last]
 
 
@@ -135,6 +162,9 @@ def cmd_status(args: argparse.Namespace, report_dir: Path) -> int:
         print(json.dumps(reports))
     else:
         print(table([status_row(r) for r in reports], ["DEVICE", "RELEASE", "MODEL", "ONLINE", "LAST CLASSIFICATION"]))
+        for r in reports:
+            if r.get("message") or r.get("error"):
+                print(f"{r['host']}: {r.get('message') or r.get('error')}", file=sys.stderr)
     return 0 if all(r.get("release") and not r.get("result") for r in reports) else EXIT_FAILED
 
 

@@ -126,6 +126,7 @@ def test_rollout_in_batches_rolls_back_the_device_whose_model_is_broken(tmp_path
             assert status[d]["health"]["classification"]["label"]
         table = subprocess.run([*EDGE_DEPLOY, "status", "--hosts", str(inventory)], capture_output=True, text=True)
         print(table.stdout)
-        assert table.stdout.splitlines()[0].split() == ["DEVICE", "RELEASE", "MODEL", "ONLINE", "LAST", "CLASSIFICATION"]
+        header = ["DEVICE", "RELEASE", "MODEL", "ONLINE", "LAST", "CLASSIFICATION"]
+        assert table.stdout.splitlines()[0].split() == header
     finally:
         fleet.close()
