@@ -252,11 +252,16 @@ UNIT_SRC=""
 for d in "$SCRIPT_DIR/../systemd" "$SCRIPT_DIR/systemd"; do [ -f "$d/edge-daemon.service" ] && UNIT_SRC="$d" && break; done
 [ -n "$UNIT_SRC" ] || die "edge-daemon.service not found in $SCRIPT_DIR/../systemd; copy the project's systemd/ directory"
 mkdir -p "$(dirname "$UNIT")" "$(dirname "$UDEV")"
-sed -e "s#/opt/edge-daemon/#$ROOT/opt/edge-daemon/#g" -e "s#/etc/edge-daemon/config#$ROOT/etc/edge-daemon/config#g" \
-  -e "s#^WorkingDirectory=/#WorkingDirectory=$ROOT/#" "$UNIT_SRC/edge-daemon.service" > "$UNIT.new"
-chmod 644 "$UNIT.new"
-if cmp -s "$UNIT.new" "$UNIT"; then rm "$UNIT.new"; UNIT_CHANGED=0; else mv "$UNIT.new" "$UNIT"; UNIT_CHANGED=1; fi
-install -m 644 "$UNIT_SRC/60-edge-daemon-coral.rules" "$UDEV"
+# Written only when different, so a repeated run touches nothing.
+unit_text="$(sed -e "s#/opt/edge-daemon/#$ROOT/opt/edge-daemon/#g" \
+  -e "s#/etc/edge-daemon/config#$ROOT/etc/edge-daemon/config#g" \
+  -e "s#^WorkingDirectory=/#WorkingDirectory=$ROOT/#" "$UNIT_SRC/edge-daemon.service")"
+UNIT_CHANGED=0
+if [ ! -f "$UNIT" ] || [ "$(cat "$UNIT")" != "$unit_text" ]; then
+  printf '%s\n' "$unit_text" > "$UNIT.new" && chmod 644 "$UNIT.new" && mv -T "$UNIT.new" "$UNIT"
+  UNIT_CHANGED=1
+fi
+cmp -s "$UNIT_SRC/60-edge-daemon-coral.rules" "$UDEV" || install -m 644 "$UNIT_SRC/60-edge-daemon-coral.rules" "$UDEV"
 
 # Models and config: created once, never overwritten (upgrades keep the user's settings).
 install -d -m 750 -o "$USER_UID" -g "$USER_GID" "$STATE" "$STATE/models"

@@ -2,7 +2,8 @@
 # Stand-in for systemctl where systemd is not PID 1 (this test machine, containers): start/stop/restart/is-active
 # one edge-daemon per device root, as the unit would: check-config first (ExecStartPre), then `run` in the
 # background with its pid in $ROOT/run/edge-daemon.pid. Only the service-manager step is replaced; the daemon, its
-# config, release and models are the real installed ones. Usage: supervise.sh ROOT start|stop|restart|is-active
+# config, release and models are the real installed ones. What systemd itself applies (User=, the sandbox) is not:
+# the daemon runs as the caller. Usage: supervise.sh ROOT start|stop|restart|is-active
 set -eu
 ROOT="$1"; VERB="$2"
 PIDFILE="$ROOT/run/edge-daemon.pid"
