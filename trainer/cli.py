@@ -58,6 +58,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fine-tune-layers", type=int, default=30, help="how many top base layers to fine-tune (30)")
     p.add_argument("--batch-size", type=int, default=64, help="(64)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (0.001; /10 to fine-tune)")
+    p.add_argument(
+        "--lr-schedule",
+        choices=("cosine", "plateau"),
+        default="cosine",
+        help="cosine decay over the epochs, or cut on a validation plateau (cosine)",
+    )
     p.add_argument("--patience", type=int, default=4, help="epochs without validation improvement before stopping")
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before the new head (0.2)")
     p.add_argument("--no-augment", action="store_true", help="no flip/crop/brightness augmentation")

@@ -177,15 +177,27 @@ def to_dataset(images: np.ndarray, labels: np.ndarray, batch: int, shuffle_seed:
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _fit(model: Any, train: Any, val: Any, epochs: int, lr: float, patience: int, stage: str) -> dict[str, list]:
+SCHEDULES = ("cosine", "plateau")
+
+
+def _fit(
+    model: Any, train: Any, val: Any, epochs: int, lr: float, patience: int, stage: str, schedule: str
+) -> dict[str, list]:
     import keras
 
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    callbacks = [
-        progress_callback(epochs, stage),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, patience // 2), verbose=0),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, verbose=0),
-    ]
+    callbacks = [progress_callback(epochs, stage)]
+    if schedule == "cosine":  # decays to 1% over the planned epochs: the best use of a fixed, short budget
+        steps = max(1, epochs * int(train.cardinality()))
+        rate: Any = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps, alpha=0.01)
+    else:
+        rate = lr
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=max(1, patience // 2))
+        )
+    callbacks.append(
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, verbose=0)
+    )
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     hist = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0)
     stopped = len(hist.history.get("loss", []))
     if stopped < epochs:
@@ -206,11 +218,14 @@ def train(
     lr: float = 1e-3,
     patience: int = 4,
     seed: int = 0,
+    schedule: str = "cosine",
 ) -> dict[str, list]:
     """Train the head (or the whole net from scratch), then optionally fine-tune the top of the base.
 
     Args:
         data: (train images, train labels, validation images, validation labels); images uint8 NHWC.
+        schedule: `cosine` (learning rate decays over the planned epochs) or `plateau` (cut by 0.3 when the
+            validation loss stalls). Either way training stops early after `patience` epochs without progress.
 
     Returns:
         The history: per-epoch loss, accuracy, val_loss, val_accuracy and `stage` (1 = head/scratch, 2 = fine-tune).
@@ -219,7 +234,7 @@ def train(
     train_ds = to_dataset(x_tr, y_tr, batch, seed)
     val_ds = to_dataset(x_va, y_va, batch, None)
     stage1 = "train head" if cfg.pretrained else "train"
-    history = _fit(model, train_ds, val_ds, epochs, lr, patience, stage1)
+    history = _fit(model, train_ds, val_ds, epochs, lr, patience, stage1, schedule)
     history["stage"] = [1] * len(history["loss"])
     if fine_tune_epochs > 0:
         if not cfg.pretrained:
@@ -227,7 +242,7 @@ def train(
             return history
         n = unfreeze_top(base, fine_tune_layers)
         log.info("fine-tuning the top %d layers (%d trainable) at learning rate %g", fine_tune_layers, n, lr / 10)
-        more = _fit(model, train_ds, val_ds, fine_tune_epochs, lr / 10, patience, "fine-tune")
+        more = _fit(model, train_ds, val_ds, fine_tune_epochs, lr / 10, patience, "fine-tune", schedule)
         for k, v in more.items():
             history.setdefault(k, []).extend(v)
         history["stage"] += [2] * len(more["loss"])
