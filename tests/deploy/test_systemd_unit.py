@@ -8,8 +8,10 @@ prctl(PR_SET_MDWE), around a real classification.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,7 @@ RULES = REPO / "systemd" / "60-edge-daemon-coral.rules"
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)")
 MAX_EXPOSURE = 2.0
+CLI_MAIN = "import sys\nfrom edge.cli import main\nsys.exit(main())"
 
 
 def directives(text: str) -> list[tuple[str, str, list[str]]]:
@@ -124,3 +127,69 @@ def test_daemon_classifies_under_memory_deny_write_execute():
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert '"index": 283' in proc.stdout  # tiger cat, as upstream expects for this model and image
+
+
+def syscall_set(name: str) -> set[str]:
+    """The system calls of a systemd syscall group, nested groups expanded (systemd-analyze syscall-filter)."""
+    out = subprocess.run([ANALYZE, "syscall-filter", name], capture_output=True, text=True, check=True).stdout
+    calls: set[str] = set()
+    for line in out.splitlines()[1:]:
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        calls |= syscall_set(entry) if entry.startswith("@") else {entry}
+    return calls
+
+
+def unit_allowed_syscalls() -> set[str]:
+    """The allow list the unit's SystemCallFilter= lines build (allow list first, then ~deny, then allow)."""
+    allowed: set[str] = set()
+    for key, value, _ in directives(UNIT.read_text()):
+        if key != "SystemCallFilter":
+            continue
+        deny = value.startswith("~")
+        names = set().union(*(syscall_set(n) if n.startswith("@") else {n} for n in value.lstrip("~").split()))
+        allowed = allowed - names if deny else allowed | names
+    return allowed
+
+
+@needs_analyze
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed (apt-get install strace)")
+def test_daemon_uses_only_system_calls_the_unit_allows(tmp_path, mosquitto):
+    # SystemCallFilter= cannot be applied without systemd as PID 1: trace a real `edge-daemon run` (model, video
+    # file, MQTT to a real broker) and check every system call it makes is on the unit's allow list.
+    import cv2
+
+    model, image = shared("coral/mobilenet_v1_0.25_128_quant.tflite"), shared("coral/cat.bmp")
+    clip = tmp_path / "cat.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for _ in range(20):
+        writer.write(cv2.resize(cv2.imread(str(image)), (160, 120)))
+    writer.release()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[camera]\nsource = "{clip}"\n[model]\npath = "{model}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\ndevice_id = "trace"\n'
+    )
+    trace = tmp_path / "trace.txt"
+    cmd = ["strace", "-f", "-qq", "-o", str(trace), sys.executable, "-c", CLI_MAIN, "run", "--config", str(config)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        try:
+            proc.wait(8)
+        except subprocess.TimeoutExpired:
+            daemon_pid = int(trace.read_text().split(None, 1)[0])  # the traced process (first line of the trace)
+            os.kill(daemon_pid, signal.SIGTERM)  # the daemon stops cleanly; strace exits with it
+            proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    stderr = proc.stderr.read()
+    text = trace.read_text()
+    assert "label:" in stderr and "MQTT: connected" in stderr, stderr  # it did classify and publish
+    used = set(re.findall(r"^\d+ (?:<\.\.\. )?([a-z0-9_]+)[( ]", text, re.MULTILINE)) - {"resumed", "exit", "exited"}
+    allowed = unit_allowed_syscalls()
+    print(f"\n{len(used)} distinct system calls made by edge-daemon run; allow list has {len(allowed)}")
+    assert used, "nothing traced"
+    assert not used - allowed, f"calls the unit's SystemCallFilter= would refuse: {sorted(used - allowed)}"
