@@ -227,8 +227,8 @@ def load_dataset(
     tr, va, te = split_indices(train.labels, carve, seed)
     return Splits(
         train.subset(tr),
-        given.get("val") or train.subset(va),
-        given.get("test") or train.subset(te),
+        given["val"] if "val" in given else train.subset(va),
+        given["test"] if "test" in given else train.subset(te),
         skipped,
     )
 
@@ -254,6 +254,8 @@ def load_eval_set(
                 for name, files in scan_folder(folder).items():
                     found.setdefault(name, []).extend(files)
         return load_files(found, size, classes)[0]
+    if layout and "test" in layout:  # the given test folder: no need to decode the training images
+        return load_files(scan_folder(layout["test"]), size, classes)[0]
     splits = load_dataset(src, size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, min_per_class=1)
     if splits.classes != classes:
         raise EdgeError(f"{src}: classes {list(splits.classes)} differ from the model's labels {list(classes)}")

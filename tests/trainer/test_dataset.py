@@ -172,3 +172,22 @@ def test_bad_fractions(fractions: tuple[float, float]) -> None:
 def test_class_too_small_to_split() -> None:
     with pytest.raises(EdgeError, match="too few to split"):
         dataset.split_indices(np.array([0, 0, 1, 1, 1, 1, 1]), (0.2, 0.2), seed=0)
+
+
+def test_eval_set_is_the_training_runs_test_split(tmp_path: Path) -> None:
+    _folder(tmp_path, {"a": 20, "b": 20})
+    splits = dataset.load_dataset(tmp_path, 32, seed=4)
+    again = dataset.load_eval_set(tmp_path, 32, ("a", "b"), "test", seed=4)
+    assert again.paths == splits.test.paths
+    assert len(dataset.load_eval_set(tmp_path, 32, ("a", "b"), "all", seed=4)) == 40
+    with pytest.raises(EdgeError, match="differ from the model's labels"):
+        dataset.load_eval_set(tmp_path, 32, ("a", "b", "c"), "test", seed=4)
+
+
+def test_eval_set_with_test_folder(tmp_path: Path) -> None:
+    _folder(tmp_path / "train", {"a": 10, "b": 10})
+    _folder(tmp_path / "test", {"a": 2, "b": 3})
+    assert len(dataset.load_eval_set(tmp_path, 32, ("a", "b"), "test", seed=0)) == 5
+    assert len(dataset.load_eval_set(tmp_path, 32, ("a", "b"), "all", seed=0)) == 25
+    with pytest.raises(EdgeError, match="class 'b' is not among"):
+        dataset.load_eval_set(tmp_path, 32, ("a", "x"), "all", seed=0)
