@@ -10,6 +10,7 @@ child process. `restart()` keeps the same port. The process is always killed by 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import getpass
@@ -165,6 +166,17 @@ def make_tls_files(directory: Path, *, server_names: Iterable[str] = ("127.0.0.1
     return files
 
 
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Brokers still running when the interpreter exits (an interrupted test run) are killed, not orphaned."""
+    for proc in list(_RUNNING):
+        with contextlib.suppress(OSError):
+            proc.kill()
+
+
 class Mosquitto:
     """A real mosquitto broker on 127.0.0.1 for one test.
 
@@ -270,6 +282,7 @@ class Mosquitto:
             )
         finally:
             log.close()
+        _RUNNING.add(self.proc)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -291,6 +304,7 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        _RUNNING.discard(self.proc)
         self.proc = None
         self._wait_port_closed()
 
@@ -301,6 +315,7 @@ class Mosquitto:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+        _RUNNING.discard(self.proc)
         self.proc = None
         self._wait_port_closed()
 
