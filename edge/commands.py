@@ -60,7 +60,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seconds", type=float, default=15.0, help="how long to run (default 15)")
+    p.add_argument("--seconds", type=float, default=20.0, help="how long to run (default 20: the whole bundled clip)")
     p.add_argument("--model", default=str(DEMO_MODEL), help="model (default: the bundled demo model)")
     p.add_argument("--clip", default=str(DEMO_CLIP), help="video file or camera source (default: the bundled clip)")
     p.add_argument("--broker", metavar="HOST:PORT", help="use this MQTT broker instead of the embedded one")
