@@ -1,8 +1,8 @@
-"""Fixtures for the daemon tests: published models, real video clips, a daemon subprocess, a NOTIFY_SOCKET.
+"""Fixtures for the daemon tests: real models, real video clips, a daemon subprocess, a NOTIFY_SOCKET.
 
-Models come from ../shared/data (skipped with the reason when absent); clips are written with OpenCV from the
-published test images (`cat.bmp`, `bird.bmp`), so the labels the daemon publishes can be checked against what
-the upstream models are known to answer.
+Most tests run the bundled demo model (made by this project's trainer) on frames of the bundled clip (real
+Fashion-MNIST test images), whose true labels the clip's timeline gives, so they need nothing outside the
+repository. Tests of published models read ../shared/data and skip with the reason when it is absent.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 from shared_data import shared
 
+from edge.commands import DEMO_CLIP, DEMO_MODEL
 from tests.daemon.media import write_video
 
 REPO = Path(__file__).resolve().parents[2]
 # `edge-daemon` as the console script runs it (`python -m edge.cli` would not see the registered subcommands)
 CLI = [sys.executable, "-c", "import sys\nfrom edge.cli import main\nsys.exit(main())"]
-CAT_INDICES = range(282, 287)  # ImageNet (with background at 0): tabby, tiger, Persian, Siamese, Egyptian cat
 
 
 def toml_value(v: object) -> str:
@@ -50,15 +50,57 @@ def write_config(path: Path, sections: dict[str, dict[str, object]]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def coral_model() -> Path:
-    """Coral's MobileNet v1 0.25/128 (ImageNet, labels embedded): small and fast."""
-    return shared("coral/mobilenet_v1_0.25_128_quant.tflite")
+def demo_model() -> Path:
+    """The bundled Fashion-MNIST model (10 classes, labels embedded), made by edge-train."""
+    if not DEMO_MODEL.exists():
+        pytest.skip(f"bundled demo model not found: {DEMO_MODEL}")
+    return DEMO_MODEL
+
+
+def _clip_segments() -> list[tuple[str, np.ndarray]]:
+    """(true label, first frame) of each segment of the bundled clip, from its timeline."""
+    if not DEMO_CLIP.exists():
+        pytest.skip(f"bundled demo clip not found: {DEMO_CLIP}")
+    timeline = json.loads(DEMO_CLIP.with_suffix(".json").read_text())
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return [(seg["label"], frames[seg["start_frame"]]) for seg in timeline["segments"]]
 
 
 @pytest.fixture(scope="session")
-def flower_model() -> Path:
-    """The TFLite Support AutoML flower classifier (5 classes, labels embedded)."""
-    return shared("tflite-support/automl_labeler_model.tflite")
+def fm_segments() -> list[tuple[str, np.ndarray]]:
+    return _clip_segments()
+
+
+@pytest.fixture(scope="session")
+def fm_labels(fm_segments) -> list[str]:
+    """The true label of each 2 s segment of the bundled clip, in order."""
+    return [label for label, _ in fm_segments]
+
+
+@pytest.fixture(scope="session")
+def fm_clip(tmp_path_factory: pytest.TempPathFactory, fm_segments) -> Path:
+    """A real MJPG .avi at 20 fps: 1 s of the bundled clip's first class, then 1 s of its second."""
+    (_, first), (_, second) = fm_segments[:2]
+    return write_video(tmp_path_factory.mktemp("clips") / "fm.avi", [first] * 20 + [second] * 20, fps=20)
+
+
+@pytest.fixture(scope="session")
+def fm_images(fm_segments) -> list[np.ndarray]:
+    """The bundled clip's first frame (its first class), for the MJPEG stream."""
+    return [fm_segments[0][1]]
+
+
+@pytest.fixture(scope="session")
+def coral_model() -> Path:
+    """Coral's MobileNet v1 0.25/128 (ImageNet, labels embedded): small and fast."""
+    return shared("coral/mobilenet_v1_0.25_128_quant.tflite")
 
 
 def _image(rel: str, size: tuple[int, int] = (320, 240)) -> np.ndarray:
@@ -71,11 +113,6 @@ def cat_bird_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real MJPG .avi at 20 fps: 2 s of coral/cat.bmp, then 2 s of coral/bird.bmp."""
     cat, bird = _image("coral/cat.bmp"), _image("coral/bird.bmp")
     return write_video(tmp_path_factory.mktemp("clips") / "cat_bird.avi", [cat] * 40 + [bird] * 40, fps=20)
-
-
-@pytest.fixture(scope="session")
-def cat_images() -> list[np.ndarray]:
-    return [_image("coral/cat.bmp")]
 
 
 class NotifySocket:

@@ -13,8 +13,8 @@ from tests.daemon.conftest import CLI, REPO, write_config
 
 
 @pytest.fixture
-def model(coral_model: Path) -> str:
-    return str(coral_model)
+def model(demo_model: Path) -> str:
+    return str(demo_model)
 
 
 @pytest.mark.parametrize(
@@ -64,8 +64,8 @@ def test_not_toml_and_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "none.toml", environ={})
 
 
-def test_defaults_relative_paths_and_int_source(tmp_path: Path, model: str, cat_bird_clip: Path) -> None:
-    (tmp_path / "clip.avi").write_bytes(cat_bird_clip.read_bytes())
+def test_defaults_relative_paths_and_int_source(tmp_path: Path, model: str, fm_clip: Path) -> None:
+    (tmp_path / "clip.avi").write_bytes(fm_clip.read_bytes())
     cfg = load_config(write_config(tmp_path / "c.toml", {"camera": {"source": "clip.avi"}, "model": {"path": model}}))
     assert cfg.camera.source == str(tmp_path / "clip.avi")
     assert cfg.mqtt.port == 1883 and cfg.mqtt.topic_prefix == "edge" and cfg.mqtt.device_id  # hostname

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from mqtt_broker import MOSQUITTO_SUB, Subscriber, free_port
 
-from tests.daemon.conftest import CAT_INDICES, CLI, REPO, write_config
+from tests.daemon.conftest import CLI, REPO, write_config
 from tests.daemon.media import MjpegServer
 
 CONTRACT_KEYS = {"label", "index", "score", "top_k", "timestamp", "frame", "inference_ms", "model"}
@@ -69,7 +69,7 @@ def check_classification(p: dict, model: str) -> None:
 
 
 def test_contract_mosquitto_sub_systemd_notify_and_sigterm(
-    mosquitto, subscriber_factory, notify_socket, daemon_factory, coral_model, cat_bird_clip, tmp_path
+    mosquitto, subscriber_factory, notify_socket, daemon_factory, demo_model, fm_clip, fm_labels, tmp_path
 ) -> None:
     sub = subscriber_factory(mosquitto, [f"{T}/#", "homeassistant/#"])
     out = (tmp_path / "mosquitto_sub.txt").open("w")
@@ -77,17 +77,17 @@ def test_contract_mosquitto_sub_systemd_notify_and_sigterm(
                              "-t", f"{T}/classification", "-t", f"{T}/availability"], stdout=out)  # fmt: skip
     try:
         env = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000"}
-        d = daemon_factory(config(tmp_path, mosquitto, coral_model, cat_bird_clip), env)
+        d = daemon_factory(config(tmp_path, mosquitto, demo_model, fm_clip), env)
         notify_socket.wait_for("READY=1", timeout=20)
         sub.wait_for(lambda ms: any(m.topic == f"{T}/availability" and m.text == "online" for m in ms), 10)
 
-        # the cat half of the clip, then the bird half: labels as the upstream model answers them
+        # the clip's first class, then its second: the true labels of those Fashion-MNIST test images
         first = wait_payload(sub, f"{T}/classification", lambda p: True)
-        check_classification(first, "mobilenet_v1_0.25_128_quant")
-        assert first["index"] in CAT_INDICES, first
-        bird = wait_payload(sub, f"{T}/classification", lambda p: p["index"] not in CAT_INDICES)
-        check_classification(bird, "mobilenet_v1_0.25_128_quant")
-        assert bird["frame"] > first["frame"]
+        check_classification(first, "demo_model")
+        assert first["label"] == fm_labels[0], first
+        second = wait_payload(sub, f"{T}/classification", lambda p: p["label"] != fm_labels[0])
+        check_classification(second, "demo_model")
+        assert second["label"] == fm_labels[1] and second["frame"] > first["frame"]
         stats = wait_payload(sub, f"{T}/stats", lambda p: p["fps_classified"] > 0)
         assert set(stats) >= STATS_KEYS and stats["device"] == "cpu" and stats["camera_connected"] is True
         assert stats["inference_ms_p95"] >= stats["inference_ms_p50"] > 0
@@ -114,7 +114,7 @@ def test_contract_mosquitto_sub_systemd_notify_and_sigterm(
     assert f"{T}/availability online" in lines and lines[-1] == f"{T}/availability offline"
     got = [json.loads(line.split(" ", 1)[1]) for line in lines if line.startswith(f"{T}/classification ")]
     assert got and all(set(p) == CONTRACT_KEYS for p in got)
-    assert {p["frame"] for p in got} >= {first["frame"], bird["frame"]}
+    assert {p["frame"] for p in got} >= {first["frame"], second["frame"]}
 
     # and a late subscriber sees the retained state
     late = Subscriber(mosquitto, [f"{T}/availability", f"{T}/classification"]).start()
@@ -127,13 +127,13 @@ def test_contract_mosquitto_sub_systemd_notify_and_sigterm(
 
 
 def test_broker_restart_mid_stream_loses_no_qos1_message(
-    mosquitto_factory, subscriber_factory, daemon_factory, coral_model, cat_bird_clip, tmp_path
+    mosquitto_factory, subscriber_factory, daemon_factory, demo_model, fm_clip, tmp_path
 ) -> None:
     broker = mosquitto_factory(persistence=True)  # keeps the subscriber's session across the restart
     sub = subscriber_factory(
         broker, [f"{T}/classification", f"{T}/stats"], client_id="loss-check", clean_session=False, qos=1
     )
-    cfg = config(tmp_path, broker, coral_model, cat_bird_clip, camera={"max_rate": 20.0},
+    cfg = config(tmp_path, broker, demo_model, fm_clip, camera={"max_rate": 20.0},
                  smoothing={"mode": "off", "heartbeat_s": 0.0})  # fmt: skip
     d = daemon_factory(cfg)
     sub.wait_for_topic(f"{T}/classification", count=20, timeout=20)
@@ -152,11 +152,11 @@ def test_broker_restart_mid_stream_loses_no_qos1_message(
 
 
 def test_absent_then_killed_camera_stream_resumes(
-    mosquitto, subscriber_factory, notify_socket, daemon_factory, coral_model, cat_images, tmp_path
+    mosquitto, subscriber_factory, notify_socket, daemon_factory, demo_model, fm_images, fm_labels, tmp_path
 ) -> None:
-    server = MjpegServer(cat_images, fps=15)  # not started yet: the camera is absent at start-up
+    server = MjpegServer(fm_images, fps=15)  # not started yet: the camera is absent at start-up
     sub = subscriber_factory(mosquitto, [f"{T}/#"])
-    cfg = config(tmp_path, mosquitto, coral_model, server.url, camera={"max_rate": 5.0},
+    cfg = config(tmp_path, mosquitto, demo_model, server.url, camera={"max_rate": 5.0},
                  smoothing={"mode": "off"})  # fmt: skip
     env = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000"}
     d = daemon_factory(cfg, env)
@@ -170,7 +170,7 @@ def test_absent_then_killed_camera_stream_resumes(
 
         server.start()
         first = wait_payload(sub, f"{T}/classification", lambda p: True)
-        assert first["index"] in CAT_INDICES
+        assert first["label"] == fm_labels[0]
 
         server.stop()  # the stream dies
         wait_payload(sub, f"{T}/stats", lambda p: p["camera_connected"] is False and p["camera_reconnects"] == 1)
@@ -198,12 +198,12 @@ def test_absent_then_killed_camera_stream_resumes(
 
 
 def test_model_reload_bad_rejected_good_swapped_in(
-    mosquitto, subscriber_factory, daemon_factory, coral_model, flower_model, cat_bird_clip, tmp_path
+    mosquitto, subscriber_factory, daemon_factory, demo_model, coral_model, fm_clip, fm_labels, tmp_path
 ) -> None:
     model = tmp_path / "model.tflite"
-    shutil.copy(coral_model, model)
+    shutil.copy(demo_model, model)
     sub = subscriber_factory(mosquitto, [f"{T}/#"])
-    cfg = config(tmp_path, mosquitto, model, cat_bird_clip, camera={"max_rate": 10.0},
+    cfg = config(tmp_path, mosquitto, model, fm_clip, camera={"max_rate": 10.0},
                  model={"watch": True, "watch_interval_s": 0.2}, smoothing={"mode": "off"})  # fmt: skip
     d = daemon_factory(cfg)
     wait_payload(sub, f"{T}/classification", lambda p: True, timeout=20)
@@ -217,16 +217,15 @@ def test_model_reload_bad_rejected_good_swapped_in(
     failed = wait_payload(sub, f"{T}/event", lambda p: p["event"] == "model_reload_failed")
     assert failed["reason"] == "model file changed" and str(model) in failed["error"]
     n = len(sub.received(f"{T}/classification"))
-    wait_payload(sub, f"{T}/classification", lambda p: p["index"] > 5 and p["frame"] > n)  # old model still runs
+    wait_payload(sub, f"{T}/classification", lambda p: p["label"] in fm_labels and p["frame"] > n)  # old one runs
     d.send(signal.SIGHUP)
     failed = wait_payload(sub, f"{T}/event", lambda p: p["event"] == "model_reload_failed" and p["reason"] == "SIGHUP")
 
-    replace(flower_model.read_bytes())
+    replace(coral_model.read_bytes())  # a published ImageNet model: 1001 classes
     ok = wait_payload(sub, f"{T}/event", lambda p: p["event"] == "model_reloaded")
-    assert ok["classes"] == 5 and ok["device"] == "cpu"
-    flower = wait_payload(sub, f"{T}/classification", lambda p: p["label"] in ("daisy", "dandelion", "roses",
-                                                                              "sunflowers", "tulips"))  # fmt: skip
-    assert len(flower["top_k"]) == 3
+    assert ok["classes"] == 1001 and ok["device"] == "cpu"
+    imagenet = wait_payload(sub, f"{T}/classification", lambda p: p["label"] not in fm_labels)
+    assert len(imagenet["top_k"]) == 3
     assert d.stop()[0] == 0
     assert "model reload (model file changed) rejected" in d.log()
 
@@ -241,10 +240,10 @@ def test_model_reload_bad_rejected_good_swapped_in(
         ("labels_mismatch", "labels.txt"),
     ],
 )
-def test_startup_errors_are_one_line(case, expected, coral_model, tmp_path) -> None:
+def test_startup_errors_are_one_line(case, expected, demo_model, tmp_path) -> None:
     from shared_data import shared
 
-    model, extra = coral_model, {}
+    model, extra = demo_model, {}
     if case == "unknown_key":
         extra = {"mqtt": {"hots": "x"}}
     elif case == "not_a_model":
@@ -266,19 +265,19 @@ def test_startup_errors_are_one_line(case, expected, coral_model, tmp_path) -> N
     assert len(lines) == 1 and lines[0].startswith("edge-daemon: error: ") and expected in lines[0], r.stderr
 
 
-def test_video_file_end_exits_zero_with_no_broker(daemon_factory, coral_model, cat_bird_clip, tmp_path) -> None:
-    cfg = config(tmp_path, None, coral_model, cat_bird_clip, camera={"loop": False})  # nothing listens on the port
+def test_video_file_end_exits_zero_with_no_broker(daemon_factory, demo_model, fm_clip, tmp_path) -> None:
+    cfg = config(tmp_path, None, demo_model, fm_clip, camera={"loop": False})  # nothing listens on the port
     d = daemon_factory(cfg)
-    assert d.wait(timeout=20) == 0, d.log()  # the 4 s clip played to its end; the absent broker is not fatal
+    assert d.wait(timeout=20) == 0, d.log()  # the 2 s clip played to its end; the absent broker is not fatal
     log = d.log()
     assert "video file ended" in log and "label: " in log and "Traceback" not in log
 
 
 def test_watchdog_pings_stop_while_the_camera_hangs_and_resume_on_retry(
-    mosquitto, notify_socket, daemon_factory, coral_model, cat_images, tmp_path
+    mosquitto, notify_socket, daemon_factory, demo_model, fm_images, tmp_path
 ) -> None:
-    server = MjpegServer(cat_images, fps=15).start()
-    cfg = config(tmp_path, mosquitto, coral_model, server.url, camera={"timeout_s": 3.0})
+    server = MjpegServer(fm_images, fps=15).start()
+    cfg = config(tmp_path, mosquitto, demo_model, server.url, camera={"timeout_s": 3.0})
     d = daemon_factory(cfg, {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "200000"})  # every 0.1 s
     try:
         notify_socket.wait_for("READY=1", timeout=20)
@@ -303,18 +302,18 @@ def test_watchdog_pings_stop_while_the_camera_hangs_and_resume_on_retry(
 
 
 def test_tls_and_password_from_credentials_directory(
-    mosquitto_factory, subscriber_factory, daemon_factory, coral_model, cat_bird_clip, tmp_path
+    mosquitto_factory, subscriber_factory, daemon_factory, demo_model, fm_clip, fm_labels, tmp_path
 ) -> None:
     broker = mosquitto_factory(tls=True, users={"edge": "pa55-w0rd", "watcher": "w"}, allow_anonymous=False)
     creds = tmp_path / "credentials"  # what systemd's LoadCredential= makes
     creds.mkdir()
     (creds / "edge-daemon.mqtt-password").write_text("pa55-w0rd\n")
     sub = subscriber_factory(broker, [f"{T}/#"], username="watcher", password="w")
-    cfg = config(tmp_path, broker, coral_model, cat_bird_clip,
+    cfg = config(tmp_path, broker, demo_model, fm_clip,
                  mqtt={"username": "edge", "password_file": "edge-daemon.mqtt-password"},
                  **{"mqtt.tls": {"enabled": True, "ca": str(broker.tls_files.ca)}})  # fmt: skip
     d = daemon_factory(cfg, {"CREDENTIALS_DIRECTORY": str(creds)})
     first = wait_payload(sub, f"{T}/classification", lambda p: True, timeout=20)
-    assert first["index"] in CAT_INDICES
+    assert first["label"] == fm_labels[0]
     assert d.stop()[0] == 0
     assert "pa55-w0rd" not in d.log()

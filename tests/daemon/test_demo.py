@@ -34,9 +34,9 @@ def test_demo_on_a_published_model_and_clip(coral_model, cat_bird_clip) -> None:
     assert any("cat" in label for label in labels) and any("chickadee" in label for label in labels), labels
 
 
-def test_demo_with_a_real_broker(mosquitto, coral_model, cat_bird_clip) -> None:
-    r = run_demo("--seconds", "6", "--broker", f"127.0.0.1:{mosquitto.port}", "--model", str(coral_model),
-                 "--clip", str(cat_bird_clip))  # fmt: skip
+def test_demo_with_a_real_broker(mosquitto, demo_model, fm_clip) -> None:
+    r = run_demo("--seconds", "6", "--broker", f"127.0.0.1:{mosquitto.port}", "--model", str(demo_model),
+                 "--clip", str(fm_clip))  # fmt: skip
     assert check_output(r)
 
 
@@ -61,7 +61,6 @@ def test_demo_bundled_assets_publish_the_clips_labels_in_order() -> None:
         (["--broker", "127.0.0.1:1"], "edge-daemon: error: --broker: cannot connect to 127.0.0.1:1"),
     ],
 )
-def test_demo_bad_arguments(args, expected, coral_model, cat_bird_clip) -> None:
-    base = ["--model", str(coral_model), "--clip", str(cat_bird_clip)]
-    r = run_demo(*base, *args)
+def test_demo_bad_arguments(args, expected) -> None:
+    r = run_demo(*args)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()] and expected in r.stderr
