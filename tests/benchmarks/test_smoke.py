@@ -103,3 +103,32 @@ def test_smoke_breakdown_attributes_every_stage(smoke: tuple[dict, str]) -> None
         _positive(stages[key], key)
     parts = sum(v for k, v in stages.items() if k not in ("decode", "invoke", "overhead_excl_decode"))
     assert stages["overhead_excl_decode"] == pytest.approx(parts)
+
+
+def test_soak_mode_reports_growth_drops_and_reconnects(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO))
+    from tests.mqtt_broker import mosquitto_available
+
+    if not mosquitto_available():
+        pytest.skip("mosquitto broker not installed (apt-get install mosquitto)")
+    if not any(m["role"] == "small" for m in inputs.models()):
+        pytest.skip(f"no small model: published models not found in {inputs.DATA}")
+    out = tmp_path / "soak.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.suite", "--smoke", "--soak", "3", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "| soak | seconds |" in proc.stdout
+    soak = json.loads(out.read_text())["soak"]
+    fig = soak["pipeline"]
+    _positive(fig["fps"], "soak fps")
+    _positive(fig["rss_kb_first"], "soak rss_kb_first")
+    assert isinstance(fig["rss_growth_mb_per_h"], float)  # any sign; finite
+    assert fig["dropped_frames"] is not None and fig["dropped_frames"] >= 0
+    assert fig["mqtt_reconnects"] == 0  # nothing disturbed the broker
+    assert [t["target"] for t in soak["targets"]] == ["RSS growth per 30 min (MB) <= 2"]
