@@ -3,7 +3,7 @@
 - `edge-daemon run --config FILE`: the service (systemd `Type=notify`).
 - `edge-daemon check-config FILE`: validate, print the effective config (secrets redacted), exit 0 or 2.
 - `edge-daemon demo`: no broker needed: an embedded MQTT broker on loopback, the bundled model and clip,
-  and what a subscriber receives printed for a few seconds.
+  and what a subscriber receives, printed for 20 s (the whole bundled clip).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import sys
 import threading
 import time
@@ -20,8 +19,6 @@ from pathlib import Path
 from edge import cli
 from edge.config import DEFAULT_PATH, example_toml, load_config, to_toml
 from edge.errors import EdgeError
-
-log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_MODEL = ASSETS / "demo_model.tflite"
