@@ -46,14 +46,23 @@ _TYPE_NAMES = {str: ("string", "a string"), int: ("integer", "an integer"), floa
                bool: ("boolean", "true or false")}  # fmt: skip
 
 
+def _base(tp: Any) -> Any:
+    """`str` for `str | None`, the type itself otherwise."""
+    return next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+
+
+def _optional(tp: Any) -> bool:
+    return type(None) in typing.get_args(tp)
+
+
 def _type_name(tp: Any, short: bool = False) -> str:
-    base = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+    base = _base(tp)
     return _TYPE_NAMES.get(base, (str(base), str(base)))[0 if short else 1]
 
 
 def _check_value(value: Any, tp: Any, f: dataclasses.Field, key: str) -> Any:
     """Type and rule check of one value; returns it normalised (int -> float, source int -> str)."""
-    base = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+    base = _base(tp)
     example = f.default if f.default not in (None, dataclasses.MISSING) else "..."
     if key == "camera.source" and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
@@ -103,14 +112,14 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
             if not isinstance(table, dict):
                 raise EdgeError(f"{key}: expected a table [{key}], got {table!r}")
             values[f.name] = _build(tp, table, f"{key}.")
-        elif f.name in data and not (data[f.name] is None and type(None) in typing.get_args(tp)):
+        elif f.name in data and not (data[f.name] is None and _optional(tp)):
             values[f.name] = _check_value(data[f.name], tp, f, key)
     return cls(**values)
 
 
 def _parse_env(text: str, tp: Any, var: str) -> Any:
-    base = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
-    if text == "" and type(None) in typing.get_args(tp):
+    base = _base(tp)
+    if text == "" and _optional(tp):
         return None
     try:
         if base is bool:
@@ -120,9 +129,8 @@ def _parse_env(text: str, tp: Any, var: str) -> Any:
         raise EdgeError(f"{var}: expected {_type_name(tp)}, got {text!r}; fix the environment variable") from None
 
 
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
-    """Merge `EDGE_SECTION__KEY` overrides into the raw TOML data; returns the variables used."""
-    used = []
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Merge `EDGE_SECTION__KEY` overrides into the raw TOML data."""
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX) or "__" not in var:
             continue
@@ -135,12 +143,12 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
             tp = fields_[part]
             if dataclasses.is_dataclass(tp) and i < len(parts) - 1:
                 table = table.setdefault(part, {})
+                if not isinstance(table, dict):
+                    raise EdgeError(f"{'.'.join(parts[: i + 1])}: expected a table, got {table!r}")
                 cls = tp
             elif i < len(parts) - 1 or dataclasses.is_dataclass(tp):
                 raise EdgeError(f"{var}: {'.'.join(parts)} is not a single setting; name one key of it")
         table[parts[-1]] = _parse_env(environ[var], tp, var)
-        used.append(var)
-    return used
 
 
 def _resolve(path: str, base: Path, environ: Mapping[str, str], secret: bool) -> Path:
