@@ -27,6 +27,7 @@ CACHE = REPO / ".cache" / "benchmarks"
 LARGE = DATA / "coral" / "mobilenet_v2_1.0_224_quant.tflite"
 STAND_IN = DATA / "coral" / "mobilenet_v1_0.25_128_quant.tflite"
 SMALL = CACHE / "mobilenet_v2_0.35_96_int8.tflite"
+DEMO = REPO / "edge" / "assets" / "demo_model.tflite"  # trainer-made, committed: smoke runs need nothing else
 PHOTOS = ("cat.bmp", "bird.bmp", "parrot.jpg", "grace_hopper.bmp", "owl.jpg", "sunflower.bmp", "hot_dog.jpg")
 WIDTH, HEIGHT, CLIP_FPS = 640, 480, 30
 # The daemon paces video files at their header's frame rate (1/25 s when it is >= 1000): a 999 fps header makes
@@ -34,11 +35,16 @@ WIDTH, HEIGHT, CLIP_FPS = 640, 480, 30
 UNPACED_FPS = 999
 
 
-def models(small: str | None = None, large: str | None = None) -> list[dict[str, str]]:
-    """The models to measure as [{"role", "path", "note"}], skipping any that cannot be found."""
+def models(small: str | None = None, large: str | None = None, smoke: bool = False) -> list[dict[str, str]]:
+    """The models to measure as [{"role", "path", "note"}], skipping any that cannot be found.
+
+    `smoke` prefers the bundled demo model as the small one, so CI needs neither the cache nor shared data.
+    """
     out = []
     if small:
         out.append({"role": "small", "path": small, "note": "given with --small"})
+    elif smoke and DEMO.exists():
+        out.append({"role": "small", "path": str(DEMO), "note": "smoke: the bundled demo model (edge/assets)"})
     elif SMALL.exists():
         origin = SMALL.parent / "small_model_origin.txt"
         made = origin.read_text().strip() if origin.exists() else "origin unknown"
@@ -54,7 +60,8 @@ def models(small: str | None = None, large: str | None = None) -> list[dict[str,
 def _photos() -> list[np.ndarray]:
     images = []
     for name in PHOTOS:
-        img = cv2.imread(str(DATA / "coral" / name), cv2.IMREAD_COLOR)
+        path = DATA / "coral" / name
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.exists() else None
         if img is not None:
             images.append(img)
     return images

@@ -103,7 +103,7 @@ def _measure_model(m: dict[str, str], threads: int, clips: dict[str, Any], broke
 def run_suite(s: Any) -> dict[str, Any]:
     """Every measurement for the selected models and thread counts; the result dict the report reads."""
     started = time.time()
-    models = [m for m in inputs.models(s.small, s.large) if m["role"] in s.roles]
+    models = [m for m in inputs.models(s.small, s.large, s.smoke) if m["role"] in s.roles]
     if not models:
         raise SystemExit(f"benchmarks: error: no model found (looked in {inputs.DATA}); give --small/--large")
     clips = {"fast": _clip(s, inputs.UNPACED_FPS)}
@@ -131,7 +131,7 @@ def run_suite(s: Any) -> dict[str, Any]:
             result["breakdown"] = [
                 breakdown.measure(m["path"], clip, s.breakdown_frames, 1, broker.port) for m in models
             ]
-    large = next((m for m in inputs.models(s.small, s.large) if m["role"] == "large"), None)
+    large = next((m for m in inputs.models(s.small, s.large, s.smoke) if m["role"] == "large"), None)
     if large and not s.no_overhead:
         image = classify_overhead.load_image(None)
         result["classify_overhead"] = [
@@ -144,7 +144,7 @@ def run_suite(s: Any) -> dict[str, Any]:
 
 def run_soak(s: Any) -> dict[str, Any]:
     """The daemon alone on one model for `--soak` seconds: RSS growth, dropped frames, MQTT reconnects."""
-    m = next((m for m in inputs.models(s.small, s.large) if m["role"] == s.soak_model), None)
+    m = next((m for m in inputs.models(s.small, s.large, s.smoke) if m["role"] == s.soak_model), None)
     if m is None:
         raise SystemExit(f"benchmarks: error: no {s.soak_model} model found; give --small/--large")
     fps = int(s.camera_fps) or inputs.UNPACED_FPS

@@ -32,8 +32,8 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
 
     if not mosquitto_available():
         pytest.skip("mosquitto broker not installed (apt-get install mosquitto)")
-    if not any(m["role"] == "small" for m in inputs.models()):
-        pytest.skip(f"no small model: published models not found in {inputs.DATA}")
+    if not any(m["role"] == "small" for m in inputs.models(smoke=True)):
+        pytest.skip(f"no small model: neither {inputs.DEMO} nor the published models in {inputs.DATA}")
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.suite", "--smoke", "--json", str(out)],
@@ -111,8 +111,8 @@ def test_soak_mode_reports_growth_drops_and_reconnects(tmp_path: Path) -> None:
 
     if not mosquitto_available():
         pytest.skip("mosquitto broker not installed (apt-get install mosquitto)")
-    if not any(m["role"] == "small" for m in inputs.models()):
-        pytest.skip(f"no small model: published models not found in {inputs.DATA}")
+    if not any(m["role"] == "small" for m in inputs.models(smoke=True)):
+        pytest.skip(f"no small model: neither {inputs.DEMO} nor the published models in {inputs.DATA}")
     out = tmp_path / "soak.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.suite", "--smoke", "--soak", "3", "--json", str(out)],
