@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -136,8 +135,7 @@ COMMAND_MODULES = ("edge.commands", "edge.health")
 
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
+        importlib.import_module(name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,4 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m edge.cli`: delegate to the imported module, whose EXTRA_COMMANDS the subcommand
+    # modules fill (this file, as __main__, is a second copy with its own empty list).
+    from edge.cli import main as _main
+
+    sys.exit(_main())
