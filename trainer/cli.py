@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -100,6 +101,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         brightness=0.0 if args.no_augment else 0.2,
     )
     model.check_config(cfg)
+    if args.edgetpu and shutil.which("edgetpu_compiler") is None:
+        log.warning("--edgetpu: edgetpu_compiler is not on PATH; the CPU model will be made, the Edge TPU one not")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     splits = dataset.load_dataset(
