@@ -135,8 +135,9 @@ def inspect_int8(path: Path, io_type: str) -> Int8Check:
     if floats:
         raise EdgeError(f"{path}: {len(floats)} float tensor(s) remain (e.g. {floats[0]}); not a full-int8 model")
     i, o = it.get_input_details()[0], it.get_output_details()[0]
-    if list(i["shape"]) != [1, *i["shape"][1:]] or i["shape"][0] != 1:
-        raise EdgeError(f"{path}: input batch is {i['shape'][0]}, expected a static batch of 1")
+    batch = int(i.get("shape_signature", i["shape"])[0])
+    if batch != 1:
+        raise EdgeError(f"{path}: input batch is {batch} (-1 = dynamic), expected a static batch of 1")
     want_zp = 0 if io_type == "uint8" else -128
     scale, zp = i["quantization"]
     if np.dtype(i["dtype"]).name != io_type or abs(scale - 1.0) > 1e-6 or zp != want_zp:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import shared
 
 from edge.errors import EdgeError
 from edge.labels import read_embedded_labels
@@ -144,3 +145,30 @@ def test_seeded_models_start_identical() -> None:
         weights.append(net.get_weights())
     for a, b in zip(*weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_inspect_rejects_a_float_model() -> None:
+    with pytest.raises(EdgeError, match="float tensor"):
+        export.inspect_int8(shared("tflite-micro/mnist_lstm_float.tflite"), "uint8")
+
+
+def test_inspect_rejects_an_input_that_is_not_raw_pixels() -> None:
+    """Coral's MobileNet takes uint8 with scale 1/128, zero point 128: raw pixels would not match it."""
+    with pytest.raises(EdgeError, match="expected uint8 scale 1 zero point 0"):
+        export.inspect_int8(shared("coral/mobilenet_v1_0.25_128_quant.tflite"), "uint8")
+
+
+def test_augmentation_acts_in_training_only() -> None:
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from trainer.model import ModelConfig, build_model
+
+    keras.utils.set_random_seed(2)
+    net, _ = build_model(ModelConfig(num_classes=3, size=32, dropout=0.0), seed=2)
+    augment = keras.Model(net.input, net.get_layer("normalise").input)  # pixels -> augmented pixels
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(augment(x, training=False)), x)
+    assert np.abs(np.asarray(augment(x, training=True)) - x).mean() > 1.0
+    names = [layer.name for layer in augment.layers]
+    assert any("flip" in n for n in names) and any("zoom" in n for n in names) and any("bright" in n for n in names)

@@ -50,7 +50,7 @@ def test_run_writes_model_labels_and_report(trained) -> None:
 
 def test_model_learned_and_int8_keeps_the_accuracy(trained) -> None:
     r = trained.report
-    assert r["int8_accuracy"] >= 0.5, r["int8_accuracy"]  # 10 classes: chance is 0.1
+    assert r["int8_accuracy"] >= 0.8, r["int8_accuracy"]  # 10 classes: chance is 0.1; measured 0.97
     assert abs(r["float_accuracy"] - r["int8_accuracy"]) <= 0.05
     assert r["float_int8_agreement"] >= 0.9
 
