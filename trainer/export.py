@@ -162,7 +162,9 @@ def embed_labels(path: Path, labels: tuple[str, ...] | list[str]) -> None:
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
         if LABELS_MEMBER in z.namelist():
             raise EdgeError(f"{path}: already carries {LABELS_MEMBER}")
-        z.writestr(LABELS_MEMBER, "".join(f"{label}\n" for label in labels))
+        info = zipfile.ZipInfo(LABELS_MEMBER, date_time=(1980, 1, 1, 0, 0, 0))  # same seed, same bytes
+        info.compress_type = zipfile.ZIP_DEFLATED
+        z.writestr(info, "".join(f"{label}\n" for label in labels))
 
 
 def write_labels(path: Path, labels: tuple[str, ...] | list[str]) -> None:

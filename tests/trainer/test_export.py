@@ -61,6 +61,10 @@ def test_embed_labels_round_trip(tmp_path: Path) -> None:
     assert read_embedded_labels(model) == {0: "cat", 1: "dog", 2: "hot dog"}
     with pytest.raises(EdgeError, match="already carries"):
         export.embed_labels(model, ["x"])
+    twin = tmp_path / "twin.tflite"
+    twin.write_bytes(before)
+    export.embed_labels(twin, ["cat", "dog", "hot dog"])
+    assert twin.read_bytes() == model.read_bytes()  # reproducible: no timestamps
 
 
 def test_edgetpu_compiler_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
