@@ -24,9 +24,9 @@ from pathlib import Path
 
 # MobileNetV2 0.35 at its smallest input (32: Fashion-MNIST's 28x28 upscaled), from scratch (offline), no augmentation
 # (60,000 images need none for 5 epochs), a cosine schedule over the 5 epochs that fit 10 minutes on 2 cores.
-DEFAULT_ARGS = (
+DEFAULT_ARGS = shlex.split(
     "--size 32 --alpha 0.35 --weights none --epochs 5 --batch-size 128 --learning-rate 0.002 --no-augment --seed 0"
-).split()
+)
 
 
 def main(argv: list[str] | None = None) -> int:
