@@ -26,12 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
-def daemon_config(model: str, clip: str, threads: int, port: int, prefix: str, device_id: str) -> str:
-    """The TOML config for `edge-daemon run`: the clip as fast as it goes, every classified frame published."""
+def daemon_config(
+    model: str, clip: str, threads: int, port: int, prefix: str, device_id: str, realtime: bool = False
+) -> str:
+    """The TOML config for `edge-daemon run`: every classified frame published; the clip as fast as the
+    classifier takes it (`realtime` False: no frame decoded in vain) or at its own frame rate like a camera."""
     return f"""
 [camera]
 source = "{clip}"
 loop = true
+realtime = {"true" if realtime else "false"}
 max_rate = 0.0
 
 [model]

@@ -62,9 +62,12 @@ def _run_publisher(
 ) -> dict[str, Any]:
     """`kind` (daemon | naive) on the clip; `camera_fps` > 0 delivers frames at a camera's rate."""
     device_id = f"{kind}-{m['role']}-{threads}-{int(camera_fps)}-{os.getpid()}"
-    if kind == "daemon":  # the daemon paces a video file at its header's rate
+    if kind == "daemon":  # camera runs play the clip at its header's rate; the others as fast as it goes
         cfg = Path(tempfile.mkdtemp(prefix="bench-cfg-")) / "config.toml"
-        cfg.write_text(pipeline.daemon_config(m["path"], clip["path"], threads, broker.port, "bench", device_id))
+        text = pipeline.daemon_config(
+            m["path"], clip["path"], threads, broker.port, "bench", device_id, realtime=bool(camera_fps)
+        )
+        cfg.write_text(text)
         argv = pipeline.daemon_argv(str(cfg))
     else:
         argv = pipeline.naive_argv(m["path"], clip["path"], threads, broker.port, "bench", device_id, camera_fps)

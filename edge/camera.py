@@ -3,7 +3,8 @@
 Sources: a V4L2 index (`0`) or `/dev/videoN`, a video file, an `rtsp://` or `http://` (MJPEG) URL. The
 thread reads continuously; a frame the consumer has not taken when the next one arrives is dropped (and
 counted), never queued. A camera that is absent or lost is retried with exponential backoff; its loss and
-its return are logged once each. Video files are paced at their own frame rate and either loop or end.
+its return are logged once each. Video files are paced at their own frame rate (`realtime`) or read one
+frame ahead of the consumer, never dropping one (not `realtime`), and either loop or end.
 Every wait has a timeout and watches one stop event; `close()` is idempotent.
 """
 
@@ -72,6 +73,8 @@ class Camera:
         source: V4L2 index or /dev/videoN, video file path, rtsp:// or http:// URL.
         width, height: capture size asked of a V4L2 camera (0: the camera's default).
         loop: video files start again at the end; else the camera `ended` after the last frame.
+        realtime: video files play at their frame rate (frames nobody took are dropped); False: the next frame
+            is decoded only once the consumer has taken the previous one (as fast as it goes, none dropped).
         reconnect_min_s, reconnect_max_s: backoff bounds for reopening an absent or lost source.
         timeout_s: open/read timeout for network streams.
     """
@@ -83,6 +86,7 @@ class Camera:
         width: int = 0,
         height: int = 0,
         loop: bool = True,
+        realtime: bool = True,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 30.0,
         timeout_s: float = 10.0,
@@ -90,6 +94,7 @@ class Camera:
         self.source, self.kind = str(source), source_kind(str(source))
         self.name = redact_url(self.source)  # what logs show
         self.width, self.height, self.loop = width, height, loop
+        self.paced_by_consumer = self.kind == "file" and not realtime
         self.reconnect_min_s, self.reconnect_max_s, self.timeout_s = reconnect_min_s, reconnect_max_s, timeout_s
         self._stop = threading.Event()
         self._cond = threading.Condition()
@@ -122,6 +127,7 @@ class Camera:
             if self._latest is None or self._latest.seq <= self._taken:
                 return None
             self._taken = self._latest.seq
+            self._cond.notify_all()  # a consumer-paced file reader waits for this to decode the next frame
             return self._latest
 
     @property
@@ -221,11 +227,13 @@ class Camera:
     def _grab(self, cap: Any) -> str:
         """Read frames until the source fails; returns `lost`, `ended` or `stopped`."""
         pace = 0.0
-        if self.kind == "file":
+        if self.kind == "file" and not self.paced_by_consumer:
             fps = cap.get(cv2.CAP_PROP_FPS)
             pace = 1.0 / fps if 0 < fps < 1000 else 1.0 / 25
         next_at = time.monotonic()
         while not self._stop.is_set():
+            if self.paced_by_consumer and not self._wait_until_taken():
+                break
             ok, image = cap.read()
             if not ok or image is None:
                 if self.kind != "file":
@@ -250,3 +258,12 @@ class Camera:
                 next_at = max(next_at + pace, now - pace)
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
         return "stopped"
+
+    def _wait_until_taken(self) -> bool:
+        """Consumer-paced files: wait until the last frame was handed out; False when stopping."""
+        with self._cond:
+            while self._latest is not None and self._latest.seq > self._taken:
+                if self._stop.is_set():
+                    return False
+                self._cond.wait(0.25)
+        return not self._stop.is_set()

@@ -42,6 +42,11 @@ class CameraConfig:
     height: int = _f(0, "capture height asked of the camera, pixels; 0 = the camera's default", min=0)
     max_rate: float = _f(0.0, "classifications per second at most; 0 = as fast as the model allows", min=0)
     loop: bool = _f(True, "video files: start again at the end (true) or stop the daemon after the last frame")
+    realtime: bool = _f(
+        True,
+        "video files: play at the file's own frame rate like a camera, dropping frames the classifier misses "
+        "(true), or as fast as the classifier takes them, none dropped (false: batch runs, benchmarks)",
+    )
     reconnect_min_s: float = _f(
         1.0, "first retry delay when the camera is absent or lost; doubles per failure", min=0.1
     )

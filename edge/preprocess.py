@@ -79,5 +79,7 @@ def preprocess(image: np.ndarray, fmt: InputFormat) -> np.ndarray:
     """A decoded image (BGR, BGRA or gray, any size, uint8) to the model's input tensor, batch included."""
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got {image.dtype}")
-    pixels = resize(to_channels(image, fmt.channels), fmt.width, fmt.height)
+    # Resize first: colour conversion then touches the model's few pixels, not the camera's many. Exact for
+    # RGB (a channel swap commutes with resizing); for grayscale models the rounding may differ by one level.
+    pixels = to_channels(resize(image, fmt.width, fmt.height), fmt.channels)
     return pixels_to_tensor(pixels, fmt).reshape(fmt.shape)

@@ -125,6 +125,7 @@ class Service:
                 width=c.width,
                 height=c.height,
                 loop=c.loop,
+                realtime=c.realtime,
                 reconnect_min_s=c.reconnect_min_s,
                 reconnect_max_s=c.reconnect_max_s,
                 timeout_s=c.timeout_s,

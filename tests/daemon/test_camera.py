@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.camera import Camera, source_kind
@@ -66,6 +67,25 @@ def test_slow_consumer_gets_the_newest_frame_and_drops_are_counted(tmp_path: Pat
         st = cam.stats
     assert st.dropped >= 20
     assert st.captured - st.dropped - len(taken) in (0, 1)  # every frame was either taken or dropped
+
+
+def test_video_file_not_realtime_is_paced_by_the_consumer(tmp_path: Path) -> None:
+    """realtime = false: every frame in order, none dropped, none decoded ahead of a slow consumer."""
+    frames = solid_frames(12)
+    clip = write_video(tmp_path / "c.avi", frames, fps=5)  # at its header's rate this would take 2.4 s
+    with Camera(str(clip), loop=False, realtime=False) as cam:
+        t0 = time.monotonic()
+        taken = read_n(cam, 6)
+        fast = time.monotonic() - t0
+        time.sleep(0.3)  # a slow consumer: the camera must wait, holding at most one decoded frame
+        assert cam.stats.captured == 7
+        taken += read_n(cam, 100, timeout=2)
+        st = cam.stats
+    assert fast < 1.0  # not paced at 5 fps (6 frames would take 1.2 s)
+    assert [f.seq for f in taken] == list(range(1, 13)) and st.ended
+    assert st.dropped == 0 and st.captured == 12
+    for got, want in zip(taken, frames, strict=True):  # the file's frames, in order (MJPG is lossy)
+        assert np.abs(got.image.astype(int) - want.astype(int)).mean() < 8
 
 
 def test_absent_source_is_retried_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
