@@ -28,9 +28,9 @@ def test_frozen_base_then_fine_tune_top(tmp_path: Path) -> None:
     x = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
     y = (x.mean(axis=(1, 2, 3)) > 127).astype(np.int64)
     bn = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    stats_before = [np.array(w) for layer in bn for w in layer.non_trainable_weights]
-    first_conv = np.array(base.get_layer("Conv1").kernel)
-    last_conv = np.array(base.get_layer("Conv_1").kernel)
+    stats_before = [w.numpy() for layer in bn for w in layer.non_trainable_weights]
+    first_conv = base.get_layer("Conv1").kernel.numpy()
+    last_conv = base.get_layer("Conv_1").kernel.numpy()
 
     history = train(
         net,
@@ -46,9 +46,9 @@ def test_frozen_base_then_fine_tune_top(tmp_path: Path) -> None:
     )
 
     assert history["stage"] == [1, 2]
-    stats_after = [np.array(w) for layer in bn for w in layer.non_trainable_weights]
+    stats_after = [w.numpy() for layer in bn for w in layer.non_trainable_weights]
     for a, b in zip(stats_before, stats_after, strict=True):
         np.testing.assert_array_equal(a, b)  # BatchNorm statistics never moved: inference mode throughout
-    np.testing.assert_array_equal(first_conv, np.array(base.get_layer("Conv1").kernel))  # bottom stays frozen
-    assert not np.array_equal(last_conv, np.array(base.get_layer("Conv_1").kernel))  # top was fine-tuned
+    np.testing.assert_array_equal(first_conv, base.get_layer("Conv1").kernel.numpy())  # bottom stays frozen
+    assert not np.array_equal(last_conv, base.get_layer("Conv_1").kernel.numpy())  # top was fine-tuned
     assert not any(layer.trainable for layer in bn)
