@@ -30,8 +30,8 @@ SMALL = CACHE / "mobilenet_v2_0.35_96_int8.tflite"
 DEMO = REPO / "edge" / "assets" / "demo_model.tflite"  # trainer-made, committed: smoke runs need nothing else
 PHOTOS = ("cat.bmp", "bird.bmp", "parrot.jpg", "grace_hopper.bmp", "owl.jpg", "sunflower.bmp", "hot_dog.jpg")
 WIDTH, HEIGHT, CLIP_FPS = 640, 480, 30
-# The daemon paces video files at their header's frame rate (1/25 s when it is >= 1000): a 999 fps header makes
-# the clip play "as fast as it goes" (decode-bound) without a daemon option for it.
+# "As fast as it goes" clips: the daemon reads them with `camera.realtime = false` (one frame ahead of the
+# classifier); the naive loop reads them flat out. The 999 fps header only marks the file as unpaced.
 UNPACED_FPS = 999
 
 

@@ -68,9 +68,12 @@ def topics(prefix: str, device_id: str) -> Topics:
 
 
 def iso_utc(timestamp: float) -> str:
-    """A Unix time as ISO 8601 UTC with milliseconds, e.g. ``2026-01-02T03:04:05.678Z``."""
+    """A Unix time as ISO 8601 UTC with microseconds, e.g. ``2026-01-02T03:04:05.678901Z``.
+
+    Microseconds, not milliseconds: subscribers measure capture-to-receipt latency from it.
+    """
     moment = dt.datetime.fromtimestamp(timestamp, dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def classification_payload(

