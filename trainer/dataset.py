@@ -23,7 +23,7 @@ import numpy as np
 
 from edge.errors import EdgeError
 from edge.images import read_image
-from edge.preprocess import resize, to_channels
+from edge.preprocess import InputFormat, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +111,14 @@ def detect_split_layout(root: Path) -> dict[str, Path] | None:
     return {SPLIT_NAMES[d.name.lower()]: d for d in dirs}
 
 
+def pixel_format(size: int) -> InputFormat:
+    """The input of the models the trainer makes: (size, size) RGB raw pixels (uint8, batch 1)."""
+    return InputFormat((1, size, size, 3), size, size, 3, np.uint8, 1.0, 0)
+
+
 def decode(path: Path, size: int) -> np.ndarray:
-    """One file as (size, size, 3) uint8 RGB, exactly as `edge.preprocess` resizes it for the model."""
-    return resize(to_channels(read_image(path), 3), size, size)
+    """One file as (size, size, 3) uint8 RGB: `edge.preprocess.preprocess` itself, as the device does it."""
+    return preprocess(read_image(path), pixel_format(size))[0]
 
 
 def load_files(
