@@ -54,9 +54,11 @@ def top_k(
     k = max(0, min(k, class_scores.size))
     if k == 0:
         return ()
-    if k < class_scores.size:
-        idx = np.argpartition(-class_scores, k - 1)[:k]
+    n = class_scores.size
+    if k < n:  # every class scoring at least the k-th best, so ties at the cut-off go to the lower index
+        kth = np.partition(class_scores, n - k)[n - k]
+        idx = np.flatnonzero(class_scores >= kth)
     else:
-        idx = np.arange(class_scores.size)
-    idx = idx[np.lexsort((idx, -class_scores[idx]))]
+        idx = np.arange(n)
+    idx = idx[np.lexsort((idx, -class_scores[idx]))][:k]
     return tuple(Prediction(int(i), labels[i], float(class_scores[i])) for i in idx if class_scores[i] >= threshold)

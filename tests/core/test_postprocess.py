@@ -60,6 +60,18 @@ def test_top_k(s, k, threshold, expected):
     assert all(p.label == LABELS[p.index] for p in got)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_top_k_matches_a_stable_sort_with_many_ties(seed):
+    """Quantized outputs tie often (uint8 steps of 1/256): the answer must not depend on partition order."""
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, 6, size=1001).astype(np.float32) / 256
+    labels = [str(i) for i in range(s.size)]
+    for k in (1, 3, 10):
+        expected = sorted(range(s.size), key=lambda i: (-s[i], i))[:k]
+        assert [p.index for p in top_k(s, labels, k)] == expected
+    assert top_k(s, labels, 1)[0].index == int(np.argmax(s))
+
+
 def test_prediction_is_immutable():
     p = Prediction(1, "cat", 0.5)
     with pytest.raises(AttributeError):
