@@ -23,7 +23,7 @@ import pytest
 from shared_data import shared
 
 from edge.commands import DEMO_CLIP, DEMO_MODEL
-from tests.daemon.media import write_video
+from tests.daemon.media import read_frames, write_video
 
 REPO = Path(__file__).resolve().parents[2]
 # `edge-daemon` as the console script runs it (`python -m edge.cli` would not see the registered subcommands)
@@ -62,14 +62,7 @@ def _clip_segments() -> list[tuple[str, np.ndarray]]:
     if not DEMO_CLIP.exists():
         pytest.skip(f"bundled demo clip not found: {DEMO_CLIP}")
     timeline = json.loads(DEMO_CLIP.with_suffix(".json").read_text())
-    cap = cv2.VideoCapture(str(DEMO_CLIP))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    frames = read_frames(DEMO_CLIP)
     return [(seg["label"], frames[seg["start_frame"]]) for seg in timeline["segments"]]
 
 

@@ -123,3 +123,16 @@ class MjpegServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    """Every frame of a video file, decoded with OpenCV (BGR)."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edge.model import load_model
+from tests.daemon.media import read_frames
 from trainer.datasets_export import FASHION_CLASSES
 from trainer.demo import make_clip
 
@@ -17,22 +18,10 @@ ASSETS = Path(__file__).resolve().parents[2] / "edge" / "assets"
 MODEL, CLIP = ASSETS / "demo_model.tflite", ASSETS / "demo_clip.avi"
 
 
-def _frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
-
-
 @pytest.mark.skipif(not MODEL.is_file() or not CLIP.is_file(), reason="edge/assets demo files not present")
 def test_demo_model_classifies_the_demo_clip() -> None:
     timeline = json.loads(CLIP.with_suffix(".json").read_text())
-    frames = _frames(CLIP)
+    frames = read_frames(CLIP)
     assert len(frames) == sum(s["frames"] for s in timeline["segments"])
     assert frames[0].shape == (240, 320, 3)
     assert CLIP.stat().st_size <= 1_600_000 and MODEL.stat().st_size <= 700_000
@@ -57,7 +46,7 @@ def test_make_clip(tmp_path: Path) -> None:
         ("light", "0.png", 5),
         ("light", "1.png", 5),
     ]
-    frames = _frames(tmp_path / "c.avi")
+    frames = read_frames(tmp_path / "c.avi")
     assert len(frames) == 20 and frames[0].shape == (240, 320, 3)
     assert abs(float(frames[0].mean()) - 30) < 4 and abs(float(frames[-1].mean()) - 221) < 4
     assert int(cv2.VideoCapture(str(tmp_path / "c.avi")).get(cv2.CAP_PROP_FOURCC)) == cv2.VideoWriter_fourcc(*"MJPG")
