@@ -145,17 +145,22 @@ class Classifier:
             raise EdgeError(f"{self.spec.path}: inference failed ({_first_line(e)})") from None
         return it.get_tensor(self._out)
 
-    def scores(self, image: np.ndarray) -> np.ndarray:
-        """All class scores in [0, 1] for a decoded image (BGR or gray uint8)."""
-        return scores(self.run(preprocess(image, self.spec.input)), self.spec.output)
-
-    def classify(self, image: np.ndarray, top_k_: int = 5, threshold: float = 0.0) -> Classification:
-        """Classify a decoded image (BGR or gray uint8, any size): the top classes and invoke time."""
+    def timed_scores(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """All class scores in [0, 1] for a decoded image (BGR or gray uint8), and the ms spent in invoke()."""
         tensor = preprocess(image, self.spec.input)
         t0 = time.perf_counter()
         raw = self.run(tensor)
         ms = (time.perf_counter() - t0) * 1000.0
-        return Classification(top_k(scores(raw, self.spec.output), self.spec.labels, top_k_, threshold), ms)
+        return scores(raw, self.spec.output), ms
+
+    def scores(self, image: np.ndarray) -> np.ndarray:
+        """All class scores in [0, 1] for a decoded image (BGR or gray uint8)."""
+        return self.timed_scores(image)[0]
+
+    def classify(self, image: np.ndarray, top_k_: int = 5, threshold: float = 0.0) -> Classification:
+        """Classify a decoded image (BGR or gray uint8, any size): the top classes and invoke time."""
+        class_scores, ms = self.timed_scores(image)
+        return Classification(top_k(class_scores, self.spec.labels, top_k_, threshold), ms)
 
     def close(self) -> None:
         """Release the interpreter (idempotent)."""

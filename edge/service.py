@@ -24,7 +24,6 @@ from edge.camera import Camera
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.model import Classifier, load_model
-from edge.postprocess import scores
 from edge.preprocess import preprocess
 from edge.sdnotify import Notifier
 from edge.smoothing import Smoother
@@ -264,11 +263,7 @@ class Service:
     def _classify(self, image: np.ndarray, captured_at: float) -> None:
         clf = self.clf
         try:
-            tensor = preprocess(image, clf.spec.input)
-            t0 = time.perf_counter()
-            raw = clf.run(tensor)
-            ms = (time.perf_counter() - t0) * 1000.0
-            class_scores = scores(raw, clf.spec.output)
+            class_scores, ms = clf.timed_scores(image)
             if not np.all(np.isfinite(class_scores)):
                 raise EdgeError(f"{clf.spec.path}: the model output NaN or infinite scores")
         except EdgeError as e:
