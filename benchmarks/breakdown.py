@@ -94,7 +94,7 @@ def main() -> int:
     clip = inputs.CACHE / "clip_640x480_20s_30fps.avi"
     inputs.make_clip(clip, 20, 30)
     sys.path.insert(0, str(inputs.REPO))
-    from tests.mqtt_broker import Mosquitto
+    from tests.support.mosquitto import Mosquitto
 
     with Mosquitto() as broker:
         r = measure(model, clip, args.frames, args.threads, broker.port)

@@ -50,7 +50,7 @@ def _smoke(s: argparse.Namespace) -> None:
 
 def _broker() -> Any:
     sys.path.insert(0, str(inputs.REPO))
-    from tests.mqtt_broker import Mosquitto, mosquitto_available
+    from tests.support.mosquitto import Mosquitto, mosquitto_available
 
     if not mosquitto_available():
         raise SystemExit("benchmarks: error: mosquitto not installed (apt-get install mosquitto)")

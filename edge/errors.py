@@ -1,9 +1,16 @@
-"""The one exception type for expected failures: bad input, bad config, a model that cannot run.
+"""The two exception types for expected failures; anything else escaping is a bug.
 
-Its message is a single line naming the file or field and what to do; the CLI prints it without a
-traceback and exits non-zero. Anything else escaping is a bug.
+Their message is a single line naming the file or field and what to do; every CLI prints it as
+`prog: error: <message>` without a traceback (`edge.cli_main`):
+- `EdgeError`: bad input, a bad config or flag, a model that cannot run: exit status 2;
+- `Failure`: the input was fine but the work failed at run time (a broker unreachable, a device
+  unhealthy, an image that failed to classify): exit status 1.
 """
 
 
 class EdgeError(Exception):
-    """An expected failure with a one-line, user-facing message."""
+    """An expected failure with a one-line, user-facing message (usage, input or configuration: exit 2)."""
+
+
+class Failure(EdgeError):
+    """An expected runtime failure with a one-line message (exit 1)."""

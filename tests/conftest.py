@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from mqtt_broker import Mosquitto, Subscriber, mosquitto_available
+
+from tests.support.mosquitto import Mosquitto, Subscriber, mosquitto_available
 
 MOSQUITTO_MISSING = "mosquitto broker not installed (apt-get install mosquitto mosquitto-clients)"
 

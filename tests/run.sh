@@ -24,14 +24,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[trainer,deploy,dev]'
 
-# Home Assistant's own code validates our MQTT discovery payloads and creates the sensors (tests/mqtt). HA
+# Home Assistant's own code validates our MQTT discovery payloads and creates the sensors (tests/edge). HA
 # needs Python 3.13 (pyenv's here); built once into a cache (about 4 minutes), skipped with a reason without one.
 if [ -z "${EDGE_HA_PYTHON:-}" ]; then
   HA_VENV="${EDGE_HA_VENV:-$HOME/.cache/edge-daemon/ha-venv}"
   ha_ok() { "$HA_VENV/bin/python" -c "import homeassistant.components.mqtt.sensor" >/dev/null 2>&1; }
   if ! ha_ok; then
     rm -rf "$HA_VENV"; mkdir -p "$(dirname "$HA_VENV")"
-    bash tests/mqtt/install_ha.sh "$HA_VENV" >/dev/null 2>&1 || true
+    bash tests/support/homeassistant/install_ha.sh "$HA_VENV" >/dev/null 2>&1 || true
   fi
   if ha_ok; then export EDGE_HA_PYTHON="$HA_VENV/bin/python"
   else echo "tests/run.sh: no Home Assistant venv (needs a Python 3.13): its checks will skip"; fi

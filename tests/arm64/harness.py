@@ -32,7 +32,7 @@ from tests.arm64 import sysroot as sysroot_mod
 from tests.arm64 import wheels as wheels_mod
 from tests.arm64.guest import PREFIX
 from tests.arm64.target import REPO
-from tests.mqtt_broker import Mosquitto, Subscriber, mosquitto_available
+from tests.support.mosquitto import Mosquitto, Subscriber, mosquitto_available
 
 log = logging.getLogger("tests.arm64.harness")
 

@@ -28,7 +28,7 @@ def _positive(value: object, name: str) -> None:
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     sys.path.insert(0, str(REPO))
-    from tests.mqtt_broker import mosquitto_available
+    from tests.support.mosquitto import mosquitto_available
 
     if not mosquitto_available():
         pytest.skip("mosquitto broker not installed (apt-get install mosquitto)")
@@ -107,7 +107,7 @@ def test_smoke_breakdown_attributes_every_stage(smoke: tuple[dict, str]) -> None
 
 def test_soak_mode_reports_growth_drops_and_reconnects(tmp_path: Path) -> None:
     sys.path.insert(0, str(REPO))
-    from tests.mqtt_broker import mosquitto_available
+    from tests.support.mosquitto import mosquitto_available
 
     if not mosquitto_available():
         pytest.skip("mosquitto broker not installed (apt-get install mosquitto)")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.shared_data import shared
+from tests.support.shared_data import shared
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

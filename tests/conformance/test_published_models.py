@@ -10,7 +10,7 @@ import pytest
 from edge.errors import EdgeError
 from edge.images import read_image
 from edge.model import load_model
-from tests.shared_data import SHARED_DATA, shared
+from tests.support.shared_data import SHARED_DATA, shared
 
 
 def test_coral_mobilenet_v1_cat():

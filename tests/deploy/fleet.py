@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mqtt_broker import free_port, port_open
+from tests.support.mosquitto import free_port, port_open
 
 SSHD = "/usr/sbin/sshd"
 SUPERVISE = Path(__file__).resolve().parent / "supervise.sh"

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from shared_data import shared
+
+from tests.support.shared_data import shared
 
 yaml = pytest.importorskip("yaml", reason="PyYAML comes with the deploy extra (ansible-core)")
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import cv2
 import pytest
-from shared_data import shared
 
 from tests.deploy.fleet import REPO, Fleet, fleet_prerequisites
+from tests.support.shared_data import shared
 
 pytestmark = pytest.mark.slow
 EDGE_DEPLOY = [sys.executable, "-c", "import sys\nfrom deploy.cli import main\nsys.exit(main())"]

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from shared_data import shared
+
+from tests.support.shared_data import shared
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "edge-daemon.service"

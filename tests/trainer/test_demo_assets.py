@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge.model import load_model
-from tests.daemon.media import read_frames
+from tests.support.media import read_frames
 from trainer.datasets_export import FASHION_CLASSES
 from trainer.demo import make_clip
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shared_data import shared
 
 from edge.errors import EdgeError
 from edge.labels import read_embedded_labels
+from tests.support.shared_data import shared
 from trainer import export
 
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from edge.commands import DEMO_CLIP, DEMO_MODEL
-from tests.daemon.conftest import CLI, REPO
+from tests.edge.conftest import CLI, REPO
 
 pytest.importorskip("amqtt", reason="the embedded broker needs the demo extra: pip install '.[demo]'")
 

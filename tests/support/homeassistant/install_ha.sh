@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Build a Python 3.13 venv with Home Assistant 2026.2.3 for the optional HA tests (tests/mqtt/test_home_assistant.py,
-# test_contract.py::test_discovery_passes_home_assistants_own_schema), then run them with
-#   EDGE_HA_PYTHON=<venv>/bin/python python3 -m pytest tests/mqtt
-# Usage: tests/mqtt/install_ha.sh [VENV] (default /tmp/ha-venv); PY313 = a Python 3.13 interpreter.
+# Build a Python 3.13 venv with Home Assistant 2026.2.3 for the optional HA tests (tests/edge/test_home_assistant.py,
+# tests/edge/test_contract.py::test_discovery_passes_home_assistants_own_schema), then run them with
+#   EDGE_HA_PYTHON=<venv>/bin/python python3 -m pytest tests/edge
+# Usage: tests/support/homeassistant/install_ha.sh [VENV] (default /tmp/ha-venv); PY313 = a Python 3.13 interpreter.
 # HA 2026.3+ needs Python >= 3.14.2. Installing HA with its full dependency set makes pip backtrack through
 # sdists for a long time, so: HA itself without deps, its pinned core requirements as wheels, then the pinned
 # bluetooth stack its http/auth modules import. About 4 minutes and 600 MB.

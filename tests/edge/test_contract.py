@@ -263,13 +263,15 @@ def test_readme_examples_match_the_contract() -> None:
         assert f"`{topic}`" in section
 
 
+from tests.support.homeassistant import HA_TOOLS  # noqa: E402
+
 HA_PYTHON = os.environ.get("EDGE_HA_PYTHON")
 
 
 @pytest.mark.skipif(
     not HA_PYTHON,
     reason="EDGE_HA_PYTHON unset: point it at a Python with homeassistant installed to validate discovery with "
-    "HA's own schema (see tests/mqtt/ha_validate.py)",
+    "HA's own schema (see tests/support/homeassistant/ha_validate.py)",
 )
 def test_discovery_passes_home_assistants_own_schema() -> None:
     """Full and abbreviated configs go through HA's abbreviation expansion and the MQTT sensor DISCOVERY_SCHEMA;
@@ -281,7 +283,7 @@ def test_discovery_passes_home_assistants_own_schema() -> None:
     typo["stat_tt"] = typo.pop("state_topic")
     payload["typo"] = typo
     payload["bad_device"] = {**typo, "state_topic": "x", "device": {**typo["device"], "colour": "red"}}
-    script = Path(__file__).with_name("ha_validate.py")
+    script = HA_TOOLS / "ha_validate.py"
     out = subprocess.run(
         [HA_PYTHON, str(script)], input=json.dumps({"configs": payload}), capture_output=True, text=True, timeout=120
     )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import socket
 
 import pytest
-from mqtt_broker import Subscriber
 
 from edge.broker import EmbeddedBroker
 from edge.errors import EdgeError
 from edge.mqtt_contract import classification_payload, topics
 from edge.postprocess import Prediction
+from tests.support.mosquitto import Subscriber
 
 pytest.importorskip("amqtt", reason="amqtt not installed: pip install 'edge-daemon[demo]'")
 T = topics("edge", "pi1")

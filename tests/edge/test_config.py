@@ -9,7 +9,7 @@ import pytest
 
 from edge.config import config_from_dict, example_toml, load_config, redact_url, reference_markdown, to_toml
 from edge.errors import EdgeError
-from tests.daemon.conftest import CLI, REPO, write_config
+from tests.edge.conftest import CLI, REPO, write_config
 
 
 @pytest.fixture

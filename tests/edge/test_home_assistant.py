@@ -13,12 +13,12 @@ import os
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from edge.mqtt_contract import SENSOR_KEYS, classification_payload
 from edge.postprocess import Prediction
+from tests.support.homeassistant import HA_TOOLS
 
 HA_PYTHON = os.environ.get("EDGE_HA_PYTHON")
 pytestmark = pytest.mark.skipif(
@@ -42,7 +42,7 @@ def test_home_assistant_discovers_and_shows_the_sensors(mosquitto, publisher_fac
     ticker = threading.Thread(target=stats_ticker)
     ticker.start()
     ha = subprocess.Popen(
-        [HA_PYTHON, str(Path(__file__).with_name("ha_e2e.py")), str(mosquitto.port), str(len(SENSOR_KEYS))],
+        [HA_PYTHON, str(HA_TOOLS / "ha_e2e.py"), str(mosquitto.port), str(len(SENSOR_KEYS))],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:

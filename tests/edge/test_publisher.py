@@ -14,13 +14,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_broker import MOSQUITTO_SUB, Mosquitto
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.errors import EdgeError
 from edge.mqtt_contract import SENSOR_KEYS, classification_payload, topics
 from edge.postprocess import Prediction
 from edge.publisher import MqttOptions, Publisher
+from tests.support.mosquitto import MOSQUITTO_SUB, Mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
 T = topics("edge", "pi1")
@@ -296,7 +296,7 @@ def test_mosquitto_helper_is_real(mosquitto: Mosquitto) -> None:
 
 def test_stop_while_broker_unreachable_is_bounded(publisher_factory, caplog) -> None:
     """A daemon told to stop while its broker is away still stops promptly (SIGTERM must exit within 5 s)."""
-    from mqtt_broker import free_port
+    from tests.support.mosquitto import free_port
 
     class Nowhere:
         host, port = "127.0.0.1", free_port()  # nothing listens here

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import cv2
 import pytest
-from mqtt_broker import free_port
-from shared_data import shared
 
 from edge.health import HealthReport, judge
+from tests.support.mosquitto import free_port
+from tests.support.shared_data import shared
 
 CLI = [sys.executable, "-c", "import sys\nfrom edge.cli import main\nsys.exit(main())"]
 TOPIC = "edge/dev/classification"

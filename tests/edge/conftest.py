@@ -20,10 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from shared_data import shared
 
 from edge.commands import DEMO_CLIP, DEMO_MODEL
-from tests.daemon.media import read_frames, write_video
+from edge.publisher import MqttOptions, Publisher
+from tests.support.media import read_frames, write_video
+from tests.support.shared_data import shared
 
 REPO = Path(__file__).resolve().parents[2]
 # `edge-daemon` as the console script runs it (`python -m edge.cli` would not see the registered subcommands)
@@ -198,3 +199,25 @@ def daemon_factory() -> Iterator[Callable[..., Daemon]]:
     for d in daemons:
         d.kill()
         print(f"--- daemon log ({d.config}):\n{d.log()}")  # shown by pytest when the test failed
+
+
+LABELS = ("cat", "dog", "bird")
+
+
+@pytest.fixture
+def publisher_factory() -> Iterator[Callable[..., Publisher]]:
+    """Make Publishers for a broker: ``publisher_factory(broker, start=True, **MqttOptions fields)``."""
+    made: list[Publisher] = []
+
+    def make(broker, *, start: bool = True, model: str = "tiny", device: str = "cpu", **options) -> Publisher:
+        options.setdefault("device_id", "pi1")
+        opts = MqttOptions(host=broker.host, port=broker.port, **options)
+        pub = Publisher(opts, model=model, labels=LABELS, device=device)
+        made.append(pub)
+        if start:
+            pub.start()
+        return pub
+
+    yield make
+    for pub in made:
+        pub.stop(timeout=1.0)

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from mqtt_broker import MOSQUITTO_SUB, Subscriber, free_port
 
-from tests.daemon.conftest import CLI, REPO, write_config
-from tests.daemon.media import MjpegServer
+from tests.edge.conftest import CLI, REPO, write_config
+from tests.support.media import MjpegServer
+from tests.support.mosquitto import MOSQUITTO_SUB, Subscriber, free_port
 
 CONTRACT_KEYS = {"label", "index", "score", "top_k", "timestamp", "frame", "inference_ms", "model"}
 STATS_KEYS = {
@@ -241,7 +241,7 @@ def test_model_reload_bad_rejected_good_swapped_in(
     ],
 )
 def test_startup_errors_are_one_line(case, expected, demo_model, tmp_path) -> None:
-    from shared_data import shared
+    from tests.support.shared_data import shared
 
     model, extra = demo_model, {}
     if case == "unknown_key":

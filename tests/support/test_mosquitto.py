@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt_broker import Mosquitto
 from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.support.mosquitto import Mosquitto
 
 
 def test_plain_broker_round_trip(mosquitto: Mosquitto, subscriber_factory) -> None:

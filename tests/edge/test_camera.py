@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.camera import Camera, source_kind
-from tests.daemon.media import MjpegServer, solid_frames, write_video
+from tests.support.media import MjpegServer, solid_frames, write_video
 
 
 def read_n(cam: Camera, n: int, timeout: float = 10.0) -> list:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from mqtt_broker import free_port
+
+from tests.support.mosquitto import free_port
 
 BOUNDARY = "edgeframe"
 
