@@ -46,9 +46,7 @@ def build_parser(
     prog: str, description: str, commands: Sequence[Command], *, version: str | None = None, log_env: str | None = None
 ) -> argparse.ArgumentParser:
     """The parser of a CLI: `--log-level` (default from `log_env` when given, else INFO), `--version`, subcommands."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EXIT_STATUS_HELP)
     if version is not None:
         parser.add_argument("--version", action="version", version=f"{prog} {version}")
     default_level = os.environ.get(log_env, "INFO") if log_env else "INFO"
