@@ -21,7 +21,6 @@ import numpy as np
 
 from edge.postprocess import Prediction, top_k
 
-MODES = ("stable", "average", "off")
 _UNKNOWN = -2  # no state yet (distinct from None: "nothing above the threshold")
 
 
@@ -60,8 +59,8 @@ class Smoother:
         threshold: float = 0.0,
         heartbeat_s: float = 0.0,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode not in ("stable", "average", "off"):  # the config's choices (edge.config_schema.SMOOTHING_MODES)
+            raise ValueError(f"unknown smoothing mode {mode!r}")
         if frames < 1:
             raise ValueError(f"frames must be at least 1, got {frames}")
         self.labels = tuple(labels)

@@ -1,4 +1,4 @@
-"""edge.broker.EmbeddedBroker (amqtt) with the real Publisher and a paho subscriber: QoS 1, retained, availability."""
+"""edge.demo_broker.EmbeddedBroker (amqtt) with the real Publisher and a paho subscriber: QoS 1, retained, LWT."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from edge.broker import EmbeddedBroker
+from edge.demo_broker import EmbeddedBroker
 from edge.errors import EdgeError
 from edge.mqtt_contract import classification_payload, topics
 from edge.postprocess import Prediction

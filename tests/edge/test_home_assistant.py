@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from edge.mqtt_contract import SENSOR_KEYS, classification_payload
+from edge.ha_discovery import SENSOR_KEYS
+from edge.mqtt_contract import classification_payload
 from edge.postprocess import Prediction
 from tests.support.homeassistant import HA_TOOLS
 
