@@ -1,23 +1,15 @@
-"""When to reload the model: its file changed and then stayed the same for one more poll (time passed in).
+"""When to reload the model: its file changed and then stayed the same for one more poll (pure: time passed in).
 
 A model replaced atomically (`mv new.tflite model.tflite`) is reloaded at the next poll but one; a copy in
-progress keeps changing and is not read half-written. `file_signature()` is the one I/O function here.
+progress keeps changing and is not read half-written. The caller reads the file's signature (mtime, size,
+inode; None when missing) when `due()` says so.
 """
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
-Signature = tuple[int, int, int] | None  # (mtime ns, size, inode), None when the file is missing
-
-
-def file_signature(path: str) -> Signature:
-    """What identifies a version of the file, or None when it cannot be read."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+Signature = tuple[Any, ...] | None  # e.g. (mtime ns, size, inode); None when the file is missing
 
 
 class ModelFileWatcher:

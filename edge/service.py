@@ -11,19 +11,19 @@ never hidden behind watchdog pings.
 from __future__ import annotations
 
 import logging
-import signal
+import os
 import threading
 import time
-from collections.abc import Callable
 
 import numpy as np
 
 from edge import mqtt_contract as contract
+from edge import process_hooks
 from edge.camera import Camera
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.model import Classifier, load_model
-from edge.model_watch import ModelFileWatcher, file_signature
+from edge.model_watch import ModelFileWatcher, Signature
 from edge.publisher import Publisher
 from edge.sdnotify import Notifier
 from edge.smoothing import Publish, Smoother
@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.25  # the longest the loop waits for a frame before looking at signals, timers, heartbeats
 EXIT_THREAD_DIED = 1
+
+
+def file_signature(path: str) -> Signature:
+    """What identifies a version of the model file (mtime, size, inode), or None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def open_model(cfg: Config) -> Classifier:
@@ -106,7 +115,7 @@ class Service:
             EdgeError: the model cannot be loaded or run (nothing else is started then).
         """
         cfg = self.config
-        restore = self._install_hooks()
+        restore = process_hooks.install(self._on_stop_signal, self.request_reload, self._on_thread_death)
         try:
             self.clf = open_model(cfg)
             spec = self.clf.spec
@@ -125,32 +134,11 @@ class Service:
             self._shutdown()
             restore()
 
-    def _install_hooks(self) -> Callable[[], None]:
-        """Signal handlers (main thread only) and the hook that reports a thread dying of an exception."""
-        previous_hook = threading.excepthook
-
-        def thread_died(args: threading.ExceptHookArgs) -> None:
-            name = args.thread.name if args.thread else "?"
-            log.error("thread %s died: %s: %s; stopping so the service manager restarts the daemon",
-                      name, args.exc_type.__name__, args.exc_value)  # fmt: skip
-            self._dead_thread = name
-
-        threading.excepthook = thread_died
-        previous: dict[int, object] = {}
-        if threading.current_thread() is threading.main_thread():
-            handlers = {signal.SIGTERM: self._on_stop_signal, signal.SIGINT: self._on_stop_signal,
-                        signal.SIGHUP: lambda *_: self.request_reload()}  # fmt: skip
-            previous = {sig: signal.signal(sig, h) for sig, h in handlers.items()}
-
-        def restore() -> None:
-            threading.excepthook = previous_hook
-            for sig, h in previous.items():
-                signal.signal(sig, h)  # type: ignore[arg-type]
-
-        return restore
-
-    def _on_stop_signal(self, *_: object) -> None:
+    def _on_stop_signal(self) -> None:
         self._signalled_stop = True
+
+    def _on_thread_death(self, name: str) -> None:
+        self._dead_thread = name
 
     def _shutdown(self) -> None:
         if self.publisher is None:  # failed before anything ran: the caller reports the error

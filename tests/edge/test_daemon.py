@@ -22,6 +22,7 @@ import pytest
 from tests.edge.conftest import CLI, REPO, write_config
 from tests.support.media import MjpegServer
 from tests.support.mosquitto import MOSQUITTO_SUB, Subscriber, free_port
+from tests.support.payload_schemas import check_message
 
 CONTRACT_KEYS = {"label", "index", "score", "top_k", "timestamp", "frame", "inference_ms", "model"}
 STATS_KEYS = {
@@ -44,6 +45,21 @@ def config(tmp_path: Path, broker, model_path: Path, source: str | Path, **secti
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
     return write_config(tmp_path / "config.toml", base)
+
+
+@pytest.fixture
+def subscriber_factory(subscriber_factory):
+    """The shared factory, and at teardown every message the daemon sent is checked against its JSON Schema."""
+    subs: list[Subscriber] = []
+
+    def make(*args, **kwargs) -> Subscriber:
+        subs.append(subscriber_factory(*args, **kwargs))
+        return subs[-1]
+
+    yield make
+    for sub in subs:
+        for m in sub.received():
+            check_message(m.topic, m.payload)
 
 
 def payloads(sub: Subscriber, topic: str) -> list[dict]:
