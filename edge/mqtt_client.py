@@ -66,6 +66,8 @@ def connect_failure(error: BaseException | str | None, host: str, port: int, tls
         return f"{where}: the broker requires a client certificate; set mqtt.tls.cert and mqtt.tls.key"
     if isinstance(error, ssl.SSLError):
         return f"{where}: TLS failed ({error.reason or error}); check [mqtt.tls]"
+    if tls and isinstance(error, ConnectionResetError):
+        return f"{where}: reset during the TLS handshake: is it a TLS port? (a plain MQTT port: tls.enabled = false)"
     if isinstance(error, ConnectionRefusedError):
         return f"{where}: connection refused; is the broker running and listening on that port?"
     if isinstance(error, socket.gaierror):
@@ -145,7 +147,7 @@ class ConnectionReporter:
             self._log.debug("MQTT: %s (still)", what)
             return
         self._last = what
-        self._log.log(level, "MQTT: %s; retrying with a 1-30 s backoff", what)
+        self._log.log(level, "MQTT: %s (retrying every 1-30 s)", what)
 
 
 class _LastError(logging.Handler):
