@@ -3,8 +3,8 @@
 - `edge-daemon classify --model M IMAGE...`: classify images; a table, or one JSON object per image with --json.
 - `edge-daemon info --model M`: describe a model (input, output, quantization, labels, device).
 - `edge-daemon run --config FILE`: the service (systemd `Type=notify`).
-- `edge-daemon check-config FILE`: validate (everything `run` would refuse), print the effective config with
-  secrets redacted; exit 0 or 2.
+- `edge-daemon check-config FILE`: validate (everything `run` would refuse, the model included), print the
+  effective config with secrets redacted; exit 0 or 2.
 `edge.cli` lists them in its command table; `health` and `demo` live in `edge.health` and `edge.demo`.
 """
 
@@ -16,7 +16,7 @@ import os
 import sys
 
 from edge.cli_main import bounded_int, finite_float
-from edge.config import DEFAULT_PATH, load_config
+from edge.config import DEFAULT_PATH, Config, load_config
 from edge.config_schema import MAX_THREADS
 from edge.errors import EdgeError, Failure
 
@@ -133,15 +133,29 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--defaults", action="store_true", help="print every key with its default and description, exit")
 
 
+def checked_config(path: str) -> Config:
+    """What `check-config` checks: the file against the schema and its rules, then the model it names is loaded
+    and test-run on the configured device, exactly as `run` would (so a model `run` refuses is refused here).
+
+    Raises:
+        EdgeError: one line naming the file and the key, or the model and the problem.
+    """
+    from edge.service import open_model
+
+    cfg = load_config(path)
+    open_model(cfg).close()
+    return cfg
+
+
 def check_config(args: argparse.Namespace) -> int:
-    """Validate a config file; print the effective configuration with secrets redacted."""
+    """Validate a config file and its model; print the effective configuration with secrets redacted."""
     from edge.config_docs import example_toml, to_toml
 
     if args.defaults:
         sys.stdout.write(example_toml())
         return 0
     path = args.file or args.config_opt or str(DEFAULT_PATH)
-    cfg = load_config(path)
+    cfg = checked_config(path)
     if not args.quiet:
         sys.stdout.write(to_toml(cfg))
         print(f"edge-daemon: {path}: configuration is valid", file=sys.stderr)

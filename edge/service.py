@@ -45,14 +45,21 @@ def file_signature(path: str) -> Signature:
 
 
 def open_model(cfg: Config) -> Classifier:
-    """Load the configured model and run it once on a blank frame, so a model that cannot run is refused here."""
+    """Load the configured model and run it once on a blank frame, so a model that cannot run is refused here.
+
+    Raises:
+        EdgeError: `<config file>: model: <the model's problem>`, one line.
+    """
     m = cfg.model
-    clf = load_model(m.path, labels=m.labels, device=m.device, threads=m.threads)
+    try:
+        clf = load_model(m.path, labels=m.labels, device=m.device, threads=m.threads)
+    except EdgeError as e:
+        raise EdgeError(f"{cfg.source}: model: {e}") from None
     try:
         clf.warm_up()
-    except EdgeError:
+    except EdgeError as e:
         clf.close()
-        raise
+        raise EdgeError(f"{cfg.source}: model: {e}") from None
     return clf
 
 

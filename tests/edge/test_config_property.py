@@ -1,6 +1,7 @@
 """Property: for any config drawn from the schema (in range, out of range, wrong types, nan/inf, NUL, MQTT's
 reserved characters ...), `check-config` either refuses it with one line naming the file, or `run` accepts the
 same config: the real `Service.run()` starts model, publisher and camera with it and stops cleanly.
+(`checked_config` is what `edge-daemon check-config` runs.)
 
 Hypothesis draws the configs (https://hypothesis.readthedocs.io); the values come from the schema's own rules.
 """
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from edge.commands import checked_config
 from edge.config import load_config, toml_value
 from edge.config_schema import Config, schema_fields
 from edge.errors import EdgeError
@@ -87,7 +89,7 @@ def test_check_config_refuses_in_one_line_or_run_accepts(sections, demo_model, f
     path = tmp_path / "drawn.toml"
     _write(path, sections, {"model": str(demo_model), "clip": str(fm_clip)})
     try:
-        cfg = load_config(path, environ={})
+        cfg = checked_config(str(path))  # what `edge-daemon check-config` does
     except EdgeError as e:
         message = str(e)
         assert "\n" not in message and message.startswith(f"{path}: "), message
