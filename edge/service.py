@@ -22,6 +22,7 @@ from edge import process_hooks
 from edge.camera import Camera
 from edge.config import Config
 from edge.errors import EdgeError
+from edge.http_server import HttpServer, Snapshot
 from edge.model import Classifier, load_model
 from edge.model_watch import ModelFileWatcher, Signature
 from edge.publisher import Publisher
@@ -91,6 +92,9 @@ class Service:
         self.publisher: Publisher | None = None
         self.camera: Camera | None = None
         self.smoother: Smoother | None = None
+        self.http = HttpServer(config.http, token=config.http_token, snapshot=self._snapshot,
+                               max_rate=config.camera.max_rate)  # the live page and /metrics: `[http]`
+        self._last_payload: dict | None = None  # the last classification published, for /api/state
         self.classified = 0
         self.errors = 0  # frames whose inference failed
         self._failing = 0  # consecutive failed frames
@@ -131,6 +135,7 @@ class Service:
                                        device=spec.device)  # fmt: skip
             self.publisher.start()
             self.camera = Camera(cfg.camera).start()
+            self.http.start()
             log.info("running: model %s (%d classes) on %s, camera %s, MQTT %s:%d as %s/%s",
                      spec.name, spec.num_classes, spec.device, self.camera.name, cfg.mqtt.host, cfg.mqtt.port,
                      cfg.mqtt.topic_prefix, cfg.mqtt.device_id)  # fmt: skip
@@ -154,6 +159,7 @@ class Service:
             return
         self.notifier.stopping()
         t0 = time.monotonic()
+        self.http.stop()
         if self.camera is not None:
             self.camera.close(timeout=1.0)
         self.publisher.stop(timeout=2.0)
@@ -247,6 +253,7 @@ class Service:
         self.classified += 1
         window.add_inference(ms)
         self._last_ms = ms
+        self.http.tap.offer(image, class_scores, self.clf.spec.labels, ms)
         decision = self.smoother.update(class_scores, time.monotonic())
         if decision is not None:
             self._publish(decision, ms, time.time() - (time.monotonic() - captured_at))
@@ -256,6 +263,7 @@ class Service:
                                                   inference_ms=inference_ms, model=self.clf.spec.name,
                                                   timestamp=timestamp)  # fmt: skip
         self.publisher.publish_classification(payload)
+        self._last_payload = payload
         if decision.reason == "change":
             log.info("label: %s (%.2f)", payload["label"], payload["score"])
 
@@ -278,6 +286,12 @@ class Service:
                                         device=spec.device, timestamp=time.time())  # fmt: skip
         self.publisher.publish_event(event)
         log.info("model reloaded (%s): %s, %d classes on %s", why, spec.name, spec.num_classes, spec.device)
+
+    def _snapshot(self) -> Snapshot:
+        """The state the HTTP server shows, read from its threads (`edge.http_state.Snapshot`)."""
+        spec, pub = self.clf.spec, self.publisher
+        return Snapshot(self.camera.stats, self.camera.name, pub.counters(), pub.connected, self.classified,
+                        self.errors, time.monotonic() - self._started, spec.name, spec.device, self._last_payload)
 
     def _publish_stats(self, window: StatsWindow, now: float) -> None:
         cam = self.camera.stats

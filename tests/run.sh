@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # apt packages the tests use: a real broker and client, offline datasets, ARM emulation, sshd for the
 # fleet tests, systemd-analyze, ffmpeg for test clips. Only missing ones are installed.
-APT_PACKAGES="mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace"
+APT_PACKAGES="mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace chromium prometheus"
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 missing=""

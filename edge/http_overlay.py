@@ -1,0 +1,86 @@
+"""The picture the live page shows: a camera frame sized for viewing, with the model's verdict drawn on it (pure).
+
+A dark band across the top carries the label and score (left) and the classification rate (right); regions,
+when a frame has them, get a box each with their own label. `edge.http_frames` calls this only while someone
+watches, never on the classifier's thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+VIEW_MIN_WIDTH, VIEW_MAX_WIDTH = 480, 960  # the picture is scaled into this range (small frames up, large down)
+BAND = (24, 24, 24)  # BGR
+TEXT = (255, 255, 255)
+BOX = (0, 200, 255)  # amber, visible on most scenes
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+@dataclass(frozen=True)
+class Region:
+    """A part of the frame classified on its own: its box in frame pixels (x, y, width, height) and verdict."""
+
+    box: tuple[int, int, int, int]
+    label: str | None
+    score: float
+
+
+def verdict(label: str | None, score: float) -> str:
+    """The text shown for a label and its score, e.g. ``Sneaker 97%``; ``no class above threshold`` for None."""
+    return f"{ascii_text(label)} {score * 100:.0f}%" if label is not None else "no class above threshold"
+
+
+def ascii_text(text: str) -> str:
+    """What OpenCV's Hershey fonts can draw: ASCII, other characters shown as `?`."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
+
+
+def view_size(width: int, height: int) -> tuple[int, int]:
+    """The (width, height) a frame is shown at: its own, scaled into VIEW_MIN_WIDTH..VIEW_MAX_WIDTH."""
+    target = min(max(width, VIEW_MIN_WIDTH), VIEW_MAX_WIDTH)
+    return target, max(1, round(height * target / width))
+
+
+def as_view(image: np.ndarray) -> np.ndarray:
+    """A BGR copy of a frame (BGR or gray) at its view size."""
+    bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 or image.shape[2] == 1 else image
+    size = view_size(bgr.shape[1], bgr.shape[0])
+    if size == (bgr.shape[1], bgr.shape[0]):
+        return bgr.copy()
+    shrinking = size[0] < bgr.shape[1]
+    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def draw_overlay(image: np.ndarray, label: str | None, score: float, fps: float,
+                 regions: Sequence[Region] = ()) -> np.ndarray:  # fmt: skip
+    """The frame at its view size with the verdict band and region boxes drawn on it (the input is not changed).
+
+    Args:
+        image: the frame as classified (BGR or gray, uint8).
+        label, score: the frame's best class (label None: nothing reached the threshold).
+        fps: frames classified per second lately.
+        regions: boxes in the frame's own pixels with their verdicts.
+    """
+    view = as_view(image)
+    w = view.shape[1]
+    scale = w / image.shape[1]
+    size = w / 640 * 0.8
+    thick = max(1, round(size * 2))
+    band = round(size * 44)
+    top = view[:band]
+    top[:] = (top * 0.35 + np.array(BAND) * 0.65).astype(np.uint8)  # darkened, the scene still shows through
+    baseline = band - round(size * 14)
+    cv2.putText(view, verdict(label, score), (round(size * 12), baseline), FONT, size, TEXT, thick, cv2.LINE_AA)
+    rate = f"{fps:.1f} fps"
+    (tw, _), _ = cv2.getTextSize(rate, FONT, size * 0.8, thick)
+    cv2.putText(view, rate, (w - tw - round(size * 12), baseline), FONT, size * 0.8, TEXT, thick, cv2.LINE_AA)
+    for r in regions:
+        x, y, rw, rh = (round(v * scale) for v in r.box)
+        cv2.rectangle(view, (x, y), (x + rw, y + rh), BOX, thick + 1)
+        cv2.putText(view, verdict(r.label, r.score), (x + 4, max(y - 6, band + round(size * 20))), FONT, size * 0.7,
+                    BOX, thick, cv2.LINE_AA)  # fmt: skip
+    return view
