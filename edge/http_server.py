@@ -151,8 +151,10 @@ class HttpServer:
         self._tick_errors = RateLimitedLog(log, 60.0)
         self.metrics: Any = None
         if self.where is not None:
-            from edge.metrics import Metrics  # prometheus_client is loaded only when the server is wanted
-
+            try:
+                from edge.metrics import Metrics  # prometheus_client is loaded only when the server is wanted
+            except ImportError as e:
+                raise EdgeError(f"http.listen: /metrics needs prometheus-client ({e}); reinstall edge-daemon") from None
             self.metrics = Metrics(self.snapshot, self.counts)
         observe = self.metrics.observe_inference if self.metrics else None
         self.tap = FrameTap(active=self.where is not None, observe=observe)

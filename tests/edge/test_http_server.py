@@ -153,7 +153,7 @@ def test_the_token(serve, caplog) -> None:
 
 
 def test_snapshots_and_jpegs_only_while_watched(serve, verdicts) -> None:
-    frames, scores, labels = verdicts
+    frames, _scores, _labels = verdicts
     server, feeder = serve()
     port = server.where.port
     assert get(port, "/snapshot.jpg").status == 503  # nothing classified yet

@@ -94,10 +94,8 @@ def idle_connections(port: int, n: int) -> list[socket.socket]:
     """Open `n` connections that send nothing (refused ones are simply counted as closed later)."""
     socks = []
     for _ in range(n):
-        try:
+        with contextlib.suppress(OSError):
             socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-        except OSError:
-            pass
     return socks
 
 
