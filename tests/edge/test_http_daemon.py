@@ -10,11 +10,15 @@ a real mosquitto, a real clip, a real headless Chromium and real sockets.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +30,7 @@ from edge.http_overlay import view_size
 from edge.model import load_model
 from tests.edge.conftest import write_config
 from tests.support.browser import ocr_words, screenshot
-from tests.support.http_clients import Slowloris, get, idle_connections, stalled_stream
+from tests.support.http_clients import MjpegReader, Slowloris, get, idle_connections, stalled_stream
 from tests.support.media import write_video
 from tests.support.mosquitto import free_port
 from tests.support.payload_schemas import validator
@@ -99,7 +103,7 @@ def test_a_real_browser_shows_the_picture_and_the_label(
     label, frame = confident
     clip = write_video(tmp_path / "one.avi", [frame] * 40, fps=20)
     d, port = start(tmp_path, daemon_factory, mosquitto, demo_model, clip)
-    shot_path = screenshot(f"http://127.0.0.1:{port}/#token={TOKEN}", tmp_path / "page.png")
+    shot_path = screenshot(f"http://127.0.0.1:{port}/#token={TOKEN}", tmp_path / "page.png", size=(1200, 660))
     if os.environ.get("EDGE_LIVE_PAGE_PNG"):  # how docs/live-page.png is made
         shutil.copy(shot_path, os.environ["EDGE_LIVE_PAGE_PNG"])
     shot = cv2.imread(str(shot_path), cv2.IMREAD_COLOR)
@@ -202,3 +206,43 @@ def test_a_port_in_use_is_one_line(mosquitto, daemon_factory, demo_model, fm_cli
     lines = [line for line in d.log().splitlines() if "error" in line.lower()]
     assert lines == [f"edge-daemon: error: http.listen: cannot listen on http://127.0.0.1:{port}/ (Address already "
                      "in use)"], d.log()  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("strace") is None or shutil.which("systemd-analyze") is None,
+                    reason="needs strace and systemd-analyze (apt-get install strace systemd)")  # fmt: skip
+def test_the_server_makes_only_system_calls_the_unit_allows(mosquitto, demo_model, fm_clip, tmp_path) -> None:
+    """SystemCallFilter= cannot be applied without systemd as PID 1: trace `edge-daemon run` with the server on
+    while every route is used, and check each call is on the unit's allow list (as tests/deploy does without it)."""
+    from tests.deploy.test_systemd_unit import CLI_MAIN, unit_allowed_syscalls
+
+    port = free_port()
+    cfg = write_config(tmp_path / "c.toml", {
+        "camera": {"source": str(fm_clip)}, "model": {"path": str(demo_model), "watch": False},
+        "mqtt": {"host": "127.0.0.1", "port": mosquitto.port, "device_id": DEV},
+        "http": {"listen": f"127.0.0.1:{port}"}})  # fmt: skip
+    trace = tmp_path / "trace.txt"
+    cmd = ["strace", "-f", "-qq", "-o", str(trace), sys.executable, "-c", CLI_MAIN, "run", "--config", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if get(port, "/healthz", timeout=2).status == 200:
+                    break
+            time.sleep(0.3)
+        for path in ("/", "/api/state", "/metrics", "/snapshot.jpg", "/snapshot.jpg?raw=1", "/nope"):
+            assert get(port, path).status in (200, 404), path
+        reader = MjpegReader(port, "/stream.mjpg")
+        reader.next_jpeg()
+        reader.close()
+        os.kill(int(trace.read_text().split(None, 1)[0]), signal.SIGTERM)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    used = set(re.findall(r"^\d+\s+(?:<\.\.\. )?([a-z0-9_]+)[( ]", trace.read_text(), re.MULTILINE))
+    used -= {"resumed", "exit", "exited"}
+    assert {"bind", "listen"} <= used and ({"accept", "accept4"} & used), sorted(used)
+    refused = used - unit_allowed_syscalls()
+    assert not refused, f"calls the unit's SystemCallFilter= would refuse: {sorted(refused)}"
