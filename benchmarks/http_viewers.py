@@ -2,7 +2,7 @@
 watching, one page viewer (a real headless Chromium on the page), a real Prometheus scraping every 5 s, and
 misbehaving clients (a stalled stream reader, 100 idle connections and a slowloris, together).
 
-    python -m benchmarks.http_viewers [--seconds 10] [--rounds 2] [--model M] [--json out.json]
+    python -m benchmarks.http_viewers [--seconds 10] [--rounds 2] [--model M] [--json out.json] [--smoke]
 
 Two camera modes: "camera" (a 640x480 clip played at 30 fps like a camera: what a deployment looks like; the
 cost shows as CPU) and "full speed" (`camera.realtime = false`: the cost shows as fps lost). Scenarios run in
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         broker = Mosquitto(tmp / "mosquitto").start()
         sub = Subscriber(broker, ["bench/+/stats"]).start()
         try:
-            for mode, realtime in (("camera", True), ("full speed", False)):
+            for mode, realtime in (("camera", True), ("full speed", False))[: 1 if args.smoke else 2]:
                 port, on_id = free_port(), f"on-{pid}-{int(realtime)}"
                 on = daemon(model, clip, broker, on_id, realtime, port, tmp)
                 try:
@@ -229,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; medians are reported")
     p.add_argument("--clip-s", type=float, default=10.0, help="length of the 640x480 clip (it loops)")
     p.add_argument("--json", help="write the raw figures here")
+    p.add_argument("--smoke", action="store_true", help="seconds, camera mode only, the bundled demo model (CI)")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.seconds, args.warmup, args.rounds, args.clip_s = 3.0, 0.5, 1, 2.0
+        args.model = args.model or str(inputs.DEMO)
     result = run(args)
     print(table(result))
     if args.json:

@@ -240,10 +240,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _client_gone(self) -> bool:
         """True when the client closed its side (it sends nothing more after its request)."""
-        readable, _, _ = select.select([self.connection], [], [], 0)
-        if not readable:
+        poller = select.poll()  # (not select.select: no limit on the descriptor's number)
+        poller.register(self.connection, select.POLLIN)
+        if not poller.poll(0):
             return False
-        try:
+        try:  # readable: is it the end of the stream?
             return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except BlockingIOError:
             return False

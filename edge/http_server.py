@@ -4,7 +4,9 @@ An I/O edge like the publisher: the service hands it the `[http]` section, the t
 a `Snapshot` of its state; it feeds frames through `tap` (`edge.http_frames.FrameTap`). It never touches the
 service and never makes the classifier wait: every endpoint reads copies or references the loop already made.
 
-Built on the standard library's `http.server` (`ThreadingHTTPServer`, one thread per connection), bounded:
+Built on the standard library's `http.server` (`ThreadingHTTPServer`, one thread per connection): no dependency
+to install on a Pi, request parsing that is maintained with Python, and a thread per connection is cheap at the
+few connections a device serves; an MJPEG stream is naturally a blocking loop on its own thread. Bounded:
 at most `max_clients` connections at once and CONNECTIONS_PER_S new ones a second (more are answered 503 and
 closed), a request head must arrive within HEAD_TIMEOUT_S and MAX_HEAD_BYTES, each write must finish within
 WRITE_TIMEOUT_S, one request per connection. Routes and responses are `edge.http_routes`.

@@ -335,3 +335,19 @@ def test_off_by_default_costs_nothing(verdicts) -> None:
     server.tap.offer(frames[0], scores[0], labels, 1.0)
     assert server.tap.seq == 0 and server.tap.jpeg() is None
     server.stop()
+
+
+def test_ipv6_loopback(verdicts) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    port = free_port()
+    try:
+        server = HttpServer(HttpConfig(listen=f"[::1]:{port}"), token=None, snapshot=snapshot).start()
+    except EdgeError as e:
+        pytest.skip(f"cannot bind ::1 here: {e}")
+    try:
+        with socket.create_connection(("::1", port), timeout=5) as s:
+            s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.0 503")  # listening on ::1, nothing classified yet
+    finally:
+        server.stop()

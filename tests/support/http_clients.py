@@ -65,8 +65,10 @@ class MjpegReader:
         """The next part's body (a JPEG)."""
         r = self.response
         line = r.readline()
-        while line.strip() == b"":
+        while line in (b"\r\n", b"\n"):
             line = r.readline()
+        if not line:
+            raise EOFError("the stream ended")
         assert line.strip() == b"--" + self.boundary, line
         length = None
         while (line := r.readline()).strip():
