@@ -154,71 +154,93 @@ def wait_stats(sub: Subscriber, topic: str, proc: subprocess.Popen[bytes], timeo
         time.sleep(0.2)
 
 
+def offer_cost_us(calls: int = 100_000) -> dict[str, float]:
+    """Microseconds the classifier's loop spends per frame in `tap.offer()`: server off, on, on with the metrics'
+    histogram (what the daemon does), on a 640x480 frame and 1001 scores."""
+    import numpy as np
+
+    from edge.http_frames import FrameTap
+    from edge.metrics import Metrics
+
+    image, scores = np.zeros((480, 640, 3), np.uint8), np.zeros(1001, np.float32)
+    labels = tuple(str(i) for i in range(1001))
+    taps = {"server off": FrameTap(active=False), "tap only": FrameTap(),
+            "tap + histogram": FrameTap(observe=Metrics(lambda: None, dict).observe_inference)}  # type: ignore[arg-type]
+    out = {}
+    for name, tap in taps.items():
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            tap.offer(image, scores, labels, 1.5)
+        out[name] = (time.perf_counter() - t0) / calls * 1e6
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     small = next(m["path"] for m in inputs.models() if m["role"] == "small")
     model = str(Path(args.model).resolve()) if args.model else small
     clip = inputs.make_clip(inputs.CACHE / f"clip_640x480_{int(args.clip_s)}s_30fps.avi", args.clip_s, 30)["path"]
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
-    pid = os.getpid()
     with tempfile.TemporaryDirectory(prefix="bench-http-") as t:
         tmp = Path(t)
         broker = Mosquitto(tmp / "mosquitto").start()
         sub = Subscriber(broker, ["bench/+/stats"]).start()
         try:
             for mode, realtime in (("camera", True), ("full speed", False))[: 1 if args.smoke else 2]:
-                port, on_id = free_port(), f"on-{pid}-{int(realtime)}"
-                on = daemon(model, clip, broker, on_id, realtime, port, tmp)
-                try:
-                    wait_stats(sub, f"bench/{on_id}/stats", on)
-                    for r in range(args.rounds):
-                        for scenario in SCENARIOS:
-                            fig = scenario_window(args, scenario, mode, r, on, on_id, port, model, clip, broker,
-                                                  sub, tmp)  # fmt: skip
-                            print(f"{mode:10s} round {r + 1} {scenario:12s} {fig['fps']:7.1f} fps  daemon "
-                                  f"{fig['daemon_cores']:.2f} cores  viewer {fig['viewer_cores']:.2f}  other load "
-                                  f"{fig['other_load']:.2f}", flush=True)  # fmt: skip
-                            results.setdefault(mode, {}).setdefault(scenario, []).append(fig)
-                finally:
-                    pipeline._stop(on)
+                results[mode] = measure_mode(args, mode, realtime, model, clip, broker, sub, tmp)
         finally:
             sub.stop()
             broker.close()
     return {"model": model, "clip": clip, "machine": inputs.machine(), "seconds": args.seconds,
-            "rounds": args.rounds, "runs": results}  # fmt: skip
+            "rounds": args.rounds, "offer_us": offer_cost_us(), "runs": results}  # fmt: skip
 
 
-def scenario_window(args: argparse.Namespace, scenario: str, mode: str, r: int, on: subprocess.Popen[bytes],
-                    on_id: str, port: int, model: str, clip: str, broker: Mosquitto, sub: Subscriber,
-                    tmp: Path) -> dict[str, float]:  # fmt: skip
-    """One scenario's window; "server off" runs its own daemon while the other one is paused (SIGSTOP)."""
-    if scenario != "server off":
-        with Load(scenario, port, tmp) as load:
-            time.sleep(args.warmup)
-            return window(on, sub, f"bench/{on_id}/stats", load, broker, args.seconds)
-    off_id = f"off-{os.getpid()}-{mode[0]}{r}"
-    on.send_signal(signal.SIGSTOP)
-    off = daemon(model, clip, broker, off_id, mode == "camera", None, tmp)
+def measure_mode(args: argparse.Namespace, mode: str, realtime: bool, model: str, clip: str, broker: Mosquitto,
+                 sub: Subscriber, tmp: Path) -> dict[str, list[dict[str, float]]]:  # fmt: skip
+    """Every scenario, `rounds` times interleaved, on two daemons started together (server on and off): the one
+    not measured is paused (SIGSTOP), so both are as old and as warm and never run at the same time."""
+    port, tag = free_port(), f"{os.getpid()}-{int(realtime)}"
+    daemons = {"on": daemon(model, clip, broker, f"on-{tag}", realtime, port, tmp),
+               "off": daemon(model, clip, broker, f"off-{tag}", realtime, None, tmp)}  # fmt: skip
+    figures: dict[str, list[dict[str, float]]] = {}
     try:
-        wait_stats(sub, f"bench/{off_id}/stats", off)
-        with Load(scenario, port, tmp) as load:
-            time.sleep(args.warmup)
-            return window(off, sub, f"bench/{off_id}/stats", load, broker, args.seconds)
+        for name, proc in daemons.items():
+            wait_stats(sub, f"bench/{name}-{tag}/stats", proc)
+        daemons["off"].send_signal(signal.SIGSTOP)
+        running = "on"
+        for r in range(args.rounds):
+            for scenario in SCENARIOS[r % len(SCENARIOS) :] + SCENARIOS[: r % len(SCENARIOS)]:  # rotated per round
+                wanted = "off" if scenario == "server off" else "on"
+                if wanted != running:
+                    daemons[running].send_signal(signal.SIGSTOP)
+                    daemons[wanted].send_signal(signal.SIGCONT)
+                    running = wanted
+                with Load(scenario, port, tmp) as load:
+                    time.sleep(args.warmup)
+                    fig = window(daemons[wanted], sub, f"bench/{wanted}-{tag}/stats", load, broker, args.seconds)
+                print(f"{mode:10s} round {r + 1} {scenario:12s} {fig['fps']:7.1f} fps  daemon "
+                      f"{fig['daemon_cores']:.2f} cores  viewer {fig['viewer_cores']:.2f}  other load "
+                      f"{fig['other_load']:.2f}", flush=True)  # fmt: skip
+                figures.setdefault(scenario, []).append(fig)
     finally:
-        pipeline._stop(off)
-        on.send_signal(signal.SIGCONT)
-        time.sleep(args.warmup)
+        for proc in daemons.values():
+            proc.send_signal(signal.SIGCONT)
+            pipeline._stop(proc)
+    return figures
 
 
 def table(result: dict[str, Any]) -> str:
     """BENCHMARKS.md's table: medians over the rounds."""
-    lines = ["| mode | scenario | classified fps | daemon CPU (cores) | viewer / Prometheus CPU | RSS (MB) "
-             "| other load |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| mode | scenario | classified fps | daemon CPU (cores) | frames per daemon CPU-second "
+             "| viewer / Prometheus CPU | RSS (MB) | other load |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for mode, scenarios in result["runs"].items():
-        for scenario, figs in scenarios.items():
+        for scenario in SCENARIOS:
+            figs = scenarios[scenario]
             med = {k: statistics.median(f[k] for f in figs) for k in figs[0]}
-            lines.append(f"| {mode} | {scenario} | {med['fps']:.1f} | {med['daemon_cores']:.2f} | "
+            per_cpu = statistics.median(f["fps"] / max(f["daemon_cores"], 1e-9) for f in figs)
+            lines.append(f"| {mode} | {scenario} | {med['fps']:.1f} | {med['daemon_cores']:.2f} | {per_cpu:.0f} | "
                          f"{med['viewer_cores']:.2f} | {med['rss_mb']:.0f} | {med['other_load']:.2f} |")  # fmt: skip
-    return "\n".join(lines)
+    offer = ", ".join(f"{k} {v:.2f} µs" for k, v in result["offer_us"].items())
+    return "\n".join(lines) + f"\n\n`tap.offer()` per classified frame: {offer}."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,7 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clip-s", type=float, default=10.0, help="length of the 640x480 clip (it loops)")
     p.add_argument("--json", help="write the raw figures here")
     p.add_argument("--smoke", action="store_true", help="seconds, camera mode only, the bundled demo model (CI)")
+    p.add_argument("--table", metavar="JSON", help="only print the table of an earlier run's --json")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())))
+        return 0
     if args.smoke:
         args.seconds, args.warmup, args.rounds, args.clip_s = 3.0, 0.5, 1, 2.0
         args.model = args.model or str(inputs.DEMO)

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import http.client
 import io
+import ipaddress
 import json
 import logging
 import re
@@ -57,6 +58,22 @@ def _page() -> tuple[bytes, str]:
 
 
 PAGE, PAGE_CSP = _page()
+
+
+def _literal_host(host: str) -> bool:
+    """True for a Host header naming this machine without DNS: an IP address or localhost (port optional)."""
+    if host.startswith("[") and "]" in host:
+        name = host[1 : host.index("]")]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.lower()
+    if name in ("localhost", ""):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 class _HeadReader(io.RawIOBase):
@@ -128,6 +145,11 @@ class Handler(BaseHTTPRequestHandler):
             self._text(HTTPStatus.NOT_FOUND, "not found\n")
             return
         method, public, token_in_query = route
+        if self.app.token is None and not _literal_host(self.headers.get("Host", "")):
+            # No token (loopback only): a name in Host means a page elsewhere resolved its own name to this
+            # machine (DNS rebinding) to read the camera through the visitor's browser.
+            self._text(HTTPStatus.FORBIDDEN, "use an IP address or localhost in the URL\n")
+            return
         if not public and not self._authorized(token_in_query):
             return
         try:

@@ -117,6 +117,10 @@ def test_routes_methods_and_headers(serve) -> None:
     assert post.status == 405 and post.headers["allow"] == "GET, HEAD"
     assert get(port, "/", method="BREW").status == 501
     assert get(port, "/api/state?" + "&".join(f"k{i}=1" for i in range(50))).status == 400
+    # no token: only URLs naming the machine by address (a rebound DNS name is another site reading the camera)
+    assert get(port, "/snapshot.jpg", headers={"Host": f"attacker.example:{port}"}).status == 403
+    assert get(port, "/", headers={"Host": f"localhost:{port}"}).status == 200
+    assert get(port, "/", headers={"Host": f"[::1]:{port}"}).status == 200
 
     healthz = get(port, "/healthz")  # no frame yet
     assert healthz.status == 503 and healthz.text.startswith("unhealthy: starting"), healthz.text
@@ -134,6 +138,7 @@ def test_the_token(serve, caplog) -> None:
     port = server.where.port
     feeder.offer(0)
     assert get(port, "/").status == 200  # the page holds no data: it asks for the token itself
+    assert get(port, "/healthz", headers={**AUTH, "Host": "pi.lan:8080"}).status == 200  # names are fine with a token
     for path in ("/api/state", "/healthz", "/metrics", "/snapshot.jpg", "/stream.mjpg"):
         denied = get(port, path)
         assert denied.status == 401 and denied.headers["www-authenticate"].startswith("Bearer"), path
