@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # apt packages the tests use: a real broker and client, offline datasets, ARM emulation, sshd for the
-# fleet tests, systemd-analyze, ffmpeg for test clips. Only missing ones are installed.
-APT_PACKAGES="mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace chromium prometheus"
+# fleet tests, systemd-analyze, ffmpeg for test clips, a browser, Prometheus and OCR for the live page (issue 15).
+# Only missing ones are installed.
+APT_PACKAGES="mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace chromium prometheus tesseract-ocr"
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 missing=""

@@ -127,7 +127,10 @@ def test_api_state_is_the_mqtt_state(mosquitto, subscriber_factory, daemon_facto
                                      tmp_path) -> None:  # fmt: skip
     sub = subscriber_factory(mosquitto, [f"edge/{DEV}/#"])
     d, port = start(tmp_path, daemon_factory, mosquitto, demo_model, fm_clip)
-    state = json.loads(get(port, "/api/state", headers=AUTH).body)
+    deadline = time.monotonic() + 10
+    while (state := json.loads(get(port, "/api/state", headers=AUTH).body))["classification"] is None:
+        assert time.monotonic() < deadline, "no classification in /api/state"
+        time.sleep(0.2)
     published = sub.wait_for(
         lambda ms: any(m.topic.endswith("/classification") and m.json()["frame"] == state["classification"]["frame"]
                        for m in ms), 10)  # fmt: skip

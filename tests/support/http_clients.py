@@ -88,7 +88,7 @@ def stalled_stream(port: int, path: str) -> socket.socket:
     """Ask for `path` (the MJPEG stream), then never read: the server's writes fill the socket buffers and stall."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fill up quickly
-    s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+    s.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
     return s
 
 
@@ -133,7 +133,7 @@ class Slowloris:
         return self
 
     def _run(self) -> None:
-        head = b"GET /api/state HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 4000 + b"\r\n\r\n"
+        head = b"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Pad: " + b"a" * 4000 + b"\r\n\r\n"
         socks: dict[socket.socket, int] = {}
         try:
             while not self._stop.is_set():
