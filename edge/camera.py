@@ -48,6 +48,7 @@ class CameraStats:
     connected: bool
     ended: bool
     last_activity: float  # monotonic time of the last frame read or open attempt
+    open_failures: int = 0  # attempts to open the source that failed (the camera's state is known after one)
 
 
 def source_kind(source: str) -> str:
@@ -82,7 +83,7 @@ class Camera:
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._taken = 0  # seq of the last frame handed out by read()
-        self._captured = self._dropped = self._reconnects = 0
+        self._captured = self._dropped = self._reconnects = self._open_failures = 0
         self._connected = self._ended = False
         self._activity = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -116,9 +117,8 @@ class Camera:
     def stats(self) -> CameraStats:
         """A consistent snapshot of the counters."""
         with self._cond:
-            return CameraStats(
-                self._captured, self._dropped, self._reconnects, self._connected, self._ended, self._activity
-            )
+            return CameraStats(self._captured, self._dropped, self._reconnects, self._connected, self._ended,
+                               self._activity, self._open_failures)  # fmt: skip
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the thread, waiting at most `timeout` s (a read blocked in the driver is left to finish)."""
@@ -174,6 +174,8 @@ class Camera:
                 log.debug("camera %s: open failed: %s", self.name, e)
                 cap = None
             if cap is None:
+                with self._cond:
+                    self._open_failures += 1
                 if first or not lost:
                     log.warning("camera %s: cannot open; retrying with backoff up to %.0f s",
                                 self.name, self.reconnect_max_s)  # fmt: skip

@@ -102,6 +102,10 @@ class MqttConfig:
         None, "second topic level and Home Assistant id (letters, digits, `_-.`); default: the host name", mqtt="level"
     )
     queue_size: int = _f(1000, "messages kept while the broker is away (oldest dropped first)", min=1, max=100_000)
+    label_topic: bool = _f(
+        False, "also publish the plain label on `<topic_prefix>/<device_id>/label` (retained, on change), "
+        "as Frigate's classification topics do"
+    )
     tls: TlsConfig = field(default_factory=TlsConfig, metadata={"doc": "TLS settings"})
 
 
@@ -115,12 +119,27 @@ class HomeAssistantConfig:
 class SmoothingConfig:
     mode: str = _f(
         "stable",
-        "`stable`: publish a label change after `frames` frames agree; `average`: when a class's moving "
-        "average over `frames` frames crosses `model.threshold`; `off`: publish every classified frame",
+        "`stable`: publish a label change after `frames` frames in a row voted for it; `average`: when the best "
+        "moving average over `frames` frames changes; `off`: publish every classified frame (no hysteresis, no "
+        "dwell)",
         choices=SMOOTHING_MODES,
     )
     frames: int = _f(
         3, "frames a new label must hold (`stable`) or moving-average window (`average`)", min=1, max=1000
+    )
+    hysteresis: float = _f(
+        0.1,
+        "a new label must score this much more than the current one (and `model.threshold` + this to leave "
+        "nothing): entering takes more than keeping, so a scene on the border does not flicker",
+        min=0,
+        max=1,
+    )
+    min_dwell_s: float = _f(
+        10.0,
+        "the least time between two published label changes; a change that comes sooner is published when "
+        "the time is up, if it still holds (0 = none)",
+        min=0,
+        max=3600,
     )
     heartbeat_s: float = _f(60.0, "re-publish the current state this often; 0 = only on changes", min=0, max=86400)
 
