@@ -25,7 +25,7 @@ def _f(default: Any, doc: str, **rules: Any) -> Any:
 
     Rules: `min`/`max` (numbers: required, finite), `choices`, `path` (a file that must be readable),
     `secret` (looked up in $CREDENTIALS_DIRECTORY first), `mqtt` (`prefix`: topic levels; `level`: one topic
-    level; `string`: any MQTT string) for MQTT's own limits.
+    level; `string`: any MQTT string) for MQTT's own limits, `required` (no default), `length` (a list's).
     """
     return field(default=default, metadata={"doc": doc, **rules})
 
@@ -145,6 +145,25 @@ class SmoothingConfig:
 
 
 @dataclass(frozen=True)
+class RegionConfig:
+    name: str = _f(None, "the region's name: its topics are `<topic_prefix>/<device_id>/<name>/...` (letters, digits, "
+                         "`_-.`)", mqtt="level", required=1)  # fmt: skip
+    box: tuple[float, ...] = _f(
+        None, "`[x, y, w, h]`: pixels of the camera frame (needs camera.width/height), or fractions of it when "
+        "all four are at most 1", required=1, min=0, max=16384, length=4,
+    )  # fmt: skip
+    model: str | None = _f(None, "this region's own .tflite classifier; default: `model.path`", path=1)
+    labels: str | None = _f(None, "label file for this region's own model; default: its embedded labels", path=1)
+    threshold: float | None = _f(None, "this region's `model.threshold`; default: the model's", min=0, max=1)
+    mode: str | None = _f(None, "this region's `smoothing.mode`; default: `[smoothing]`'s", choices=SMOOTHING_MODES)
+    frames: int | None = _f(None, "this region's `smoothing.frames`; default: `[smoothing]`'s", min=1, max=1000)
+    hysteresis: float | None = _f(None, "this region's `smoothing.hysteresis`; default: `[smoothing]`'s", min=0,
+                                  max=1)  # fmt: skip
+    min_dwell_s: float | None = _f(None, "this region's `smoothing.min_dwell_s`; default: `[smoothing]`'s", min=0,
+                                   max=3600)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class StatsConfig:
     interval_s: float = _f(30.0, "publish statistics (and update the systemd status) this often", min=1, max=86400)
 
@@ -159,6 +178,9 @@ class Config:
     homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
+    regions: tuple[RegionConfig, ...] = field(default=(), metadata={
+        "doc": "regions of interest (`[[regions]]` tables): each is cropped from every classified frame, classified "
+               "and published on its own; none: the whole frame, on the device's own topics"})  # fmt: skip
     password: Secret | None = field(default=None, metadata={"internal": 1})
     source: str = field(default="<defaults>", metadata={"internal": 1})
 
