@@ -23,19 +23,11 @@ import cv2
 import pytest
 
 from tests.deploy.fleet import REPO, Fleet, fleet_prerequisites
+from tests.deploy.wheelhouse import daemon_wheel, offline_install_args
 from tests.support.shared_data import shared
 
 pytestmark = pytest.mark.slow
 EDGE_DEPLOY = [sys.executable, "-c", "import sys\nfrom deploy.cli import main\nsys.exit(main())"]
-
-
-def build_wheel(out: Path) -> Path:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(REPO)],
-        check=True,
-        capture_output=True,
-    )
-    return next(out.glob("edge_daemon-*.whl"))
 
 
 def write_clip(image: Path, path: Path, frames: int = 30) -> Path:
@@ -58,7 +50,7 @@ def by_host(stdout: str) -> dict[str, dict]:
     return {r["host"]: r for r in json.loads(stdout)}
 
 
-def test_rollout_in_batches_rolls_back_the_device_whose_model_is_broken(tmp_path, mosquitto):
+def test_rollout_in_batches_rolls_back_the_device_whose_model_is_broken(tmp_path, mosquitto, wheelhouse):
     reason = fleet_prerequisites()
     if reason:
         pytest.skip(reason)
@@ -66,7 +58,7 @@ def test_rollout_in_batches_rolls_back_the_device_whose_model_is_broken(tmp_path
     model_b = shared("coral/mobilenet_v1_0.5_160_quant.tflite")
     broken = shared("coral/invalid_models/model_invoking_error.tflite")
     clip = write_clip(shared("coral/cat.bmp"), tmp_path / "cat.avi")
-    wheel = build_wheel(tmp_path / "wheels")
+    wheel = daemon_wheel(wheelhouse)
 
     fleet = Fleet(tmp_path / "fleet", ["dev1", "dev2", "dev3"]).start()
     try:
@@ -74,8 +66,8 @@ def test_rollout_in_batches_rolls_back_the_device_whose_model_is_broken(tmp_path
             "edge_mqtt_host": "127.0.0.1",
             "edge_mqtt_port": mosquitto.port,
             "edge_camera_source": str(clip),
-            # the devices' venvs see this machine's numpy/OpenCV/LiteRT instead of downloading them again
-            "edge_install_args": f"'--system-site-packages --no-apt --python {sys.executable}'",
+            # the devices' venvs install the daemon and its dependencies from a local wheels folder, offline
+            "edge_install_args": "'" + " ".join(offline_install_args(wheelhouse)) + "'",
             "edge_heartbeat_s": 2,
         }
         inventory = fleet.inventory(tmp_path / "inventory.ini", group_vars)

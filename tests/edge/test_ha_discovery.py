@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 
@@ -21,7 +20,7 @@ from edge.ha_discovery import (
 )
 from edge.mqtt_contract import classification_payload, topics
 from edge.postprocess import Prediction
-from tests.support.homeassistant import HA_TOOLS
+from tests.support.homeassistant import HA_MISSING, HA_PYTHON, HA_TOOLS
 
 
 @pytest.mark.parametrize(
@@ -201,15 +200,7 @@ def test_ha_status_topic() -> None:
     assert ha_status_topic("homeassistant") == "homeassistant/status"
 
 
-
-HA_PYTHON = os.environ.get("EDGE_HA_PYTHON")
-
-
-@pytest.mark.skipif(
-    not HA_PYTHON,
-    reason="EDGE_HA_PYTHON unset: point it at a Python with homeassistant installed to validate discovery with "
-    "HA's own schema (see tests/support/homeassistant/ha_validate.py)",
-)
+@pytest.mark.skipif(not HA_PYTHON, reason=HA_MISSING)
 def test_discovery_passes_home_assistants_own_schema() -> None:
     """Full and abbreviated configs go through HA's abbreviation expansion and the MQTT sensor DISCOVERY_SCHEMA;
     a deliberately misspelt key and an unknown device key are caught the same way (so the check can fail)."""

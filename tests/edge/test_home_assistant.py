@@ -10,21 +10,15 @@ unavailable by the documented rule); the camera back (label back); the broker re
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
 
 from tests.edge.test_daemon import DEV, config
-from tests.support.homeassistant import HA_TOOLS
+from tests.support.homeassistant import HA_MISSING, HA_PYTHON, HA_TOOLS
 from tests.support.media import MjpegServer
 
-HA_PYTHON = os.environ.get("EDGE_HA_PYTHON")
-pytestmark = pytest.mark.skipif(
-    not HA_PYTHON,
-    reason="no Home Assistant to test against: tests/run.sh builds one when a Python 3.13 is found "
-    "(pyenv install 3.13, or PY313=/path/to/python3.13); or set EDGE_HA_PYTHON to a Python with homeassistant",
-)
+pytestmark = pytest.mark.skipif(not HA_PYTHON, reason=HA_MISSING)
 
 LABEL, SCORE, CAMERA = f"sensor.{DEV}_label", f"sensor.{DEV}_score", f"binary_sensor.{DEV}_camera"
 DIAGNOSTIC = (f"sensor.{DEV}_classified_fps", f"sensor.{DEV}_started", f"sensor.{DEV}_inference_time")
