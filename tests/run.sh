@@ -29,7 +29,7 @@ with_lock_wait() {
   local deadline=$((SECONDS + LOCK_WAIT)) err waited=""
   err="$(mktemp)"
   until "$@" 2>"$err"; do
-    if grep -qiE "could not get lock|unable to (acquire|lock)|dpkg status database is locked|is locked by another" "$err" \
+    if grep -qiE "could not get lock|unable to (acquire|lock)|locked by another process|database is locked" "$err" \
         && [ "$SECONDS" -lt "$deadline" ]; then
       [ -n "$waited" ] || say "waiting for another package manager to release its lock: $(grep -im1 lock "$err")"
       waited=1; sleep 5; continue
