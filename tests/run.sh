@@ -31,7 +31,7 @@ with_lock_wait() {
   until "$@" 2>"$err"; do
     if grep -qiE "could not get lock|unable to (acquire|lock)|locked by another process|database is locked" "$err" \
         && [ "$SECONDS" -lt "$deadline" ]; then
-      [ -n "$waited" ] || say "waiting for another package manager to release its lock: $(grep -im1 lock "$err")"
+      [ -n "$waited" ] || say "waiting for another package manager to release its lock: $(grep -im1 lock "$err")" >&2
       waited=1; sleep 5; continue
     fi
     cat "$err" >&2; rm -f "$err"; return 1
