@@ -20,42 +20,10 @@ APT_PACKAGES="python3-venv unzip mosquitto mosquitto-clients dataset-fashion-mni
 say() { echo "tests/run.sh: $*"; }
 die() { echo "tests/run.sh: error: $*" >&2; exit 1; }
 
-SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-LOCK_WAIT=300  # seconds to wait for another apt/dpkg (unattended-upgrades, cloud-init) to let go of its lock
-
-# Run a package-manager command; while another process holds a dpkg/apt lock, wait (up to LOCK_WAIT) and retry.
-# apt-get install waits by itself (DPkg::Lock::Timeout); apt-get update's list lock and dpkg's own do not.
-with_lock_wait() {
-  local deadline=$((SECONDS + LOCK_WAIT)) err waited=""
-  err="$(mktemp)"
-  until "$@" 2>"$err"; do
-    if grep -qiE "could not get lock|unable to (acquire|lock)|locked by another process|database is locked" "$err" \
-        && [ "$SECONDS" -lt "$deadline" ]; then
-      [ -n "$waited" ] || say "waiting for another package manager to release its lock: $(grep -im1 lock "$err")" >&2
-      waited=1; sleep 5; continue
-    fi
-    cat "$err" >&2; rm -f "$err"; return 1
-  done
-  grep -v -e '^debconf: delaying package configuration' "$err" >&2 || true
-  rm -f "$err"
-}
-
-missing=""
-for p in $APT_PACKAGES; do
-  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  say "installing apt packages:$missing"
-  APT=($SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=$LOCK_WAIT -y -qq)
-  # A dpkg run that was interrupted (power cut, killed apt) blocks every apt-get until it is finished.
-  if [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ] || [ -n "$(dpkg --audit 2>/dev/null)" ]; then
-    say "finishing an interrupted dpkg run (dpkg --configure -a)"
-    with_lock_wait $SUDO env DEBIAN_FRONTEND=noninteractive dpkg --configure -a --force-confdef --force-confold
-  fi
-  with_lock_wait "${APT[@]}" update
-  # shellcheck disable=SC2086 # word splitting of the package list is intended
-  with_lock_wait "${APT[@]}" install --no-install-recommends $missing >/dev/null
-fi
+# shellcheck source=tests/support/apt.sh
+. tests/support/apt.sh
+# shellcheck disable=SC2086 # one word per package
+apt_install_missing $APT_PACKAGES
 
 # .venv from the system interpreter unless PYTHON says otherwise; rebuilt when it was made from another one.
 PY="${PYTHON:-/usr/bin/python3}"
