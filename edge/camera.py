@@ -214,7 +214,7 @@ class Camera:
             child_says = getattr(src, "failure", "")  # a child process's own reason: logged whenever it changes
             if not self._retrying or (child_says and child_says != self._said):
                 what = "lost" if outcome == "lost" else "cannot open"
-                log.warning("camera %s: %s; retrying with backoff up to %.0f s (%s)",
+                log.warning("camera %s: %s; retrying with backoff up to %g s (%s)",
                             self.name, what, self.reconnect_max_s, why)  # fmt: skip
                 self._said, self._retrying = child_says, True
             self._stop.wait(delay)

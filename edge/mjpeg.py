@@ -114,10 +114,9 @@ class JpegSplitter:
             length = (buf[pos + 2] << 8) | buf[pos + 3]
             if length < 2:
                 return self._broken(pos)
-            self._pos = pos + 2 + length
+            self._pos, self._in_scan = pos + 2 + length, marker == SOS
             if self._pos > len(buf):
                 return None
-            self._in_scan = marker == SOS
 
     def _broken(self, pos: int) -> int:
         """Not JPEG structure at `pos`: drop the frame so far and look for the next start of image."""

@@ -137,9 +137,9 @@ class Service:
             self.camera = Camera(cfg.camera, size_hint=(spec.input.width, spec.input.height))
             self.frames = FrameFlow(self.camera, *flow_args(self.models), max_rate=cfg.camera.max_rate)
             self.camera.start()
-            log.info("running: model %s (%d classes) on %s, camera %s, MQTT %s:%d as %s/%s",
-                     spec.name, spec.num_classes, spec.device, self.camera.name, cfg.mqtt.host, cfg.mqtt.port,
-                     cfg.mqtt.topic_prefix, cfg.mqtt.device_id)  # fmt: skip
+            log.info("running: model %s (%d classes) on %s, %d workers x %d thread(s), camera %s, MQTT %s:%d as %s/%s",
+                     spec.name, spec.num_classes, spec.device, len(self.models), spec.threads, self.camera.name,
+                     cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.topic_prefix, cfg.mqtt.device_id)  # fmt: skip
             self.notifier.ready(f"running; model {spec.name} on {spec.device}; waiting for camera")
             self._loop()
             return EXIT_THREAD_DIED if self._dead_thread else 0
