@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # apt packages the tests use: a real broker and client, offline datasets, ARM emulation, sshd for the
-# fleet tests, systemd-analyze, ffmpeg for test clips. Only missing ones are installed.
-APT_PACKAGES="mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace"
+# fleet tests, systemd-analyze, ffmpeg for test clips, GStreamer's RTSP server (a real RTSP camera on loopback,
+# run with the system python3). Only missing ones are installed.
+APT_PACKAGES="mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 missing=""
