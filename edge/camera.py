@@ -118,11 +118,12 @@ class Camera:
             self._thread.start()
         return self
 
-    def take(self) -> Frame | None:
-        """The newest frame not handed out before, without waiting; None (and the next one is retrieved) if none."""
+    def take(self, since: float = float("-inf")) -> Frame | None:
+        """The newest frame not handed out before (and captured at `since` or later), without waiting; None if
+        there is none: then the next frame is retrieved and `on_frame` called when it is there."""
         with self._cond:
             latest = self._latest
-            if latest is None or latest.seq <= self._taken:
+            if latest is None or latest.seq <= self._taken or latest.captured_at < since:
                 self._wanted = True
                 return None
             self._taken, self._wanted = latest.seq, False

@@ -87,6 +87,7 @@ class FrameFlow:
                  max_rate: float = 0.0) -> None:  # fmt: skip
         self.camera, self.tasks = camera, tuple(tasks)
         self.period = 1.0 / max_rate if max_rate > 0 else 0.0
+        self._paced = bool(getattr(camera, "paced_by_consumer", False))  # frames read only once taken
         self._wake = threading.Event()
         camera.on_frame = self._wake.set
         self._pool = WorkerPool(runners, on_result=self._wake.set)
@@ -126,7 +127,10 @@ class FrameFlow:
 
     def _feed(self, now: float) -> None:
         while self._pool.has_room() and now >= self._next_slot:
-            frame = self.camera.take()
+            # With max_rate, a live camera's frame is the first one captured once the turn came, not the one
+            # captured up to a frame interval before it: the turn waits that little for a fresh frame.
+            since = self._next_slot if self.period and not self._paced else float("-inf")
+            frame = self.camera.take(since)
             if frame is None:
                 return
             self._pool.submit(prepare(frame, self.tasks))
