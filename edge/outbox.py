@@ -1,9 +1,11 @@
 """The publisher's bounded, ordered queue of QoS >= 1 messages and its accounting of paho's in-flight ones.
 
 Thread-safe, no I/O: the publisher puts messages in, takes them out while connected and below `inflight_max`,
-and hands each `paho.mqtt.client.MQTTMessageInfo` back with `track()`. When full, the OLDEST message is dropped
-(and counted). After a reconnect, paho re-sends its unacknowledged messages first, so nothing is taken until
-they are acknowledged: the broker sees messages in the order they were produced.
+and hands each `paho.mqtt.client.MQTTMessageInfo` back with `track()`. While the broker is up and nothing
+waits, `direct()` lets a message skip the queue (no per-message queue bookkeeping); the bounds hold the same.
+When full, the OLDEST message is dropped (and counted). After a reconnect, paho re-sends its unacknowledged
+messages first, so nothing is taken until they are acknowledged: the broker sees messages in the order they
+were produced.
 """
 
 from __future__ import annotations
@@ -69,6 +71,17 @@ class Outbox:
         with self._lock:
             self._published += published
             self._dropped += dropped
+
+    def direct(self, connected: bool) -> bool:
+        """True when a new message may skip the queue and go straight to paho now: connected, nothing waiting
+        before it, paho not re-sending, room in flight. (Acknowledged messages are forgotten only when the
+        in-flight list is full, not per message.)"""
+        with self._lock:
+            if not connected or self._queue or self._resend_first:
+                return False
+            if len(self._inflight) >= self.inflight_max:
+                self._prune()
+            return len(self._inflight) < self.inflight_max
 
     def more(self, connected: bool) -> bool:
         """True when `take()` would give a message now."""
