@@ -176,3 +176,15 @@ def test_close_stops_the_child_group(standin: RpicamStandin) -> None:
     cam.close(timeout=2.0)
     assert time.monotonic() - t0 < 2.0
     assert wait_until(lambda: not alive(pid), 3)
+
+
+def test_credentials_in_an_exec_command_and_its_stderr_are_masked(tmp_path: Path, caplog) -> None:
+    script = tmp_path / "cam.sh"
+    script.write_text("#!/bin/sh\necho \"cannot open rtsp://admin:s3cret@cam/live: 401 Unauthorized\" >&2\nexit 1\n")
+    script.chmod(0o755)
+    source = f"exec:{script} -i 'rtsp://admin:s3cret@cam/live' -f mjpeg -"
+    with Camera(cam_config(source)) as cam:
+        assert "s3cret" not in cam.name and "admin:***@cam" in cam.name
+        assert cam.read(1.0) is None
+    said = [r.getMessage() for r in caplog.records if "cannot open" in r.getMessage()]
+    assert said and "401 Unauthorized" in said[0] and "s3cret" not in said[0] and "admin:***@cam" in said[0]
