@@ -23,9 +23,10 @@ def _ok(run: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def main_beyond_invoke(fig: dict[str, Any], invokes_on_main: bool) -> float:
-    """The main thread's CPU per frame that is not invoke: measured per thread from /proc. A daemon whose main
-    thread invokes (the `before` one) has the invoke's wall time per frame taken off (the interpreter's
-    threads spin or work meanwhile)."""
+    """The main thread's CPU per frame that is not invoke: measured per thread from /proc. This daemon's main
+    thread never invokes (workers do). For a daemon whose main thread invokes, the invoke's wall time per frame
+    is taken off, which is right only on an idle machine (a descheduled invoke uses less CPU than its wall
+    time): the tables show such daemons' CPU beyond invoke for the whole process instead."""
     main = fig.get("main_cpu_ms_per_frame", math.nan)
     return main - fig.get("invoke_ms_mean", math.nan) if invokes_on_main else main
 
@@ -46,7 +47,8 @@ def derive(run: dict[str, Any]) -> dict[str, Any]:
     d["best_ratio"] = max((d.get(k, math.nan) for k in ("pipeline_ratio", "pipeline_workers_ratio")
                            if not math.isnan(d.get(k, math.nan))), default=math.nan)  # fmt: skip
     d["main_ms"] = main_beyond_invoke(_ok(run, "pipeline"), False)
-    d["before_main_ms"] = main_beyond_invoke(_ok(run, "before"), True)
+    for key in ("pipeline", "pipeline_workers", "before", "naive"):  # whole process, all threads
+        d[f"{key}_beyond_invoke_ms"] = _ok(run, key).get("cpu_ms_per_frame", math.nan) - limit["cpu_ms_per_frame"]
     d["period_minus_limit_ms"] = 1000.0 / _ok(run, "pipeline").get("fps", math.nan) - 1000.0 / limit["fps"]
     for size, cam in (run.get("camera") or {}).items():
         daemon = cam.get("daemon") or {}
@@ -75,7 +77,9 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
         name = f"daemon fps / limit fps >= {want} (best of threads x workers)"
         out.append(_target(name, d["best_ratio"], want, True))
     else:
-        out.append(_target("main thread CPU beyond invoke <= 1.0 ms/frame", d["main_ms"], SMALL_MAIN_MS))
+        # the decode is in it now (the main thread decodes): measured directly, nothing subtracted
+        out.append(_target("main thread CPU beyond invoke (decode included) <= 1.0 ms/frame", d["main_ms"],
+                           SMALL_MAIN_MS))  # fmt: skip
     for size, cam in (run.get("camera") or {}).items():
         fig, c = cam.get("daemon") or {}, d[f"camera_{size}"]
         out.append(_target(f"{size} camera rate: CPU <= 1.15 x ideal", c["vs_ideal"], IDEAL_FACTOR))

@@ -105,6 +105,7 @@ def _measure_model(m: dict[str, str], threads: int, clips: dict[str, Any], broke
     run: dict[str, Any] = {"role": m["role"], "model": m["path"], "threads": threads, "max_rate": s.max_rate}
     run["limit"] = limit.run(m["path"], threads, s.limit_s)
     run["reference"] = None if s.no_reference else limit.reference(m["path"], threads, s.reference_runs)
+    run["decode_ms"], run["decode_factor"] = inputs.reduced_decode_ms(Path(clips["fast"]["path"]), _need(m["path"]))
     run["pipeline"] = _run_publisher("daemon", m, threads, clips["fast"], broker, s)
     if threads > 1:  # the same cores as `threads` one-thread interpreters on parallel workers
         run["pipeline_workers"] = _run_publisher("daemon", m, 1, clips["fast"], broker, s, workers=threads)
@@ -213,6 +214,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--before", metavar="REV",
                    help="also run the daemon of this git revision (e.g. main) on the same configs: before/after in "
                    "one run")  # fmt: skip
+    p.add_argument("--report", metavar="RESULT.json", help="print the tables of an earlier result; measure nothing")
     p.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     p.add_argument("--no-reference", action="store_true", help="skip litert-benchmark")
     p.add_argument("--no-overhead", action="store_true", help="skip issue 2's classify-overhead check")
@@ -238,7 +240,17 @@ def _clean(obj: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     s = parse_args(argv)
-    result = run_soak(s) if s.soak else run_suite(s)
+    if s.report:  # tables again from figures written before (derived figures and targets recomputed)
+        result = json.loads(Path(s.report).read_text())
+        for run in result["runs"]:
+            if "decode_ms" not in run:
+                fast = Path(result["clips"]["fast"]["path"])
+                run["decode_ms"], run["decode_factor"] = inputs.reduced_decode_ms(fast, _need(run["model"]))
+            run["derived"] = report.derive(run)
+            run["targets"] = report.targets(run)
+        s.json = s.json or s.report
+    else:
+        result = run_soak(s) if s.soak else run_suite(s)
     for m in result.get("models", []):
         print(f"{m['role']}: {m['path']} ({m['note']})")
     mach = result["machine"]

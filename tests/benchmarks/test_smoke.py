@@ -78,7 +78,7 @@ def test_smoke_limit_and_pipeline_figures_are_positive(smoke: tuple[dict, str]) 
         assert fig["frames"] >= 2 and fig["other_load_cores"] >= 0
     stats = run["pipeline"]["last_stats"]
     assert stats.get("frames_classified", 0) > 0, stats  # the daemon's own stats arrived on MQTT
-    for key in ("pipeline_ratio", "pipeline_workers_ratio", "main_ms"):
+    for key in ("pipeline_ratio", "pipeline_workers_ratio", "main_ms", "pipeline_beyond_invoke_ms"):
         _positive(run["derived"][key], f"derived.{key}")
     # camera rate: about max_rate classified of 30 captured, each decoded at a reduced size
     assert cam["factor"] >= 2 and cam["daemon"]["fps"] < 10
