@@ -1,10 +1,11 @@
 """From camera frames to classification results in frame order: pacing, one decode per frame, the worker pool.
 
 The main loop calls `poll()`; it takes the newest frame whenever the pool has room and the next
-classification is due (`max_rate`), decodes it once at the size the models need (`edge.decode`: a JPEG at
-1/2, 1/4 or 1/8 when the model input allows), prepares one input tensor per job and hands the frame to the
-workers (`edge.workers`), while it publishes what came back. Decoding on the main thread overlaps the
-workers' invokes; a frame is decoded only when it is classified, never for nothing. `poll()` sleeps on one
+classification is due (`max_rate`), and hands it to the workers (`edge.workers`) while it publishes what came
+back. Each frame is decoded once, at the size the models need (`edge.decode`: a JPEG at 1/2, 1/4 or 1/8 when
+the model input allows), and one input tensor is made per job: by the main thread when there is one worker
+(the decode of the next frame overlaps the invoke of this one), by the worker itself when there are several
+(decodes run in parallel too). A frame is decoded only when it is classified, never for nothing. `poll()` sleeps on one
 event set by the camera (a frame that was waited for) and by the workers (a result), so it never waits on
 one while the other has something.
 
@@ -90,8 +91,15 @@ class FrameFlow:
         self._paced = bool(getattr(camera, "paced_by_consumer", False))  # frames read only once taken
         self._wake = threading.Event()
         camera.on_frame = self._wake.set
-        self._pool = WorkerPool(runners, on_result=self._wake.set)
+        self._pool = self._new_pool(runners)
         self._next_slot = time.monotonic()
+
+    def _new_pool(self, runners: Sequence[Sequence[Runner]]) -> WorkerPool:
+        # One worker: the main thread decodes the next frame while it invokes. Several: each decodes its own
+        # frame, so decoding runs in parallel too and the main thread only takes frames and publishes.
+        self._decode_here = len(runners) == 1
+        tasks = self.tasks
+        return WorkerPool(runners, on_result=self._wake.set, prepare=lambda frame: prepare(frame, tasks))
 
     def wake(self) -> None:
         """Make a waiting `poll()` return early (thread-safe; not from a signal handler)."""
@@ -133,7 +141,10 @@ class FrameFlow:
             frame = self.camera.take(since)
             if frame is None:
                 return
-            self._pool.submit(prepare(frame, self.tasks))
+            if self._decode_here:
+                self._pool.submit(prepare(frame, self.tasks))
+            else:
+                self._pool.submit(Job(frame.seq, frame.captured_at, (), pending=frame))
             now = time.monotonic()
             self._next_slot = max(self._next_slot + self.period, now) if self.period else now
 
@@ -141,7 +152,7 @@ class FrameFlow:
         """Classify with new models from the next frame on; the old pool's last results, in order."""
         left = self._pool.close()
         self.tasks = tuple(tasks)
-        self._pool = WorkerPool(runners, on_result=self._wake.set)
+        self._pool = self._new_pool(runners)
         return left
 
     def close(self, timeout: float = 2.0) -> list[Result]:

@@ -1,7 +1,8 @@
 """Inference on worker threads, one interpreter each, results handed back in the order jobs were given.
 
-A `Job` is one frame's prepared input tensors, one per (crop, model) the frame is classified with; a worker
-runs them all on its own interpreters (`runners[i]` for tensor `i`) and posts a `Result`. With N workers, N
+A `Job` is one frame's prepared input tensors, one per (crop, model) the frame is classified with (or the
+frame itself, which the worker prepares with the pool's `prepare`); a worker runs them all on its own
+interpreters (`runners[i]` for tensor `i`) and posts a `Result`. With N workers, N
 frames are in inference at once (LiteRT releases the GIL in invoke), each on a 1-thread interpreter if the
 cores are to be shared out that way; results come back through `completed()` strictly in job order, so what
 is published never goes backwards. At most `capacity` jobs (workers + 1: one prepared while all are busy)
@@ -16,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +33,7 @@ class Job:
     captured_at: float
     tensors: tuple[np.ndarray, ...]
     error: str | None = None
+    pending: Any = None  # a camera frame the worker prepares itself (the pool's `prepare`), when tensors is empty
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,12 @@ class WorkerPool:
         on_result: called on a worker thread when a result is ready (wakes the main loop).
     """
 
-    def __init__(self, runners: Sequence[Sequence[Runner]], on_result: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, runners: Sequence[Sequence[Runner]], on_result: Callable[[], None] = lambda: None,
+                 prepare: Callable[[Any], Job] | None = None) -> None:  # fmt: skip
         if not runners:
             raise ValueError("a pool needs at least one worker")
         self.capacity = len(runners) + 1
-        self._on_result = on_result
+        self._on_result, self._prepare = on_result, prepare
         self._cond = threading.Condition()
         self._jobs: deque[tuple[int, Job]] = deque()
         self._done: dict[int, Result] = {}
@@ -117,6 +121,8 @@ class WorkerPool:
                 if not self._jobs:
                     return
                 order, job = self._jobs.popleft()
+            if job.pending is not None and self._prepare is not None:
+                job = self._prepare(job.pending)  # this worker decodes its own frame
             result = _run(job, runners)
             with self._cond:
                 self._done[order] = result
