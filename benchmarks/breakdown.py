@@ -71,8 +71,10 @@ def measure(model: str, clip: Path, frames: int, threads: int, port: int) -> dic
             t.append(time.perf_counter())
             decision = smoother.update(s, time.monotonic())
             t.append(time.perf_counter())
+            now = time.time()
             payload = classification_payload(
-                decision.predictions, frame=n, inference_ms=1.0, model=spec.name, timestamp=time.time()
+                decision.predictions, reason=decision.reason, frame=n, inference_ms=1.0, model=spec.name,
+                timestamp=now, published_at=now, changed_at=now,
             )
             t.append(time.perf_counter())
             pub.publish_classification(payload)

@@ -62,6 +62,7 @@ class CameraStats:
     connected: bool
     ended: bool
     last_activity: float  # monotonic time of the last frame read or open attempt
+    open_failures: int = 0  # attempts to open the source that failed (the camera's state is known after one)
 
 
 def source_kind(source: str) -> str:
@@ -103,7 +104,7 @@ class Camera:
         self._seq = 0  # frames grabbed
         self._taken = 0  # seq of the last frame handed out
         self._wanted = False  # take() found nothing new: retrieve the next frame and call on_frame
-        self._captured = self._dropped = self._reconnects = 0
+        self._captured = self._dropped = self._reconnects = self._open_failures = 0
         self._connected = self._ended = False
         self._activity = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -149,9 +150,8 @@ class Camera:
     def stats(self) -> CameraStats:
         """A consistent snapshot of the counters."""
         with self._cond:
-            return CameraStats(
-                self._captured, self._dropped, self._reconnects, self._connected, self._ended, self._activity
-            )
+            return CameraStats(self._captured, self._dropped, self._reconnects, self._connected, self._ended,
+                               self._activity, self._open_failures)  # fmt: skip
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the thread, waiting at most `timeout` s (a read blocked in the driver is left to finish)."""
@@ -204,6 +204,9 @@ class Camera:
                     outcome = "lost"
                 why = getattr(src, "failure", "") or ("no frame" if outcome == "failed" else "stream ended")
             src.close()
+            if outcome == "failed":  # not opened, or no frame came before it failed
+                with self._cond:
+                    self._open_failures += 1
             if self._connected:
                 delay = self.reconnect_min_s
                 self._set(connected=False)

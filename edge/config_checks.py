@@ -103,6 +103,7 @@ def cross_checks(cfg: Config, base: Path) -> Config:
         ssl_context(tls)  # the files load, belong together and need no passphrase
     if m.password_file and not m.username:
         raise EdgeError("mqtt.password_file: set, but mqtt.username is not; give the user name too")
+    check_regions(cfg)
     device_id = m.device_id or default_device_id()
     check_text(device_id, "mqtt.device_id", "level")
     client_id = m.client_id or f"edge-daemon-{device_id}"
@@ -115,3 +116,27 @@ def check_password(text: str, key: str) -> None:
     if not text:
         raise EdgeError(f"{key}: the file is empty; write the password in it")
     check_text(text, key, "string")
+
+
+def check_regions(cfg: Config) -> None:
+    """`[[regions]]`: names unique, boxes inside the frame (fractions, or pixels of a known frame size)."""
+    seen: set[str] = set()
+    cam = cfg.camera
+    for r in cfg.regions:
+        key = f"regions.{r.name}"
+        if r.name in seen:
+            raise EdgeError(f"{key}: two regions have this name; give each its own (it is its topic level)")
+        seen.add(r.name)
+        x, y, w, h = r.box
+        if max(r.box) <= 1:  # fractions of the frame
+            if w <= 0 or h <= 0 or x + w > 1 or y + h > 1:
+                raise EdgeError(f"{key}.box: {list(r.box)} is not inside the frame; fractions need w, h > 0, "
+                                "x + w <= 1 and y + h <= 1")  # fmt: skip
+            continue
+        if any(v != int(v) for v in r.box):
+            raise EdgeError(f"{key}.box: {list(r.box)} mixes fractions and pixels; give whole pixels or all <= 1")
+        if not (cam.width and cam.height):
+            raise EdgeError(f"{key}.box: pixels need the frame size: set camera.width/height, or give fractions")
+        if w < 1 or h < 1 or x + w > cam.width or y + h > cam.height:
+            raise EdgeError(f"{key}.box: {[int(v) for v in r.box]} is not inside the {cam.width}x{cam.height} frame "
+                            "(camera.width/height); x + w and y + h must fit")  # fmt: skip

@@ -24,14 +24,16 @@ from edge.inference import FrameFlow, flow_args, open_models
 from edge.model import Classifier, load_model
 from edge.model_watch import ModelFileWatcher, Signature
 from edge.publisher import Publisher
+from edge.reporter import Reporter
 from edge.sdnotify import Notifier
-from edge.smoothing import Publish, Smoother
+from edge.smoothing import Smoother
 from edge.stats import StatsWindow
 from edge.workers import Result
 
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.25  # the longest the loop waits for a frame before looking at signals, timers, heartbeats
+QUICK_STATS_S = 5.0  # after a (re)connect: stats at once, then after this long (a real frame rate for dashboards)
 EXIT_THREAD_DIED = 1
 
 
@@ -67,7 +69,12 @@ def new_smoother(cfg: Config, labels: tuple[str, ...]) -> Smoother:
     """The smoother for the configured `[smoothing]` and the model's `top_k`/`threshold`."""
     s, m = cfg.smoothing, cfg.model
     return Smoother(labels, mode=s.mode, frames=s.frames, top_k=m.top_k, threshold=m.threshold,
-                    heartbeat_s=s.heartbeat_s)  # fmt: skip
+                    hysteresis=s.hysteresis, min_dwell_s=s.min_dwell_s, heartbeat_s=s.heartbeat_s)  # fmt: skip
+
+
+def wall_time(monotonic: float | None) -> float | None:
+    """A `time.monotonic()` reading as Unix time (None stays None)."""
+    return None if monotonic is None else time.time() - (time.monotonic() - monotonic)
 
 
 class Service:
@@ -96,9 +103,8 @@ class Service:
         self.classified = 0
         self.errors = 0  # frames whose inference failed
         self._failing = 0  # consecutive failed frames
-        self._started = time.monotonic()
-        self._last_ms = 0.0  # the last frame's inference time, repeated by heartbeats
-        self._camera_up: bool | None = None  # last camera state reported on .../event
+        self.reporter: Reporter | None = None
+        self._started, self._started_wall = time.monotonic(), time.time()
         self._window = StatsWindow(self._started)  # the current stats interval (replaced by the loop)
 
     # -- control (thread-safe) -------------------------------------------------------------------------------------
@@ -132,7 +138,8 @@ class Service:
             spec = self.clf.spec
             self.smoother = new_smoother(cfg, spec.labels)
             self.publisher = Publisher(cfg.mqtt, cfg.homeassistant, password=cfg.password, model=spec.name,
-                                       device=spec.device)  # fmt: skip
+                                       device=spec.device, labels=spec.labels)  # fmt: skip
+            self.reporter = Reporter(self.publisher, model=spec.name, label_topic=cfg.mqtt.label_topic)
             self.publisher.start()
             self.camera = Camera(cfg.camera, size_hint=(spec.input.width, spec.input.height))
             self.frames = FrameFlow(self.camera, *flow_args(self.models), max_rate=cfg.camera.max_rate)
@@ -179,7 +186,7 @@ class Service:
         cfg, camera, publisher, frames = self.config, self.camera, self.publisher, self.frames
         assert camera is not None and publisher is not None and frames is not None and self.smoother is not None
         now = time.monotonic()
-        next_stats = now + cfg.stats.interval_s
+        next_stats, quick = now + cfg.stats.interval_s, False
         window = self._window = StatsWindow(now)
         watcher = ModelFileWatcher(cfg.model.watch_interval_s, file_signature(cfg.model.path), now)
         ping_every = self.notifier.watchdog_interval
@@ -196,30 +203,30 @@ class Service:
                 log.info("video file ended and camera.loop is false: stopping")
                 break
             elif (decision := self.smoother.heartbeat(now)) is not None:
-                self._publish(decision, self._last_ms, time.time())
+                self.reporter.publish(decision, wall_time(self.smoother.changed_at))
             if self._dead_thread or not publisher.network_alive:
                 self._dead_thread = self._dead_thread or "MQTT network"
                 log.error("the %s thread is dead: exiting with status %d", self._dead_thread, EXIT_THREAD_DIED)
                 break
             publisher.tick(now)
             self._check_camera()
+            if publisher.take_reconnected():  # the broker may have lost every retained message: all again
+                self.reporter.resend()
+                next_stats, quick = now, True  # stats at once, and again soon with a real frame rate
             self._check_reload(watcher, now)
             if ping_every and now >= next_ping and (resting or self._progressing(pinged_at, now)):
                 self.notifier.watchdog()
                 next_ping, pinged_at = now + ping_every, self.classified
             if now >= next_stats:
                 self._publish_stats(window, now)
-                next_stats = now + cfg.stats.interval_s
+                interval = min(QUICK_STATS_S, cfg.stats.interval_s) if quick else cfg.stats.interval_s
+                next_stats, quick = now + interval, False
 
     def _check_camera(self) -> None:
-        """Report the camera coming and going on `.../event` (its thread logs it)."""
+        """Report the camera's state (retained) and its coming and going (events); its thread logs them."""
         cam = self.camera.stats
-        if cam.connected == self._camera_up or (self._camera_up is None and not cam.connected):
-            return
-        self._camera_up = cam.connected
-        event = contract.camera_event(cam.connected, source=self.camera.name, reconnects=cam.reconnects,
-                                      timestamp=time.time())  # fmt: skip
-        self.publisher.publish_event(event)
+        if cam.connected or cam.open_failures:  # unknown until the first open attempt ends
+            self.reporter.camera(cam.connected, source=self.camera.name, reconnects=cam.reconnects)
 
     def _check_reload(self, watcher: ModelFileWatcher, now: float) -> None:
         """Reload on SIGHUP, or when the model file changed and then stayed the same for one more poll."""
@@ -252,18 +259,12 @@ class Service:
             self._failing = 0
         self.classified += 1
         window.add_inference(ms)
-        self._last_ms = ms
+        self.reporter.frame(self.classified, ms, wall_time(captured_at))
         decision = self.smoother.update(class_scores, time.monotonic())
         if decision is not None:
-            self._publish(decision, ms, time.time() - (time.monotonic() - captured_at))
-
-    def _publish(self, decision: Publish, inference_ms: float, timestamp: float) -> None:
-        payload = contract.classification_payload(decision.predictions, frame=self.classified,
-                                                  inference_ms=inference_ms, model=self.clf.spec.name,
-                                                  timestamp=timestamp)  # fmt: skip
-        self.publisher.publish_classification(payload)
-        if decision.reason == "change":
-            log.info("label: %s (%.2f)", payload["label"], payload["score"])
+            payload = self.reporter.publish(decision, wall_time(self.smoother.changed_at))
+            if decision.reason == "change":
+                log.info("label: %s (%.2f)", payload["label"], payload["score"])
 
     def _reload_model(self, why: str) -> None:
         old, path = self.clf, self.config.model.path
@@ -281,7 +282,8 @@ class Service:
         self.models, self.clf = models, models[0]
         spec = self.clf.spec
         self.smoother = new_smoother(self.config, spec.labels)
-        self.publisher.set_model(spec.name, spec.device)
+        self.reporter.model = spec.name
+        self.publisher.set_model(spec.name, spec.device, spec.labels)
         event = contract.model_reloaded(reason=why, path=path, model=spec.name, classes=spec.num_classes,
                                         device=spec.device, timestamp=time.time())  # fmt: skip
         self.publisher.publish_event(event)
@@ -291,9 +293,10 @@ class Service:
         cam = self.camera.stats
         summary = window.summary(now, cam.captured, cam.dropped, self.classified)
         spec = self.clf.spec
-        payload = contract.stats_payload(summary, cam, self.publisher.counters(), classified=self.classified,
-                                         errors=self.errors, uptime_s=now - self._started, model=spec.name,
-                                         device=spec.device)  # fmt: skip
+        payload = contract.stats_payload(
+            summary, cam, self.publisher.counters(), classified=self.classified, errors=self.errors,
+            uptime_s=now - self._started, started_at=self._started_wall, model=spec.name, device=spec.device,
+        )  # fmt: skip
         self.publisher.publish_stats(payload)
         mqtt = "connected" if self.publisher.connected else "disconnected"
         self.notifier.status(
