@@ -1,9 +1,9 @@
 """The publisher's bounded, ordered queue of QoS >= 1 messages and its accounting of paho's in-flight ones.
 
 Thread-safe, no I/O: the publisher puts messages in, takes them out while connected and below `inflight_max`,
-and hands each `paho.mqtt.client.MQTTMessageInfo` back with `track()`. While the broker is up and nothing
-waits, `direct()` lets a message skip the queue (no per-message queue bookkeeping); the bounds hold the same.
-When full, the OLDEST message is dropped (and counted). After a reconnect, paho re-sends its unacknowledged
+and hands each `paho.mqtt.client.MQTTMessageInfo` back with `track()`. Acknowledged messages are forgotten
+when the in-flight bound is reached, while paho re-sends, and for the counters, not on every message. When
+full, the OLDEST message is dropped (and counted). After a reconnect, paho re-sends its unacknowledged
 messages first, so nothing is taken until they are acknowledged: the broker sees messages in the order they
 were produced.
 """
@@ -56,7 +56,7 @@ class Outbox:
     def take(self, connected: bool) -> Message | None:
         """The next message to hand to paho, or None (disconnected, paho re-sending first, or enough in flight)."""
         with self._lock:
-            self._prune()
+            self._prune_if_needed()
             if not self._ready(connected):
                 return None
             return self._queue.popleft()
@@ -72,21 +72,10 @@ class Outbox:
             self._published += published
             self._dropped += dropped
 
-    def direct(self, connected: bool) -> bool:
-        """True when a new message may skip the queue and go straight to paho now: connected, nothing waiting
-        before it, paho not re-sending, room in flight. (Acknowledged messages are forgotten only when the
-        in-flight list is full, not per message.)"""
-        with self._lock:
-            if not connected or self._queue or self._resend_first:
-                return False
-            if len(self._inflight) >= self.inflight_max:
-                self._prune()
-            return len(self._inflight) < self.inflight_max
-
     def more(self, connected: bool) -> bool:
         """True when `take()` would give a message now."""
         with self._lock:
-            self._prune()
+            self._prune_if_needed()
             return self._ready(connected)
 
     def connected(self) -> None:
@@ -108,6 +97,11 @@ class Outbox:
 
     def _ready(self, connected: bool) -> bool:
         return connected and not self._resend_first and bool(self._queue) and len(self._inflight) < self.inflight_max
+
+    def _prune_if_needed(self) -> None:
+        """Prune only when it can change the answer: the in-flight list is full, or paho is re-sending."""
+        if self._resend_first or len(self._inflight) >= self.inflight_max:
+            self._prune()
 
     def _prune(self) -> None:
         """Forget acknowledged messages (caller holds the lock); paho's refusals count as dropped."""

@@ -268,13 +268,6 @@ class Publisher:
                     sent = self._client.publish(topic, data, qos=0, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
             self._outbox.count(published=int(sent), dropped=int(not sent))
             return
-        if self._connected and self._pump_lock.acquire(blocking=False):  # broker up, nothing waiting: straight on
-            try:
-                if self._outbox.direct(self._connected):
-                    self._hand_over(Message(topic, data, retain))
-                    return
-            finally:
-                self._pump_lock.release()
         if self._outbox.put(Message(topic, data, retain)):
             log.warning("MQTT: offline queue full (%d): dropping the oldest messages", self.mqtt.queue_size)
         self._pump()
@@ -286,25 +279,22 @@ class Publisher:
                 return  # another thread is pumping; it re-checks before leaving
             try:
                 while (message := self._outbox.take(self._connected)) is not None:
-                    self._hand_over(message)
+                    try:
+                        info = self._client.publish(message.topic, message.payload, qos=self._qos,
+                                                    retain=message.retain)  # fmt: skip
+                    except (ValueError, RuntimeError) as e:
+                        log.warning("MQTT: paho refused a message on %s: %s", message.topic, e)
+                        self._outbox.count(dropped=1)
+                        continue
+                    if info.rc == mqtt.MQTT_ERR_NO_CONN:
+                        # The connection dropped a moment ago; paho keeps the message and sends it after the
+                        # reconnect, marking this same info published. Clear rc so is_published() reports that.
+                        info.rc = mqtt.MQTT_ERR_SUCCESS
+                    self._outbox.track(info)
             finally:
                 self._pump_lock.release()
             if not self._outbox.more(self._connected):
                 return
-
-    def _hand_over(self, message: Message) -> None:
-        """Give one message to paho and track it until acknowledged (caller holds the pump lock: keeps order)."""
-        try:
-            info = self._client.publish(message.topic, message.payload, qos=self._qos, retain=message.retain)
-        except (ValueError, RuntimeError) as e:
-            log.warning("MQTT: paho refused a message on %s: %s", message.topic, e)
-            self._outbox.count(dropped=1)
-            return
-        if info.rc == mqtt.MQTT_ERR_NO_CONN:
-            # The connection dropped a moment ago; paho keeps the message and sends it after the
-            # reconnect, marking this same info published. Clear rc so is_published() reports that.
-            info.rc = mqtt.MQTT_ERR_SUCCESS
-        self._outbox.track(info)
 
     def _send_discovery(self, now: float) -> None:
         if not self.ha.discovery:
