@@ -70,8 +70,12 @@ def test_smoke_limit_and_pipeline_figures_are_positive(smoke: tuple[dict, str]) 
                "camera daemon": cam["daemon"], "camera naive": cam["naive"]}  # fmt: skip
     for kind, fig in figures.items():
         assert "error" not in fig, fig.get("error")
-        for key in ("fps", "startup_s", "rss_kb", "anon_kb", "cpu_ms_per_frame", "main_cpu_ms_per_frame"):
+        for key in ("fps", "startup_s", "rss_kb", "anon_kb", "cpu_ms_per_frame"):
             _positive(fig[key], f"{kind}.{key}")
+        # one thread's CPU comes in clock ticks (10 ms): a few frames at camera rate may not fill one
+        assert math.isfinite(fig["main_cpu_ms_per_frame"]) and fig["main_cpu_ms_per_frame"] >= 0, kind
+        if not kind.startswith("camera"):
+            _positive(fig["main_cpu_ms_per_frame"], f"{kind}.main_cpu_ms_per_frame")
         for q in ("p50", "p95", "p99"):
             _positive(fig["latency_ms"][q], f"{kind}.latency_ms.{q}")
         assert fig["latency_ms"]["p50"] <= fig["latency_ms"]["p99"]
