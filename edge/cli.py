@@ -6,6 +6,7 @@
     edge-daemon classify --model M IMAGE... classify image files with any .tflite classifier
     edge-daemon info --model M              describe a model
     edge-daemon demo                        broker + daemon + subscriber on the bundled model and clip
+    edge-daemon forget --config FILE        remove a retired device from the broker and Home Assistant
 
 Errors are one line, `edge-daemon: error: ...`; exit 2 for usage/config/input errors, 1 for runtime failures
 (`edge.cli_main`, the shape all three CLIs share).
@@ -16,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from edge import __version__, commands, demo, health
+from edge import __version__, commands, demo, forget, health
 from edge.cli_main import Command, build_parser, run_main
 
 PROG = "edge-daemon"
@@ -30,6 +31,10 @@ COMMANDS = (
     Command("classify", "classify image files", commands.add_classify_args, commands.classify),
     Command("info", "describe a model", commands.add_info_args, commands.info),
     Command("demo", "run broker + daemon + subscriber on the bundled model and clip", demo.add_arguments, demo.run),
+    Command(
+        "forget", "remove this device's retained messages and Home Assistant entities from the broker",
+        forget.add_arguments, forget.run,
+    ),
 )
 
 

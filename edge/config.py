@@ -28,7 +28,8 @@ from edge.config_checks import check_password, check_text, cross_checks
 from edge.config_schema import Config, Secret, schema_fields
 from edge.errors import EdgeError
 
-__all__ = ["DEFAULT_PATH", "Config", "Secret", "config_from_dict", "load_config", "toml_value", "type_name"]
+__all__ = ["DEFAULT_PATH", "Config", "Secret", "config_from_dict", "load_config", "table_list", "toml_value",
+           "type_name"]
 
 DEFAULT_PATH = Path("/etc/edge-daemon/config.toml")
 ENV_PREFIX = "EDGE_"
@@ -47,14 +48,30 @@ def _optional(tp: Any) -> bool:
     return type(None) in typing.get_args(tp)
 
 
+def table_list(tp: Any) -> Any:
+    """The table type of an array of tables (`tuple[RegionConfig, ...]` -> RegionConfig), else None."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple and args and dataclasses.is_dataclass(args[0]):
+        return args[0]
+    return None
+
+
+def _number_list(tp: Any) -> bool:
+    return typing.get_origin(tp) is tuple and typing.get_args(tp)[:1] == (float,)
+
+
 def type_name(tp: Any, short: bool = False) -> str:
     """`integer` / `an integer` ... for a schema field's type."""
+    if _number_list(tp):
+        return "numbers" if short else "a list of numbers"
     base = _base(tp)
     return _TYPE_NAMES.get(base, (str(base), str(base)))[0 if short else 1]
 
 
 def toml_value(value: Any) -> str:
-    """A value written as TOML (`true`, `3`, `0.5`, `"text"`)."""
+    """A value written as TOML (`true`, `3`, `0.5`, `"text"`, `[0.1, 0.2]`)."""
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -62,8 +79,18 @@ def toml_value(value: Any) -> str:
     return json.dumps(str(value))
 
 
+def _check_list(value: Any, f: dataclasses.Field, key: str) -> tuple[float, ...]:
+    n = f.metadata["length"]
+    if not isinstance(value, list) or len(value) != n:
+        name = key.rsplit(".", 1)[-1]
+        raise EdgeError(f"{key}: expected a list of {n} numbers, got {value!r:.80}; e.g. {name} = [0, 0, 0.5, 0.5]")
+    return tuple(_check_value(v, float, f, f"{key}[{i}]") for i, v in enumerate(value))
+
+
 def _check_value(value: Any, tp: Any, f: dataclasses.Field, key: str) -> Any:
     """Type and rule check of one value; returns it normalised (int -> float, source int -> str)."""
+    if _number_list(tp):
+        return _check_list(value, f, key)
     base = _base(tp)
     example = f.default if f.default not in (None, dataclasses.MISSING) else "..."
     if key == "camera.source" and isinstance(value, int) and not isinstance(value, bool):
@@ -114,7 +141,14 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     values = {}
     for f, tp in fields_:
         key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(tp):
+        if (item := table_list(tp)) is not None:
+            tables = data.get(f.name, [])
+            if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+                raise EdgeError(f"{key}: expected [[{key}]] tables, got {tables!r:.80}")
+            values[f.name] = tuple(_build(item, t, f"{key}.{t.get('name', i + 1)}.") for i, t in enumerate(tables))
+        elif f.metadata.get("required") and f.name not in data:
+            raise EdgeError(f"{key}: required; give it (see the configuration reference)")
+        elif dataclasses.is_dataclass(tp):
             table = data.get(f.name, {})
             if not isinstance(table, dict):
                 raise EdgeError(f"{key}: expected a table [{key}], got {table!r:.80}")
@@ -148,6 +182,8 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             if part not in fields_:
                 raise _unknown(".".join(parts[: i + 1]), list(fields_), f" (from {var})")
             tp = fields_[part]
+            if table_list(tp) is not None:
+                raise EdgeError(f"{var}: [[{part}]] tables cannot be set from the environment; write them in the file")
             if dataclasses.is_dataclass(tp) and i < len(parts) - 1:
                 table = table.setdefault(part, {})
                 if not isinstance(table, dict):
@@ -171,7 +207,9 @@ def _resolve_paths(obj: Any, base: Path, environ: Mapping[str, str], prefix: str
     changes = {}
     for f, tp in schema_fields(type(obj)):
         value, key = getattr(obj, f.name), f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(tp):
+        if table_list(tp) is not None:
+            changes[f.name] = tuple(_resolve_paths(v, base, environ, f"{key}.{v.name}.") for v in value)
+        elif dataclasses.is_dataclass(tp):
             changes[f.name] = _resolve_paths(value, base, environ, f"{key}.")
         elif f.metadata.get("path") and value is not None:
             p = _resolve(value, base, environ, bool(f.metadata.get("secret")))
@@ -201,11 +239,8 @@ def config_from_dict(
 ) -> Config:
     """Validate raw config data (as parsed from TOML) plus environment overrides into a `Config`.
 
-    Args:
-        data: the TOML document as a dict.
-        base: directory relative paths are relative to (default: the current directory).
-        environ: environment for `EDGE_*` overrides and `CREDENTIALS_DIRECTORY` (default: os.environ).
-        source: a name for the data in error messages (the config file).
+    `base`: the directory relative paths are relative to (default: the current one); `environ`: for `EDGE_*`
+    overrides and `CREDENTIALS_DIRECTORY` (default: os.environ); `source`: the file, named in errors.
 
     Raises:
         EdgeError: one line naming the source, the key path (or environment variable) and the fix.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 import socket
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from edge.config_schema import MQTT_STRING_BYTES, Config, Secret
 from edge.devices import parse_device
 from edge.errors import EdgeError
 from edge.http_listen import parse_listen
+from edge.source_commands import command_for
 from edge.tls import ssl_context
 from edge.urls import is_url
 
@@ -55,17 +57,31 @@ def default_device_id() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
 
 
+def command_source(src: str) -> str:
+    """A `csi:N` or `exec:COMMAND` source checked: the command can be built and its program exists."""
+    try:
+        argv = command_for(src)
+    except ValueError as e:
+        raise EdgeError(f"camera.source: {e}") from None
+    if src.startswith("exec:") and shutil.which(argv[0]) is None:
+        raise EdgeError(f"camera.source: exec: {argv[0]!r} is not an executable on PATH; give its full path")
+    return src
+
+
 def camera_source(source: str, base: Path) -> str:
-    """The source as the camera will open it: a V4L2 index or device, a URL, or an existing file (made absolute)."""
+    """The source as the camera will open it: a V4L2 index or device, a URL, a `csi:`/`exec:` command, or an
+    existing file (made absolute)."""
     src = source.strip()
     if src.isdigit() or src.startswith("/dev/") or is_url(src):
         return src
+    if src.startswith(("csi:", "exec:")):
+        return command_source(src)
     p = Path(src).expanduser()
     p = p if p.is_absolute() else base / p
     if not p.is_file():
         raise EdgeError(
-            f"camera.source: {p} is not a file; give a V4L2 index, /dev/videoN, an rtsp:// or http:// URL "
-            "or an existing video file"
+            f"camera.source: {p} is not a file; give a V4L2 index, /dev/videoN, an rtsp:// or http:// URL, "
+            "csi:N, exec:COMMAND or an existing video file"
         )
     return str(p)
 
@@ -90,6 +106,7 @@ def cross_checks(cfg: Config, base: Path) -> Config:
         ssl_context(tls)  # the files load, belong together and need no passphrase
     if m.password_file and not m.username:
         raise EdgeError("mqtt.password_file: set, but mqtt.username is not; give the user name too")
+    check_regions(cfg)
     device_id = m.device_id or default_device_id()
     check_text(device_id, "mqtt.device_id", "level")
     client_id = m.client_id or f"edge-daemon-{device_id}"
@@ -137,3 +154,27 @@ def check_password(text: str, key: str) -> None:
     if not text:
         raise EdgeError(f"{key}: the file is empty; write the password in it")
     check_text(text, key, "string")
+
+
+def check_regions(cfg: Config) -> None:
+    """`[[regions]]`: names unique, boxes inside the frame (fractions, or pixels of a known frame size)."""
+    seen: set[str] = set()
+    cam = cfg.camera
+    for r in cfg.regions:
+        key = f"regions.{r.name}"
+        if r.name in seen:
+            raise EdgeError(f"{key}: two regions have this name; give each its own (it is its topic level)")
+        seen.add(r.name)
+        x, y, w, h = r.box
+        if max(r.box) <= 1:  # fractions of the frame
+            if w <= 0 or h <= 0 or x + w > 1 or y + h > 1:
+                raise EdgeError(f"{key}.box: {list(r.box)} is not inside the frame; fractions need w, h > 0, "
+                                "x + w <= 1 and y + h <= 1")  # fmt: skip
+            continue
+        if any(v != int(v) for v in r.box):
+            raise EdgeError(f"{key}.box: {list(r.box)} mixes fractions and pixels; give whole pixels or all <= 1")
+        if not (cam.width and cam.height):
+            raise EdgeError(f"{key}.box: pixels need the frame size: set camera.width/height, or give fractions")
+        if w < 1 or h < 1 or x + w > cam.width or y + h > cam.height:
+            raise EdgeError(f"{key}.box: {[int(v) for v in r.box]} is not inside the {cam.width}x{cam.height} frame "
+                            "(camera.width/height); x + w and y + h must fit")  # fmt: skip

@@ -25,7 +25,7 @@ def _f(default: Any, doc: str, **rules: Any) -> Any:
 
     Rules: `min`/`max` (numbers: required, finite), `choices`, `path` (a file that must be readable),
     `secret` (looked up in $CREDENTIALS_DIRECTORY first), `mqtt` (`prefix`: topic levels; `level`: one topic
-    level; `string`: any MQTT string) for MQTT's own limits.
+    level; `string`: any MQTT string) for MQTT's own limits, `required` (no default), `length` (a list's).
     """
     return field(default=default, metadata={"doc": doc, **rules})
 
@@ -48,9 +48,21 @@ class Secret:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    source: str = _f("0", "V4L2 index (`0`), `/dev/videoN`, a video file, or an `rtsp://` / `http://` (MJPEG) URL")
-    width: int = _f(0, "capture width asked of the camera, pixels; 0 = the camera's default", min=0, max=16384)
-    height: int = _f(0, "capture height asked of the camera, pixels; 0 = the camera's default", min=0, max=16384)
+    source: str = _f(
+        "0",
+        "V4L2 index (`0`), `/dev/videoN`, a video file, an `rtsp://` / `http://` (MJPEG) URL, `csi:N` (a Pi camera "
+        "through `rpicam-vid`), or `exec:COMMAND` (any command writing MJPEG to stdout, run without a shell)",
+    )
+    width: int = _f(
+        0,
+        "capture width asked of a V4L2 or CSI camera, pixels; 0 = V4L2: the mode nearest the model's input, CSI: "
+        "rpicam-vid's default",
+        min=0,
+        max=16384,
+    )
+    height: int = _f(0, "capture height asked of a V4L2 or CSI camera, pixels; 0 = as for `width`", min=0, max=16384)
+    frame_rate: float = _f(0.0, "frames per second asked of a V4L2 or CSI camera; 0 = the camera's default",
+                           min=0, max=1000)  # fmt: skip
     max_rate: float = _f(0.0, "classifications per second at most; 0 = as fast as the model allows", min=0, max=1000)
     loop: bool = _f(True, "video files: start again at the end (true) or stop the daemon after the last frame")
     realtime: bool = _f(
@@ -72,7 +84,15 @@ class ModelConfig:
     path: str = _f("/var/lib/edge-daemon/model.tflite", "the .tflite classifier (labels embedded or `labels`)", path=1)
     labels: str | None = _f(None, "label file; default: the labels embedded in the model", path=1)
     device: str = _f("auto", "`auto`, `cpu`, or `edgetpu[:usb|:pci][:N]`")
-    threads: int = _f(2, "CPU interpreter threads", min=1, max=MAX_THREADS)
+    threads: int = _f(2, "CPU threads of each interpreter", min=1, max=MAX_THREADS)
+    workers: int = _f(
+        1,
+        "interpreters classifying frames in parallel, results published in frame order; more than 1 raises "
+        "throughput when frames come faster than one interpreter takes them (`workers = 2`, `threads = 1` on 2 "
+        "cores), at the cost of about one inference of latency and one more interpreter's memory each",
+        min=1,
+        max=MAX_THREADS,
+    )
     top_k: int = _f(3, "classes per classification message", min=1, max=100)
     threshold: float = _f(0.0, "minimum score for a class to count (and for `average` smoothing)", min=0, max=1)
     watch: bool = _f(True, "reload the model when its file changes (also on SIGHUP)")
@@ -102,6 +122,10 @@ class MqttConfig:
         None, "second topic level and Home Assistant id (letters, digits, `_-.`); default: the host name", mqtt="level"
     )
     queue_size: int = _f(1000, "messages kept while the broker is away (oldest dropped first)", min=1, max=100_000)
+    label_topic: bool = _f(
+        False, "also publish the plain label on `<topic_prefix>/<device_id>/label` (retained, on change), "
+        "as Frigate's classification topics do"
+    )
     tls: TlsConfig = field(default_factory=TlsConfig, metadata={"doc": "TLS settings"})
 
 
@@ -115,14 +139,48 @@ class HomeAssistantConfig:
 class SmoothingConfig:
     mode: str = _f(
         "stable",
-        "`stable`: publish a label change after `frames` frames agree; `average`: when a class's moving "
-        "average over `frames` frames crosses `model.threshold`; `off`: publish every classified frame",
+        "`stable`: publish a label change after `frames` frames in a row voted for it; `average`: when the best "
+        "moving average over `frames` frames changes; `off`: publish every classified frame (no hysteresis, no "
+        "dwell)",
         choices=SMOOTHING_MODES,
     )
     frames: int = _f(
         3, "frames a new label must hold (`stable`) or moving-average window (`average`)", min=1, max=1000
     )
+    hysteresis: float = _f(
+        0.1,
+        "a new label must score this much more than the current one (and `model.threshold` + this to leave "
+        "nothing): entering takes more than keeping, so a scene on the border does not flicker",
+        min=0,
+        max=1,
+    )
+    min_dwell_s: float = _f(
+        10.0,
+        "the least time between two published label changes; a change that comes sooner is published when "
+        "the time is up, if it still holds (0 = none)",
+        min=0,
+        max=3600,
+    )
     heartbeat_s: float = _f(60.0, "re-publish the current state this often; 0 = only on changes", min=0, max=86400)
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    name: str = _f(None, "the region's name: its topics are `<topic_prefix>/<device_id>/<name>/...` (letters, digits, "
+                         "`_-.`)", mqtt="level", required=1)  # fmt: skip
+    box: tuple[float, ...] = _f(
+        None, "`[x, y, w, h]`: pixels of the camera frame (needs camera.width/height), or fractions of it when "
+        "all four are at most 1", required=1, min=0, max=16384, length=4,
+    )  # fmt: skip
+    model: str | None = _f(None, "this region's own .tflite classifier; default: `model.path`", path=1)
+    labels: str | None = _f(None, "label file for this region's own model; default: its embedded labels", path=1)
+    threshold: float | None = _f(None, "this region's `model.threshold`; default: the model's", min=0, max=1)
+    mode: str | None = _f(None, "this region's `smoothing.mode`; default: `[smoothing]`'s", choices=SMOOTHING_MODES)
+    frames: int | None = _f(None, "this region's `smoothing.frames`; default: `[smoothing]`'s", min=1, max=1000)
+    hysteresis: float | None = _f(None, "this region's `smoothing.hysteresis`; default: `[smoothing]`'s", min=0,
+                                  max=1)  # fmt: skip
+    min_dwell_s: float | None = _f(None, "this region's `smoothing.min_dwell_s`; default: `[smoothing]`'s", min=0,
+                                   max=3600)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -160,6 +218,9 @@ class Config:
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    regions: tuple[RegionConfig, ...] = field(default=(), metadata={
+        "doc": "regions of interest (`[[regions]]` tables): each is cropped from every classified frame, classified "
+               "and published on its own; none: the whole frame, on the device's own topics"})  # fmt: skip
     password: Secret | None = field(default=None, metadata={"internal": 1})
     http_token: Secret | None = field(default=None, metadata={"internal": 1})
     source: str = field(default="<defaults>", metadata={"internal": 1})

@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
             "camera": {"source": args.clip, "loop": True},
             "model": {"path": args.model, "threads": default_threads(), "top_k": 3, "watch": False},
             "mqtt": {"host": host, "port": port, "device_id": "demo", "client_id": "edge-demo-daemon"},
-            "smoothing": {"mode": "stable", "frames": 3, "heartbeat_s": 5.0},
+            # The clip shows each class for 2 s: a 1 s dwell (default 10 s) lets every change through.
+            "smoothing": {"mode": "stable", "frames": 3, "heartbeat_s": 5.0, "min_dwell_s": 1.0},
             "stats": {"interval_s": 5.0},
         }
         cfg = config_from_dict(data, environ={}, source="demo")

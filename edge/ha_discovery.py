@@ -3,69 +3,48 @@
 `edge.publisher` sends `discovery_configs()` on every connect, when Home Assistant announces `online` on
 `{ha_prefix}/status` (coalesced: a flood of announcements sends them once), and after a model reload.
 The value templates read the payloads of `edge.mqtt_contract`, whose keys the tests check against these.
+
+Availability rule: every entity is unavailable while the device is `offline`; the Label and Score entities
+are also unavailable while the camera is `offline` (`availability_mode: all` over both topics), so a
+dashboard never shows a label the device is not seeing any more.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from edge import __version__
-from edge.mqtt_contract import PAYLOAD_OFFLINE, PAYLOAD_ONLINE, topics
+from edge.mqtt_contract import NO_LABEL, PAYLOAD_OFFLINE, PAYLOAD_ONLINE, topics
 
 ORIGIN_NAME = "edge-daemon"
 _NOT_NODE_ID = re.compile(r"[^a-zA-Z0-9_-]")
+_DIAGNOSTIC = {"entity_category": "diagnostic"}
 
-
-# key -> (name, which topic, value template, extra config). Stats keys are the ones `edge.service` publishes.
-_SENSORS: dict[str, tuple[str, str, str, dict]] = {
-    "label": (
-        "Label",
-        "classification",
-        "{{ value_json.label if value_json.label is not none else 'none' }}",
-        {"icon": "mdi:label-outline", "json_attributes_topic": None},
-    ),
-    "score": (
-        "Score",
-        "classification",
-        "{{ (value_json.score * 100) | round(1) }}",
-        {"unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:percent"},
-    ),
-    "inference_ms": (
-        "Inference time",
-        "classification",
-        "{{ value_json.inference_ms }}",
-        {
-            "unit_of_measurement": "ms",
-            "device_class": "duration",
-            "state_class": "measurement",
-            "entity_category": "diagnostic",
-        },
-    ),
-    "fps": (
-        "Classified FPS",
-        "stats",
-        "{{ value_json.fps_classified }}",
-        {"unit_of_measurement": "fps", "state_class": "measurement", "entity_category": "diagnostic"},
-    ),
-    "dropped": (
-        "Dropped MQTT messages",
-        "stats",
-        "{{ value_json.dropped }}",
-        {"state_class": "total_increasing", "entity_category": "diagnostic", "icon": "mdi:message-alert"},
-    ),
-    "uptime": (
-        "Uptime",
-        "stats",
-        "{{ value_json.uptime_s | round(0) }}",
-        {
-            "unit_of_measurement": "s",
-            "device_class": "duration",
-            "state_class": "total_increasing",
-            "entity_category": "diagnostic",
-        },
-    ),
-}
-SENSOR_KEYS: tuple[str, ...] = tuple(_SENSORS)
+# key -> (platform, name, state topic, value template, extra config, needs the camera). The unique ids
+# (`edge_daemon_<node>_<key>`) are kept across releases: Home Assistant keeps an entity's id and history by them.
+ENTITIES: dict[str, tuple[str, str, str, str | None, dict, bool]] = {
+    "label": ("sensor", "Label", "classification",
+              "{{ value_json.label if value_json.label is not none else '" + NO_LABEL + "' }}",
+              {"device_class": "enum", "icon": "mdi:label-outline", "json_attributes_topic": None}, True),
+    "score": ("sensor", "Score", "classification", "{{ (value_json.score * 100) | round(1) }}",
+              {"unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:percent"}, True),
+    "last_change": ("sensor", "Last change", "classification", "{{ value_json.changed_at }}",
+                    {"device_class": "timestamp", "icon": "mdi:swap-horizontal"}, False),
+    "camera": ("binary_sensor", "Camera", "camera", None,
+               {"device_class": "connectivity", "payload_on": PAYLOAD_ONLINE, "payload_off": PAYLOAD_OFFLINE}, False),
+    "inference_ms": ("sensor", "Inference time", "classification", "{{ value_json.inference_ms }}",
+                     {"unit_of_measurement": "ms", "device_class": "duration", "state_class": "measurement",
+                      **_DIAGNOSTIC}, False),
+    "fps": ("sensor", "Classified FPS", "stats", "{{ value_json.fps_classified }}",
+            {"unit_of_measurement": "fps", "state_class": "measurement", **_DIAGNOSTIC}, False),
+    "dropped": ("sensor", "Dropped MQTT messages", "stats", "{{ value_json.dropped }}",
+                {"state_class": "total_increasing", "icon": "mdi:message-alert", **_DIAGNOSTIC}, False),
+    "started_at": ("sensor", "Started", "stats", "{{ value_json.started_at }}",
+                   {"device_class": "timestamp", "icon": "mdi:restart", **_DIAGNOSTIC}, False),
+}  # fmt: skip
+SENSOR_KEYS: tuple[str, ...] = tuple(ENTITIES)
+RETIRED = (("sensor", "uptime"),)  # entities of earlier releases; their configs are cleared, so HA removes them
 
 
 def node_id(device_id: str) -> str:
@@ -78,47 +57,59 @@ def ha_status_topic(ha_prefix: str) -> str:
     return f"{ha_prefix}/status"
 
 
-def discovery_configs(ha_prefix: str, topic_prefix: str, device_id: str, *, model: str, device: str) -> dict[str, dict]:
-    """Home Assistant MQTT discovery: {config topic: config payload} for every sensor of this device.
+def config_topic(ha_prefix: str, platform: str, device_id: str, key: str) -> str:
+    """`{ha_prefix}/{platform}/{node}_{key}/config`."""
+    return f"{ha_prefix}/{platform}/{node_id(device_id)}_{key}/config"
 
-    One entity per value (label, score, inference time, fps, dropped messages, uptime), all attached to one HA
-    device named after `device_id` and made unavailable by the availability topic. Full key names are used
-    (HA also accepts abbreviations such as ``stat_t``; see tests/mqtt/test_contract.py).
+
+def retired_topics(ha_prefix: str, device_id: str) -> list[str]:
+    """Config topics of entities earlier releases created; an empty retained payload removes them from HA."""
+    return [config_topic(ha_prefix, platform, device_id, key) for platform, key in RETIRED]
+
+
+def label_options(labels: Sequence[str]) -> list[str]:
+    """The Label entity's `options`: the model's labels, once each, plus `none` (nothing above the threshold)."""
+    return list(dict.fromkeys([*labels, NO_LABEL]))
+
+
+def discovery_configs(ha_prefix: str, topic_prefix: str, device_id: str, *, model: str, device: str,
+                      labels: Sequence[str] = ()) -> dict[str, dict]:  # fmt: skip
+    """Home Assistant MQTT discovery: {config topic: config payload} for every entity of this device.
+
+    All entities belong to one HA device named after `device_id` (model = the loaded model, hardware version =
+    `cpu`/`edgetpu`). Full key names are used (HA also accepts abbreviations such as ``stat_t``).
 
     Args:
         ha_prefix: Home Assistant's discovery prefix (default ``homeassistant``).
         topic_prefix: this daemon's topic prefix.
         device_id: this device's id.
-        model: the loaded model's name (shown as the HA device's model).
-        device: ``cpu`` or ``edgetpu`` (shown as the HA device's hardware version).
+        model: the loaded model's name; device: ``cpu`` or ``edgetpu``.
+        labels: the model's labels (the Label entity's options).
     """
     t = topics(topic_prefix, device_id)
     node = node_id(device_id)
-    by_name = {"classification": t.classification, "stats": t.stats}
-    ha_device = {
-        "identifiers": [f"edge_daemon_{node}"],
-        "name": device_id,
-        "manufacturer": "edge-daemon",
-        "model": model,
-        "hw_version": device,
-        "sw_version": __version__,
-    }
+    state_topics = {"classification": t.classification, "stats": t.stats, "camera": t.camera}
+    ha_device = {"identifiers": [f"edge_daemon_{node}"], "name": device_id, "manufacturer": "edge-daemon",
+                 "model": model, "hw_version": device, "sw_version": __version__}  # fmt: skip
     origin = {"name": ORIGIN_NAME, "sw_version": __version__}
-    availability = [
-        {"topic": t.availability, "payload_available": PAYLOAD_ONLINE, "payload_not_available": PAYLOAD_OFFLINE}
-    ]
+
+    def availability(topic: str) -> dict:
+        return {"topic": topic, "payload_available": PAYLOAD_ONLINE, "payload_not_available": PAYLOAD_OFFLINE}
+
     configs: dict[str, dict] = {}
-    for key, (name, source, template, extra) in _SENSORS.items():
-        state_topic = by_name[source]
-        config = {
-            "name": name,
-            "unique_id": f"edge_daemon_{node}_{key}",
-            "state_topic": state_topic,
-            "value_template": template,
-            "availability": availability,
-            "device": ha_device,
-            "origin": origin,
-        }
+    for key, (platform, name, source, template, extra, needs_camera) in ENTITIES.items():
+        state_topic = state_topics[source]
+        config: dict = {"name": name, "unique_id": f"edge_daemon_{node}_{key}", "state_topic": state_topic}
+        if template is not None:
+            config["value_template"] = template
+        if needs_camera:
+            config["availability"] = [availability(t.availability), availability(t.camera)]
+            config["availability_mode"] = "all"
+        else:
+            config["availability"] = [availability(t.availability)]
+        config.update(device=ha_device, origin=origin)
         config.update({k: (state_topic if v is None else v) for k, v in extra.items()})
-        configs[f"{ha_prefix}/sensor/{node}_{key}/config"] = config
+        if extra.get("device_class") == "enum":
+            config["options"] = label_options(labels)
+        configs[config_topic(ha_prefix, platform, device_id, key)] = config
     return configs

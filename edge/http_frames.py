@@ -1,9 +1,11 @@
-"""The frame tap: the classifier drops each classified frame here; viewers take the newest one as a JPEG.
+"""The frame tap: the classifier's frames and verdicts go in; viewers take the newest one as a JPEG.
 
-The classifier's side, `offer()`, keeps references under a lock held for microseconds: no copy, no drawing, no
-encoding, so it costs next to nothing whether or not anyone watches. Encoding happens on the viewer's own
+The loop's side costs next to nothing whether or not anyone watches: `taken(frame)` keeps a reference to each
+camera frame handed to the classifier (undecoded JPEG bytes or pixels, as the camera gave it), `offer()` pairs
+the frame's result with it; no copy, no decoding, no drawing, no encoding. That happens on a viewer's own
 thread, only when a stream or snapshot client asks, and once per frame however many ask (one cached JPEG per
-kind). A viewer waits for a frame newer than the one it sent (`wait_newer`), so a slow one simply skips frames.
+kind); a raw snapshot of a JPEG camera is the camera's own JPEG, not even re-encoded. A viewer waits for a frame
+newer than the one it sent (`wait_newer`), so a slow one simply skips frames.
 
 The tap also keeps the inference times and the classification rate the live page shows, and rolls the live
 stats window (`edge.stats.StatsWindow`) when the server's thread asks.
@@ -13,27 +15,31 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
-from edge.http_overlay import Region, draw_overlay
+from edge.decode import decode_for, decode_jpeg, frame_size
+from edge.http_overlay import Region, draw_overlay, view_size
 from edge.stats import StatsWindow
 
 JPEG_QUALITY = 80
 FPS_SAMPLES = 64  # offer times kept for the rate (the newest)
 FPS_STALE_S = 2.0  # no frame for this long: the rate shown is 0
+IN_FLIGHT = 16  # frames taken and not yet classified that are kept (more than any worker pool holds)
 
 
 @dataclass(frozen=True)
 class TappedFrame:
-    """One classified frame as offered: the image (not copied: the producer must not change it afterwards)."""
+    """One classified frame: the camera's frame (`edge.camera.Frame`: `jpeg` bytes or `pixels`, not copied: the
+    camera never changes a frame it handed out) and its verdict."""
 
     seq: int
-    image: np.ndarray
+    frame: Any
     scores: np.ndarray
     labels: Sequence[str]
     regions: Sequence[Region]
@@ -52,6 +58,7 @@ class FrameTap:
         self._observe = observe
         self._cond = threading.Condition()
         self._latest: TappedFrame | None = None
+        self._taken: OrderedDict[int, Any] = OrderedDict()  # seq -> frame, until its result comes
         self._times: deque[float] = deque(maxlen=FPS_SAMPLES)
         self._window = StatsWindow(time.monotonic())
         self._summary: dict[str, float] | None = None
@@ -62,15 +69,27 @@ class FrameTap:
 
     # -- the classifier's side -------------------------------------------------------------------------------------
 
-    def offer(self, image: np.ndarray, scores: np.ndarray, labels: Sequence[str], inference_ms: float,
+    def taken(self, frame: Any) -> None:
+        """A camera frame was handed to the classifier (`edge.inference.FrameFlow.on_take`). Never blocks."""
+        if not self.active:
+            return
+        with self._cond:
+            self._taken[frame.seq] = frame
+            while len(self._taken) > IN_FLIGHT:
+                self._taken.popitem(last=False)
+
+    def offer(self, seq: int, scores: np.ndarray, labels: Sequence[str], inference_ms: float,
               regions: Sequence[Region] = ()) -> None:  # fmt: skip
-        """Record a classified frame (its image, class scores, the model's labels, inference time). Never blocks."""
+        """Frame `seq` was classified (its class scores, the model's labels, inference time). Never blocks."""
         if not self.active:
             return
         now = time.monotonic()
         with self._cond:
-            seq = self._latest.seq + 1 if self._latest else 1
-            self._latest = TappedFrame(seq, image, scores, labels, regions)
+            frame = self._taken.pop(seq, None)
+            while self._taken and next(iter(self._taken)) < seq:  # older ones failed: they will not come
+                self._taken.popitem(last=False)
+            if frame is not None:
+                self._latest = TappedFrame(seq, frame, scores, labels, regions)
             self._times.append(now)
             self._window.add_inference(inference_ms)
             self._cond.notify_all()
@@ -115,7 +134,7 @@ class FrameTap:
         """The newest frame as JPEG, with the overlay (or `raw`, as captured); None before the first frame.
 
         Returns:
-            (frame number, JPEG bytes); encoded at most once per frame and kind.
+            (frame number, JPEG bytes); encoded at most once per frame and kind (a raw JPEG frame: never).
         """
         with self._encode_lock:
             latest = self._latest
@@ -124,7 +143,14 @@ class FrameTap:
             cached = self._cache.get(raw)
             if cached is not None and cached[0] == latest.seq:
                 return cached
-            image = latest.image if raw else self._overlay(latest)
+            if raw and latest.frame.jpeg is not None:
+                self._cache[raw] = (latest.seq, np.asarray(latest.frame.jpeg, np.uint8).tobytes())
+                return self._cache[raw]
+            image = self._picture(latest.frame, full=raw)
+            if image is None:
+                return None
+            if not raw:
+                image = self._overlay(latest, image)
             ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             if not ok:
                 return None
@@ -132,11 +158,21 @@ class FrameTap:
             self._cache[raw] = (latest.seq, buf.tobytes())
             return self._cache[raw]
 
-    def _overlay(self, frame: TappedFrame) -> np.ndarray:
-        best = int(np.argmax(frame.scores)) if frame.scores.size else -1
-        label = frame.labels[best] if 0 <= best < len(frame.labels) else None
-        score = float(frame.scores[best]) if best >= 0 else 0.0
-        return draw_overlay(frame.image, label, score, self.fps(time.monotonic()), frame.regions)
+    @staticmethod
+    def _picture(frame: Any, full: bool) -> np.ndarray | None:
+        """The frame's pixels: as they are, or its JPEG decoded (for the overlay only as large as it is shown)."""
+        if frame.pixels is not None:
+            return frame.pixels
+        size = frame_size(frame.jpeg)
+        return decode_for(frame.jpeg, [view_size(*size)]) if size and not full else decode_jpeg(frame.jpeg)
+
+    def _overlay(self, tapped: TappedFrame, image: np.ndarray) -> np.ndarray:
+        best = int(np.argmax(tapped.scores)) if tapped.scores.size else -1
+        label = tapped.labels[best] if 0 <= best < len(tapped.labels) else None
+        score = float(tapped.scores[best]) if best >= 0 else 0.0
+        frame = tapped.frame
+        full = frame_size(frame.jpeg) if frame.jpeg is not None else (image.shape[1], image.shape[0])
+        return draw_overlay(image, label, score, self.fps(time.monotonic()), tapped.regions, full or None)
 
     # -- the live stats window ------------------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge.regions import pixel_box
+
 VIEW_MIN_WIDTH, VIEW_MAX_WIDTH = 480, 960  # the picture is scaled into this range (small frames up, large down)
 BAND = (24, 24, 24)  # BGR
 TEXT = (255, 255, 255)
@@ -22,9 +24,10 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 @dataclass(frozen=True)
 class Region:
-    """A part of the frame classified on its own: its box in frame pixels (x, y, width, height) and verdict."""
+    """A part of the frame classified on its own: its box as `[[regions]]` gives it (x, y, width, height in
+    frame pixels, or fractions of the frame when all are at most 1) and its verdict."""
 
-    box: tuple[int, int, int, int]
+    box: tuple[float, float, float, float]
     label: str | None
     score: float
 
@@ -55,19 +58,21 @@ def as_view(image: np.ndarray) -> np.ndarray:
     return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def draw_overlay(image: np.ndarray, label: str | None, score: float, fps: float,
-                 regions: Sequence[Region] = ()) -> np.ndarray:  # fmt: skip
+def draw_overlay(image: np.ndarray, label: str | None, score: float, fps: float, regions: Sequence[Region] = (),
+                 frame_size: tuple[int, int] | None = None) -> np.ndarray:  # fmt: skip
     """The frame at its view size with the verdict band and region boxes drawn on it (the input is not changed).
 
     Args:
-        image: the frame as classified (BGR or gray, uint8).
+        image: the frame (BGR or gray, uint8), possibly decoded at a reduced size.
         label, score: the frame's best class (label None: nothing reached the threshold).
         fps: frames classified per second lately.
-        regions: boxes in the frame's own pixels with their verdicts.
+        regions: boxes of the full frame with their verdicts.
+        frame_size: the full frame's (width, height), which region boxes refer to (default: the image's).
     """
     view = as_view(image)
     w = view.shape[1]
-    scale = w / image.shape[1]
+    full_w, full_h = frame_size or (image.shape[1], image.shape[0])
+    scale = w / full_w
     size = w / 640 * 0.8
     thick = max(1, round(size * 2))
     band = round(size * 44)
@@ -79,8 +84,8 @@ def draw_overlay(image: np.ndarray, label: str | None, score: float, fps: float,
     (tw, _), _ = cv2.getTextSize(rate, FONT, size * 0.8, thick)
     cv2.putText(view, rate, (w - tw - round(size * 12), baseline), FONT, size * 0.8, TEXT, thick, cv2.LINE_AA)
     for r in regions:
-        x, y, rw, rh = (round(v * scale) for v in r.box)
-        cv2.rectangle(view, (x, y), (x + rw, y + rh), BOX, thick + 1)
+        x, y, x1, y1 = (round(v * scale) for v in pixel_box(r.box, full_w, full_h))
+        cv2.rectangle(view, (x, y), (x1, y1), BOX, thick + 1)
         cv2.putText(view, verdict(r.label, r.score), (x + 4, max(y - 6, band + round(size * 20))), FONT, size * 0.7,
                     BOX, thick, cv2.LINE_AA)  # fmt: skip
     return view

@@ -41,6 +41,7 @@ HEAD_TIMEOUT_S = 5.0  # the request line and headers must arrive within this (sl
 MAX_HEAD_BYTES = 16 * 1024  # request line plus headers
 WRITE_TIMEOUT_S = 5.0  # each response write (a stream frame) must be taken by the client within this
 KEEPALIVE_S = 5.0  # a stream re-sends its last frame this often when no new one comes (finds closed clients)
+STREAM_SNDBUF = 256 * 1024  # kernel send buffer of a stream connection, bytes
 BOUNDARY = "edge-daemon-frame"
 _refusals, _failures = RateLimitedLog(log, 60.0), RateLimitedLog(log, 60.0)
 
@@ -245,6 +246,9 @@ class Handler(BaseHTTPRequestHandler):
     def _frames(self) -> None:
         """Send the newest overlay frame at most `stream_fps` times a second until the client or server ends."""
         app, tap = self.app, self.app.tap
+        # A small send buffer: a slow viewer gets the newest frame instead of seconds of old ones queued in the
+        # kernel (up to 4 MB each by default), and a stalled one blocks a write, and is dropped, within seconds.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
         period = 1.0 / app.cfg.stream_fps
         sent_seq, sent_at = 0, 0.0
         while not app.stopping.is_set() and not self._client_gone():

@@ -24,7 +24,7 @@ class Snapshot:
         camera: the camera's counters (`edge.camera.CameraStats`); camera_name: its source, credentials masked.
         mqtt: the publisher's counters (`mqtt_reconnects`, `queued`, `dropped`, `published`); mqtt_connected.
         classified, errors: frames classified and frames whose inference failed since start-up.
-        uptime_s: seconds since start-up; model, device: what classifies.
+        uptime_s: seconds since start-up; started_at: its Unix time; model, device: what classifies.
         classification: the last classification payload published on MQTT (None before the first).
     """
 
@@ -35,6 +35,7 @@ class Snapshot:
     classified: int
     errors: int
     uptime_s: float
+    started_at: float
     model: str
     device: str
     classification: dict | None
@@ -46,23 +47,25 @@ def stale_after_s(max_rate: float) -> float:
 
 
 def state_payload(snap: Snapshot, window: Mapping[str, float]) -> dict:
-    """`/api/state`: the MQTT state (the last classification payload and a stats payload), camera and MQTT link.
+    """`/api/state`: what the device's MQTT topics hold now, each built by the contract's own function.
 
     Args:
         snap: the daemon's state now.
         window: rates and inference percentiles over the live window (`edge.stats.StatsWindow.summary`).
 
     Returns:
-        ``{"classification": <as on .../classification> or None, "stats": <as on .../stats>,
-        "camera": {"source", "connected"}, "mqtt": {"connected"}}``.
+        ``{"availability": "online", "camera": <as on .../camera>, "classification": <as on .../classification>
+        or None, "stats": <as on .../stats>, "daemon": {"camera_source", "mqtt_connected"}}``.
     """
     stats = contract.stats_payload(window, snap.camera, snap.mqtt, classified=snap.classified, errors=snap.errors,
-                                   uptime_s=snap.uptime_s, model=snap.model, device=snap.device)  # fmt: skip
+                                   uptime_s=snap.uptime_s, started_at=snap.started_at, model=snap.model,
+                                   device=snap.device)  # fmt: skip
     return {
+        "availability": contract.PAYLOAD_ONLINE,  # it answers, so it runs; MQTT says "offline" once it stops
+        "camera": contract.camera_state(bool(snap.camera.connected)),
         "classification": snap.classification,
         "stats": stats,
-        "camera": {"source": snap.camera_name, "connected": bool(snap.camera.connected)},
-        "mqtt": {"connected": bool(snap.mqtt_connected)},
+        "daemon": {"camera_source": snap.camera_name, "mqtt_connected": bool(snap.mqtt_connected)},
     }
 
 

@@ -14,7 +14,6 @@ on the `_info` metric).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
@@ -54,17 +53,14 @@ class _DaemonCollector(Collector):
 
     def __init__(self, snapshot: Callable[[], Snapshot], http_counts: Callable[[], Mapping[str, float]]) -> None:
         self._snapshot, self._http_counts = snapshot, http_counts
-        self._started_at: float | None = None
 
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
-        if self._started_at is None:
-            self._started_at = time.time() - snap.uptime_s
         for name, doc, value in COUNTERS:
             yield CounterMetricFamily(PREFIX + name, doc, value=value(snap))
         for name, doc, value in GAUGES:
             yield GaugeMetricFamily(PREFIX + name, doc, value=value(snap))
-        yield GaugeMetricFamily(PREFIX + "start_time_seconds", "Unix time the daemon started.", value=self._started_at)
+        yield GaugeMetricFamily(PREFIX + "start_time_seconds", "Unix time the daemon started.", value=snap.started_at)
         yield InfoMetricFamily(PREFIX + "model", "The model that classifies and where it runs.",
                                value={"model": snap.model, "device": snap.device})  # fmt: skip
         http = self._http_counts()

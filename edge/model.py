@@ -7,6 +7,7 @@ preprocess, invoke, postprocess, nothing else.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -162,7 +163,14 @@ class Classifier:
         Raises:
             EdgeError: inference failed, or a float model gave NaN or infinite scores.
         """
-        tensor = preprocess(image, self.spec.input)
+        return self.infer(preprocess(image, self.spec.input))
+
+    def infer(self, tensor: np.ndarray) -> tuple[np.ndarray, float]:
+        """All class scores in [0, 1] for a ready input tensor (`preprocess`), and the ms spent in invoke().
+
+        Raises:
+            EdgeError: inference failed, or a float model gave NaN or infinite scores.
+        """
         t0 = time.perf_counter()
         raw = self.run(tensor)
         ms = (time.perf_counter() - t0) * 1000.0
@@ -199,6 +207,16 @@ class Classifier:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def file_signature(path: str) -> tuple[int, int, int] | None:
+    """What identifies a version of a model file (mtime, size, inode), or None when it cannot be read (the
+    service's `edge.model_watch` compares them)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def load_model(

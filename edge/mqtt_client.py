@@ -147,7 +147,7 @@ class ConnectionReporter:
             self._log.debug("MQTT: %s (still)", what)
             return
         self._last = what
-        self._log.log(level, "MQTT: %s (retrying every 1-30 s)", what)
+        self._log.log(level, "MQTT: %s (retrying)", what)
 
 
 class _LastError(logging.Handler):

@@ -5,10 +5,13 @@ No I/O here: `edge.publisher` sends what these functions return. Each JSON paylo
 `edge.ha_discovery`. Topics::
 
     {prefix}/{device_id}/availability     "online" / "offline" (retained; "offline" is also the last will)
+    {prefix}/{device_id}/camera           "online" / "offline" (retained): is the camera delivering frames?
     {prefix}/{device_id}/classification   JSON, retained            classification_payload()
+    {prefix}/{device_id}/label            the label as plain text, retained, on change (optional, Frigate-style)
     {prefix}/{device_id}/stats            JSON, not retained        stats_payload()
     {prefix}/{device_id}/event            JSON, not retained        camera_event(), model_reloaded(), ...
 
+Compatibility: within a major version keys are only ever added, never removed or changed in meaning.
 Names are validated once, by the config layer (`edge.config_checks`); these functions trust them.
 """
 
@@ -23,6 +26,8 @@ from edge.postprocess import Prediction
 
 PAYLOAD_ONLINE = "online"
 PAYLOAD_OFFLINE = "offline"
+NO_LABEL = "none"  # the plain-text label (and Home Assistant's state) when no class reached the threshold
+REASONS = ("change", "heartbeat", "frame", "reconnect")  # why a classification was published
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,9 @@ class Topics:
     """The topics one device publishes on."""
 
     availability: str
+    camera: str
     classification: str
+    label: str
     stats: str
     event: str
 
@@ -38,7 +45,8 @@ class Topics:
 def topics(prefix: str, device_id: str) -> Topics:
     """The device's topics, e.g. ``topics("edge", "pi1").classification == "edge/pi1/classification"``."""
     base = f"{prefix}/{device_id}"
-    return Topics(f"{base}/availability", f"{base}/classification", f"{base}/stats", f"{base}/event")
+    return Topics(*(f"{base}/{name}" for name in ("availability", "camera", "classification", "label", "stats",
+                                                  "event")))  # fmt: skip
 
 
 def iso_utc(timestamp: float) -> str:
@@ -50,20 +58,23 @@ def iso_utc(timestamp: float) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def classification_payload(
-    predictions: Sequence[Prediction], *, frame: int, inference_ms: float, model: str, timestamp: float
-) -> dict:
-    """The JSON object published on `.../classification` for one classified frame.
+def classification_payload(predictions: Sequence[Prediction], *, reason: str, frame: int, inference_ms: float,
+                           model: str, timestamp: float, published_at: float,
+                           changed_at: float | None) -> dict:  # fmt: skip
+    """The JSON object published (retained) on `.../classification`.
 
     Args:
         predictions: best first (may be empty when nothing reached the threshold).
-        frame: the frame counter since start-up.
-        inference_ms: time spent in the interpreter for this frame.
+        reason: `change` (the label changed), `heartbeat` (the same state again, `smoothing.heartbeat_s`),
+            `frame` (smoothing off: every frame) or `reconnect` (the state re-sent after a broker connection).
+        frame: the count of classified frames when this state was seen.
+        inference_ms: time spent in the interpreter for that frame.
         model: the model's name (file stem).
-        timestamp: Unix time the frame was captured.
+        timestamp: Unix time the frame was captured (a heartbeat while the camera is away keeps the old time).
+        published_at: Unix time of publishing. changed_at: Unix time the label last changed (None: not yet).
 
     Returns:
-        ``{"label", "index", "score", "top_k": [{"index", "label", "score"}...], "timestamp", "frame",
+        ``{"label", "index", "score", "top_k", "reason", "timestamp", "published_at", "changed_at", "frame",
         "inference_ms", "model"}``; with no predictions: label None, index None, score 0.0, top_k [].
     """
     top = [{"index": int(p.index), "label": p.label, "score": round(float(p.score), 4)} for p in predictions]
@@ -73,16 +84,33 @@ def classification_payload(
         "index": best["index"],
         "score": best["score"],
         "top_k": top,
+        "reason": reason,
         "timestamp": iso_utc(timestamp),
+        "published_at": iso_utc(published_at),
+        "changed_at": iso_utc(changed_at) if changed_at is not None else None,
         "frame": int(frame),
         "inference_ms": round(float(inference_ms), 2),
         "model": model,
     }
 
 
+def label_text(predictions: Sequence[Prediction]) -> str:
+    """The plain-text label for `.../label` (Frigate-style automations): the best label, or `none`."""
+    return predictions[0].label if predictions else NO_LABEL
+
+
+def camera_state(connected: bool) -> str:
+    """The retained payload of `.../camera`."""
+    return PAYLOAD_ONLINE if connected else PAYLOAD_OFFLINE
+
+
+STATS_WINDOW_KEYS = ("fps_captured", "fps_classified", "fps_dropped", "inference_ms_p50", "inference_ms_p95")
+MQTT_COUNTER_KEYS = ("mqtt_reconnects", "queued", "dropped", "published")
+
+
 def stats_payload(window: Mapping[str, float], camera: Any, mqtt: Mapping[str, int], *, classified: int,
-                  errors: int, uptime_s: float, model: str, device: str) -> dict:  # fmt: skip
-    """The JSON object published on `.../stats` every `stats.interval_s`.
+                  errors: int, uptime_s: float, started_at: float, model: str, device: str) -> dict:  # fmt: skip
+    """The JSON object published on `.../stats` every `stats.interval_s` (and at once after each connect).
 
     Args:
         window: rates and inference percentiles over the last interval (`edge.stats.StatsWindow.summary`):
@@ -90,7 +118,7 @@ def stats_payload(window: Mapping[str, float], camera: Any, mqtt: Mapping[str, i
         camera: the camera's counters (`dropped`, `connected`, `reconnects`).
         mqtt: the publisher's counters (`mqtt_reconnects`, `queued`, `dropped`, `published`).
         classified: frames classified since start-up; errors: frames whose inference failed.
-        uptime_s: seconds since start-up; model, device: what classifies.
+        uptime_s: seconds since start-up; started_at: Unix time of start-up; model, device: what classifies.
     """
     return {
         **{k: round(float(window[k]), 2) for k in STATS_WINDOW_KEYS},
@@ -100,14 +128,11 @@ def stats_payload(window: Mapping[str, float], camera: Any, mqtt: Mapping[str, i
         "camera_connected": bool(camera.connected),
         "camera_reconnects": int(camera.reconnects),
         "uptime_s": round(float(uptime_s), 1),
+        "started_at": iso_utc(started_at),
         "model": model,
         "device": device,
         **{k: int(mqtt[k]) for k in MQTT_COUNTER_KEYS},
     }
-
-
-STATS_WINDOW_KEYS = ("fps_captured", "fps_classified", "fps_dropped", "inference_ms_p50", "inference_ms_p95")
-MQTT_COUNTER_KEYS = ("mqtt_reconnects", "queued", "dropped", "published")
 
 
 def camera_event(connected: bool, *, source: str, reconnects: int, timestamp: float) -> dict:

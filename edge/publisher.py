@@ -13,7 +13,7 @@ Delivery of QoS >= 1 messages (the default, qos = 1):
 
 Availability: the retained last will is ``offline``; ``online`` (retained) is published on every connect;
 `stop()` publishes ``offline`` and disconnects cleanly. A refused CONNACK (bad credentials...) never counts as
-connected. Paho reconnects by itself with a 1-30 s backoff; each failure is logged once with its reason
+connected. Paho reconnects by itself every 0.5-1.5 s; each failure is logged once with its reason
 (`edge.mqtt_client.ConnectionReporter`). Nothing another client sends can make this grow or fail: Home
 Assistant's `online` announcements re-send discovery at most once per `DISCOVERY_MIN_INTERVAL_S`.
 """
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 
-from edge.ha_discovery import discovery_configs, ha_status_topic
+from edge.ha_discovery import discovery_configs, ha_status_topic, retired_topics
 from edge.mqtt_client import ConnectionReporter, make_client
 from edge.mqtt_contract import PAYLOAD_OFFLINE, PAYLOAD_ONLINE, topics
 from edge.outbox import Message, Outbox
@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INFLIGHT = 20  # QoS >= 1 messages handed to paho and not yet acknowledged
-RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+# Retried often (a refused connect costs nothing): the dashboard is complete within 2 s of the broker's return.
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 1.5
 DISCOVERY_MIN_INTERVAL_S = 10.0  # Home Assistant `online` floods are coalesced into one re-send per interval
 PAHO_QUEUE_MAX = INFLIGHT + 100  # paho's own queue: our messages plus availability and discovery
 
@@ -55,13 +56,15 @@ class Publisher:
         ha_cfg: the ``[homeassistant]`` section.
         password: the secret read from `mqtt.password_file`, if any.
         model: the loaded model's name (in discovery and payloads); device: ``cpu`` or ``edgetpu``.
+        labels: the model's labels (the options of Home Assistant's Label entity).
     """
 
     def __init__(self, mqtt_cfg: MqttConfig, ha_cfg: HomeAssistantConfig, *, password: Secret | None = None,
-                 model: str, device: str) -> None:  # fmt: skip
+                 model: str, device: str, labels: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.mqtt, self.ha = mqtt_cfg, ha_cfg
         self.topics = topics(mqtt_cfg.topic_prefix, str(mqtt_cfg.device_id))
-        self._model, self._device = model, device
+        self._model, self._device, self._labels = model, device, labels
+        self._reconnected = False  # set on each connect; the daemon then re-sends its current state
         self._qos = mqtt_cfg.qos
         self._lock = threading.Lock()  # guards the state below; never held while calling into paho
         self._pump_lock = threading.Lock()  # one thread at a time hands queued messages to paho (keeps order)
@@ -111,10 +114,26 @@ class Publisher:
         """Publish an event such as a model reload result on ``.../event`` (not retained)."""
         self._enqueue(self.topics.event, payload, retain=False)
 
-    def set_model(self, model: str, device: str) -> None:
+    def publish_camera(self, state: str) -> None:
+        """Publish the camera's state (``online``/``offline``, retained) on ``.../camera``."""
+        self._enqueue(self.topics.camera, state, retain=True)
+
+    def publish_label(self, text: str) -> None:
+        """Publish the plain-text label (retained) on ``.../label``."""
+        self._enqueue(self.topics.label, text, retain=True)
+
+    def take_reconnected(self) -> bool:
+        """True once after each (re)connect: the daemon then re-sends its current state (the broker may have
+        restarted without persistence and lost the retained messages)."""
+        if not self._reconnected:
+            return False
+        self._reconnected = False
+        return True
+
+    def set_model(self, model: str, device: str, labels: tuple[str, ...] = ()) -> None:
         """Record a reloaded model and re-send Home Assistant discovery (when connected)."""
         with self._lock:
-            self._model, self._device = model, device
+            self._model, self._device, self._labels = model, device, labels
         if self._connected:
             self._send_discovery(time.monotonic())
 
@@ -194,6 +213,9 @@ class Publisher:
         if self.ha.discovery:
             client.subscribe(ha_status_topic(self.ha.prefix), qos=1)
             self._send_discovery(time.monotonic())
+            for topic in retired_topics(self.ha.prefix, str(self.mqtt.device_id)):
+                self._publish_direct(topic, "")  # an empty retained config: HA removes that old entity
+        self._reconnected = True
         self._pump()
 
     def _on_connect_fail(self, client, userdata) -> None:
@@ -208,7 +230,7 @@ class Publisher:
             return
         if was_connected:
             m = self.mqtt
-            log.warning("MQTT: lost connection to %s:%d (%s); reconnecting every %d-%d s, queueing up to %d messages",
+            log.warning("MQTT: lost connection to %s:%d (%s); reconnecting every %g-%g s, queueing up to %d messages",
                         m.host, m.port, reason_code, RECONNECT_MIN_S, RECONNECT_MAX_S, m.queue_size)  # fmt: skip
         else:
             self._reporter.closed()
@@ -234,8 +256,11 @@ class Publisher:
         except (ValueError, RuntimeError) as e:  # paho refuses (its queue is full, the payload too large)
             log.warning("MQTT: cannot publish on %s: %s", topic, e)
 
-    def _enqueue(self, topic: str, payload: dict, *, retain: bool) -> None:
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    def _enqueue(self, topic: str, payload: dict | str, *, retain: bool) -> None:
+        if isinstance(payload, str):
+            data = payload.encode()
+        else:
+            data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
         if self._qos == 0:
             sent = False
             if self._connected:
@@ -275,10 +300,11 @@ class Publisher:
         if not self.ha.discovery:
             return
         with self._lock:
-            model, device = self._model, self._device
+            model, device, labels = self._model, self._device, self._labels
             self._discovery_due, self._discovery_at = False, now
         m = self.mqtt
-        configs = discovery_configs(self.ha.prefix, m.topic_prefix, str(m.device_id), model=model, device=device)
+        configs = discovery_configs(self.ha.prefix, m.topic_prefix, str(m.device_id), model=model, device=device,
+                                    labels=labels)  # fmt: skip
         for topic, config in configs.items():
             self._publish_direct(topic, json.dumps(config, separators=(",", ":")))
         log.debug("MQTT: sent Home Assistant discovery for %d entities under %s/", len(configs), self.ha.prefix)

@@ -11,11 +11,8 @@ never hidden behind watchdog pings.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-
-import numpy as np
 
 from edge import mqtt_contract as contract
 from edge import process_hooks
@@ -23,26 +20,21 @@ from edge.camera import Camera
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.http_server import HttpServer, Snapshot
-from edge.model import Classifier, load_model
-from edge.model_watch import ModelFileWatcher, Signature
+from edge.inference import FrameFlow, flow_args, open_models
+from edge.model import Classifier, file_signature, load_model
+from edge.model_watch import ModelFileWatcher
 from edge.publisher import Publisher
+from edge.reporter import Reporter, wall_time
 from edge.sdnotify import Notifier
-from edge.smoothing import Publish, Smoother
+from edge.smoothing import Smoother
 from edge.stats import StatsWindow
+from edge.workers import Result
 
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.25  # the longest the loop waits for a frame before looking at signals, timers, heartbeats
+QUICK_STATS_S = 5.0  # after a (re)connect: stats at once, then after this long (a real frame rate for dashboards)
 EXIT_THREAD_DIED = 1
-
-
-def file_signature(path: str) -> Signature:
-    """What identifies a version of the model file (mtime, size, inode), or None when it cannot be read."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def open_model(cfg: Config) -> Classifier:
@@ -68,7 +60,7 @@ def new_smoother(cfg: Config, labels: tuple[str, ...]) -> Smoother:
     """The smoother for the configured `[smoothing]` and the model's `top_k`/`threshold`."""
     s, m = cfg.smoothing, cfg.model
     return Smoother(labels, mode=s.mode, frames=s.frames, top_k=m.top_k, threshold=m.threshold,
-                    heartbeat_s=s.heartbeat_s)  # fmt: skip
+                    hysteresis=s.hysteresis, min_dwell_s=s.min_dwell_s, heartbeat_s=s.heartbeat_s)  # fmt: skip
 
 
 class Service:
@@ -89,18 +81,19 @@ class Service:
         self._reload = False
         self._dead_thread: str | None = None
         self.clf: Classifier | None = None
+        self.models: list[Classifier] = []  # one per worker; models[0] is self.clf
+        self.frames: FrameFlow | None = None
         self.publisher: Publisher | None = None
         self.camera: Camera | None = None
         self.smoother: Smoother | None = None
-        self.http = HttpServer(config.http, token=config.http_token, snapshot=self._snapshot,
-                               max_rate=config.camera.max_rate)  # the live page and /metrics: `[http]`
-        self._last_payload: dict | None = None  # the last classification published, for /api/state
         self.classified = 0
         self.errors = 0  # frames whose inference failed
         self._failing = 0  # consecutive failed frames
-        self._started = time.monotonic()
-        self._last_ms = 0.0  # the last frame's inference time, repeated by heartbeats
-        self._camera_up: bool | None = None  # last camera state reported on .../event
+        self.reporter: Reporter | None = None
+        self.http = HttpServer(config.http, token=config.http_token, snapshot=self._snapshot,
+                               max_rate=config.camera.max_rate)  # the live page and /metrics: `[http]`
+        self._started, self._started_wall = time.monotonic(), time.time()
+        self._window = StatsWindow(self._started)  # the current stats interval (replaced by the loop)
 
     # -- control (thread-safe) -------------------------------------------------------------------------------------
 
@@ -128,17 +121,22 @@ class Service:
         cfg = self.config
         restore = process_hooks.install(self._on_stop_signal, self.request_reload, self._on_thread_death)
         try:
-            self.clf = open_model(cfg)
+            self.models = open_models(lambda: open_model(cfg), cfg.model.workers)
+            self.clf = self.models[0]
             spec = self.clf.spec
             self.smoother = new_smoother(cfg, spec.labels)
             self.publisher = Publisher(cfg.mqtt, cfg.homeassistant, password=cfg.password, model=spec.name,
-                                       device=spec.device)  # fmt: skip
+                                       device=spec.device, labels=spec.labels)  # fmt: skip
+            self.reporter = Reporter(self.publisher, model=spec.name, label_topic=cfg.mqtt.label_topic)
             self.publisher.start()
-            self.camera = Camera(cfg.camera).start()
+            self.camera = Camera(cfg.camera, size_hint=(spec.input.width, spec.input.height))
+            self.frames = FrameFlow(self.camera, *flow_args(self.models), max_rate=cfg.camera.max_rate)
+            self.frames.on_take = self.http.tap.taken  # the frames classified, for the live page
+            self.camera.start()
             self.http.start()
-            log.info("running: model %s (%d classes) on %s, camera %s, MQTT %s:%d as %s/%s",
-                     spec.name, spec.num_classes, spec.device, self.camera.name, cfg.mqtt.host, cfg.mqtt.port,
-                     cfg.mqtt.topic_prefix, cfg.mqtt.device_id)  # fmt: skip
+            log.info("running: model %s (%d classes) on %s, %d workers x %d thread(s), camera %s, MQTT %s:%d as %s/%s",
+                     spec.name, spec.num_classes, spec.device, len(self.models), spec.threads, self.camera.name,
+                     cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.topic_prefix, cfg.mqtt.device_id)  # fmt: skip
             self.notifier.ready(f"running; model {spec.name} on {spec.device}; waiting for camera")
             self._loop()
             return EXIT_THREAD_DIED if self._dead_thread else 0
@@ -152,19 +150,23 @@ class Service:
     def _on_thread_death(self, name: str) -> None:
         self._dead_thread = name
 
+    def _close_models(self) -> None:
+        for clf in self.models:
+            clf.close()
+
     def _shutdown(self) -> None:
         if self.publisher is None:  # failed before anything ran: the caller reports the error
-            if self.clf is not None:
-                self.clf.close()
+            self._close_models()
             return
         self.notifier.stopping()
         t0 = time.monotonic()
         self.http.stop()
         if self.camera is not None:
             self.camera.close(timeout=1.0)
+        if self.frames is not None:
+            self.frames.close(timeout=1.0)  # results not published: the daemon is stopping
         self.publisher.stop(timeout=2.0)
-        if self.clf is not None:
-            self.clf.close()
+        self._close_models()
         self.notifier.close()
         log.info("stopped (shutdown took %.1f s)", time.monotonic() - t0)
 
@@ -172,54 +174,50 @@ class Service:
 
     def _loop(self) -> None:
         """Until stopped: take the newest frame when due, classify, publish; heartbeats, reloads, watchdog, stats."""
-        cfg, camera, publisher = self.config, self.camera, self.publisher
-        assert camera is not None and publisher is not None and self.smoother is not None
-        period = 1.0 / cfg.camera.max_rate if cfg.camera.max_rate > 0 else 0.0
+        cfg, camera, publisher, frames = self.config, self.camera, self.publisher, self.frames
+        assert camera is not None and publisher is not None and frames is not None and self.smoother is not None
         now = time.monotonic()
-        next_slot, next_stats = now, now + cfg.stats.interval_s
-        window = StatsWindow(now)
+        next_stats, quick = now + cfg.stats.interval_s, False
+        window = self._window = StatsWindow(now)
         watcher = ModelFileWatcher(cfg.model.watch_interval_s, file_signature(cfg.model.path), now)
         ping_every = self.notifier.watchdog_interval
         next_ping, pinged_at = now, -1
         while not self.stopping:
-            resting = bool(period) and next_slot > now  # classified recently; the next frame is not due yet
-            if resting:
-                self._stop.wait(min(next_slot - now, READ_TIMEOUT_S))
-                frame = None
-            else:
-                frame = camera.read(READ_TIMEOUT_S)
+            results = frames.poll(READ_TIMEOUT_S)
+            resting = frames.resting  # classified recently; the next frame is not due yet
             now = time.monotonic()
-            if frame is not None:
-                self._classify(frame.image, frame.captured_at, window)
-                next_slot = max(next_slot + period, now) if period else now
-            elif not resting and camera.stats.ended:
+            for result in results:
+                self._on_result(result, window)
+            if results:
+                pass
+            elif camera.stats.ended and frames.idle:
                 log.info("video file ended and camera.loop is false: stopping")
                 break
             elif (decision := self.smoother.heartbeat(now)) is not None:
-                self._publish(decision, self._last_ms, time.time())
+                self.reporter.publish(decision, wall_time(self.smoother.changed_at))
             if self._dead_thread or not publisher.network_alive:
                 self._dead_thread = self._dead_thread or "MQTT network"
                 log.error("the %s thread is dead: exiting with status %d", self._dead_thread, EXIT_THREAD_DIED)
                 break
             publisher.tick(now)
             self._check_camera()
+            if publisher.take_reconnected():  # the broker may have lost every retained message: all again
+                self.reporter.resend()
+                next_stats, quick = now, True  # stats at once, and again soon with a real frame rate
             self._check_reload(watcher, now)
             if ping_every and now >= next_ping and (resting or self._progressing(pinged_at, now)):
                 self.notifier.watchdog()
                 next_ping, pinged_at = now + ping_every, self.classified
             if now >= next_stats:
                 self._publish_stats(window, now)
-                next_stats = now + cfg.stats.interval_s
+                interval = min(QUICK_STATS_S, cfg.stats.interval_s) if quick else cfg.stats.interval_s
+                next_stats, quick = now + interval, False
 
     def _check_camera(self) -> None:
-        """Report the camera coming and going on `.../event` (its thread logs it)."""
+        """Report the camera's state (retained) and its coming and going (events); its thread logs them."""
         cam = self.camera.stats
-        if cam.connected == self._camera_up or (self._camera_up is None and not cam.connected):
-            return
-        self._camera_up = cam.connected
-        event = contract.camera_event(cam.connected, source=self.camera.name, reconnects=cam.reconnects,
-                                      timestamp=time.time())  # fmt: skip
-        self.publisher.publish_event(event)
+        if cam.connected or cam.open_failures:  # unknown until the first open attempt ends
+            self.reporter.camera(cam.connected, source=self.camera.name, reconnects=cam.reconnects)
 
     def _check_reload(self, watcher: ModelFileWatcher, now: float) -> None:
         """Reload on SIGHUP, or when the model file changed and then stayed the same for one more poll."""
@@ -238,50 +236,46 @@ class Service:
         cam, c = self.camera.stats, self.config.camera
         return not cam.connected and now - cam.last_activity <= c.reconnect_max_s + c.timeout_s + 5.0
 
-    def _classify(self, image: np.ndarray, captured_at: float, window: StatsWindow) -> None:
-        try:
-            class_scores, ms = self.clf.timed_scores(image)
-        except EdgeError as e:
+    def _on_result(self, result: Result, window: StatsWindow) -> None:
+        """One frame's result, in frame order: count it, smooth it, publish what the smoother decides."""
+        if result.error is not None:
             self.errors += 1
             self._failing += 1
             if self._failing == 1:  # once per run of failures, not once per frame
-                log.error("classification failed (trying the next frames): %s", e)
+                log.error("classification failed (trying the next frames): %s", result.error)
             return
+        class_scores, ms, captured_at = result.scores[0], result.inference_ms[0], result.captured_at
         if self._failing:
             log.info("classification works again after %d failed frame(s)", self._failing)
             self._failing = 0
         self.classified += 1
         window.add_inference(ms)
-        self._last_ms = ms
-        self.http.tap.offer(image, class_scores, self.clf.spec.labels, ms)
+        self.http.tap.offer(result.frame, class_scores, self.clf.spec.labels, ms)
+        self.reporter.frame(self.classified, ms, wall_time(captured_at))
         decision = self.smoother.update(class_scores, time.monotonic())
         if decision is not None:
-            self._publish(decision, ms, time.time() - (time.monotonic() - captured_at))
-
-    def _publish(self, decision: Publish, inference_ms: float, timestamp: float) -> None:
-        payload = contract.classification_payload(decision.predictions, frame=self.classified,
-                                                  inference_ms=inference_ms, model=self.clf.spec.name,
-                                                  timestamp=timestamp)  # fmt: skip
-        self.publisher.publish_classification(payload)
-        self._last_payload = payload
-        if decision.reason == "change":
-            log.info("label: %s (%.2f)", payload["label"], payload["score"])
+            payload = self.reporter.publish(decision, wall_time(self.smoother.changed_at))
+            if decision.reason == "change":
+                log.info("label: %s (%.2f)", payload["label"], payload["score"])
 
     def _reload_model(self, why: str) -> None:
         old, path = self.clf, self.config.model.path
         try:
-            new = open_model(self.config)
+            models = open_models(lambda: open_model(self.config), self.config.model.workers)
         except EdgeError as e:
             log.error("model reload (%s) rejected, keeping %s: %s", why, old.spec.name, e)
             event = contract.model_reload_failed(reason=why, path=path, error=str(e), model=old.spec.name,
                                                  timestamp=time.time())  # fmt: skip
             self.publisher.publish_event(event)
             return
-        self.clf = new
-        old.close()
-        spec = new.spec
+        for result in self.frames.swap(*flow_args(models)):  # the old model's last frames, with its labels
+            self._on_result(result, self._window)
+        self._close_models()
+        self.models, self.clf = models, models[0]
+        spec = self.clf.spec
         self.smoother = new_smoother(self.config, spec.labels)
-        self.publisher.set_model(spec.name, spec.device)
+        self.reporter.model = spec.name
+        self.publisher.set_model(spec.name, spec.device, spec.labels)
         event = contract.model_reloaded(reason=why, path=path, model=spec.name, classes=spec.num_classes,
                                         device=spec.device, timestamp=time.time())  # fmt: skip
         self.publisher.publish_event(event)
@@ -289,17 +283,18 @@ class Service:
 
     def _snapshot(self) -> Snapshot:
         """The state the HTTP server shows, read from its threads (`edge.http_state.Snapshot`)."""
-        spec, pub = self.clf.spec, self.publisher
+        spec, pub, uptime = self.clf.spec, self.publisher, time.monotonic() - self._started
         return Snapshot(self.camera.stats, self.camera.name, pub.counters(), pub.connected, self.classified,
-                        self.errors, time.monotonic() - self._started, spec.name, spec.device, self._last_payload)
+                        self.errors, uptime, self._started_wall, spec.name, spec.device, self.reporter.state())
 
     def _publish_stats(self, window: StatsWindow, now: float) -> None:
         cam = self.camera.stats
         summary = window.summary(now, cam.captured, cam.dropped, self.classified)
         spec = self.clf.spec
-        payload = contract.stats_payload(summary, cam, self.publisher.counters(), classified=self.classified,
-                                         errors=self.errors, uptime_s=now - self._started, model=spec.name,
-                                         device=spec.device)  # fmt: skip
+        payload = contract.stats_payload(
+            summary, cam, self.publisher.counters(), classified=self.classified, errors=self.errors,
+            uptime_s=now - self._started, started_at=self._started_wall, model=spec.name, device=spec.device,
+        )  # fmt: skip
         self.publisher.publish_stats(payload)
         mqtt = "connected" if self.publisher.connected else "disconnected"
         self.notifier.status(

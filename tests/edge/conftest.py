@@ -222,3 +222,12 @@ def publisher_factory() -> Iterator[Callable[..., Publisher]]:
     yield make
     for pub in made:
         pub.stop(timeout=1.0)
+
+
+def classification(predictions=(), *, frame: int = 1, inference_ms: float = 1.0, model: str = "tiny",
+                   timestamp: float = 0.0, reason: str = "change") -> dict:  # fmt: skip
+    """A classification payload built by the contract (published_at = changed_at = timestamp)."""
+    from edge.mqtt_contract import classification_payload
+
+    return classification_payload(predictions, reason=reason, frame=frame, inference_ms=inference_ms, model=model,
+                                  timestamp=timestamp, published_at=timestamp, changed_at=timestamp)  # fmt: skip

@@ -166,7 +166,7 @@ def test_check_config_cli(tmp_path: Path, model: str) -> None:
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         f"edge-daemon: error: {bad}: mqtt.prot: unknown key; did you mean 'port'? valid keys here: host, port, "
-        "username, password_file, client_id, qos, keepalive, topic_prefix, device_id, queue_size, tls"
+        "username, password_file, client_id, qos, keepalive, topic_prefix, device_id, queue_size, label_topic, tls"
     ]
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from edge.commands import checked_config
-from edge.config import load_config, toml_value
+from edge.config import load_config, table_list, toml_value
 from edge.config_schema import Config, schema_fields
 from edge.errors import EdgeError
 from edge.service import Service
@@ -45,6 +45,9 @@ def _value(key: str, f: dataclasses.Field, tp: object) -> st.SearchStrategy:
         return st.one_of(st.booleans(), st.just("yes"))
     if base in (int, float):
         return _number(f, base is int)
+    if key.endswith(".box"):
+        corner = st.sampled_from([0, 0.25, 0.5, 10, 700, math.nan])
+        return st.one_of(st.lists(corner, min_size=4, max_size=4), st.just([0, 0, 1]), st.just("0,0,1,1"))
     if key == "camera.source":
         return st.sampled_from(["{clip}", "0", "/dev/video77", "rtsp://u:p@127.0.0.1:9/x", "missing.avi", "x\x00"])
     if key in ("mqtt.host",):
@@ -56,25 +59,35 @@ def _value(key: str, f: dataclasses.Field, tp: object) -> st.SearchStrategy:
     return TEXT
 
 
+def _table(name: str, cls: type) -> st.SearchStrategy:
+    fields = [(g, t) for g, t in schema_fields(cls) if not dataclasses.is_dataclass(t)]
+    return st.fixed_dictionaries({}, optional={g.name: _value(f"{name}.{g.name}", g, t) for g, t in fields})
+
+
 def _sections() -> st.SearchStrategy:
     tables = {}
     for f, tp in schema_fields(Config):
-        fields = [(g, t) for g, t in schema_fields(tp) if not dataclasses.is_dataclass(t)]
-        keys = {g.name: _value(f"{f.name}.{g.name}", g, t) for g, t in fields}
-        tables[f.name] = st.fixed_dictionaries({}, optional=keys)
+        if (item := table_list(tp)) is not None:  # [[regions]]: zero to two, names often valid and distinct
+            named = st.builds(lambda t, n: {"name": n, **t}, _table(f.name, item), st.sampled_from(["a", "b", "a/"]))
+            tables[f.name] = st.lists(st.one_of(named, _table(f.name, item)), max_size=2)
+        else:
+            tables[f.name] = _table(f.name, tp)
     return st.fixed_dictionaries({}, optional=tables)
 
 
 def _write(path: Path, sections: dict, names: dict[str, str]) -> None:
     lines = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
+    tables = [(f"[[{name}]]", t) for name, ts in sections.items() if isinstance(ts, list) for t in ts]
+    for header, values in [(f"[{n}]", v) for n, v in sections.items() if isinstance(v, dict)] + tables:
+        lines.append(header)
         for key, value in values.items():
             if isinstance(value, str):
                 value = value.format(**names) if "{" in value and value[1:-1] in names else value
             text = toml_value(value)
             if isinstance(value, float) and not math.isfinite(value):
                 text = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+            elif isinstance(value, list):
+                text = "[" + ", ".join("nan" if v != v else toml_value(v) for v in value) + "]"
             lines.append(f"{key} = {text}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -84,6 +97,8 @@ def _write(path: Path, sections: dict, names: dict[str, str]) -> None:
 @given(sections=_sections())
 def test_check_config_refuses_in_one_line_or_run_accepts(sections, demo_model, fm_clip, tmp_path) -> None:
     sections.setdefault("model", {}).setdefault("path", "{model}")
+    if sections.get("regions") == []:
+        del sections["regions"]
     sections.setdefault("mqtt", {}).setdefault("port", free_port())  # nothing listens: run must not care
     sections["model"]["watch"] = False
     path = tmp_path / "drawn.toml"

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge import mqtt_contract as contract
 from edge.camera import CameraStats
 from edge.config import config_from_dict, load_config
 from edge.config_docs import to_toml
@@ -20,6 +21,7 @@ from edge.errors import EdgeError
 from edge.http_listen import parse_listen
 from edge.http_overlay import BOX, Region, draw_overlay, view_size
 from edge.http_state import Snapshot, health, stale_after_s, state_payload
+from edge.postprocess import Prediction
 from tests.edge.conftest import CLI, REPO, write_config
 from tests.support.payload_schemas import validator
 
@@ -133,11 +135,13 @@ def test_loading_the_config_never_prints_the_token(tmp_path: Path, model: str) -
 
 
 def snap(connected: bool = True, classified: int = 10, errors: int = 0, ended: bool = False) -> Snapshot:
-    cam = CameraStats(captured=12, dropped=2, reconnects=1, connected=connected, ended=ended, last_activity=0.0)
+    cam = CameraStats(captured=12, dropped=2, reconnects=1, connected=connected, ended=ended, last_activity=0.0,
+                      open_failures=1)  # fmt: skip
     mqtt = {"mqtt_reconnects": 0, "queued": 1, "dropped": 0, "published": 7}
-    payload = {"label": "Bag", "index": 1, "score": 0.99, "top_k": [{"index": 1, "label": "Bag", "score": 0.99}],
-               "timestamp": "2026-01-02T03:04:05.678901Z", "frame": 10, "inference_ms": 1.2, "model": "m"}  # fmt: skip
-    return Snapshot(cam, "rtsp://u:***@cam/x", mqtt, False, classified, errors, 30.0, "m", "cpu", payload)
+    payload = contract.classification_payload([Prediction(1, "Bag", 0.99)], reason="change", frame=10,
+                                              inference_ms=1.2, model="m", timestamp=1.8e9, published_at=1.8e9,
+                                              changed_at=1.8e9)  # fmt: skip
+    return Snapshot(cam, "rtsp://u:***@cam/x", mqtt, False, classified, errors, 30.0, 1.8e9, "m", "cpu", payload)
 
 
 @pytest.mark.parametrize(
@@ -167,9 +171,9 @@ def test_state_is_the_mqtt_state() -> None:
     assert not list(validator("stats").iter_errors(state["stats"]))
     assert not list(validator("classification").iter_errors(state["classification"]))
     assert state["stats"]["frames_classified"] == 10 and state["stats"]["fps_classified"] == 9.5
-    assert state["camera"] == {"source": "rtsp://u:***@cam/x", "connected": True} and state["mqtt"] == {
-        "connected": False
-    }
+    assert state["availability"] == "online" and state["camera"] == "online"
+    assert state["daemon"] == {"camera_source": "rtsp://u:***@cam/x", "mqtt_connected": False}
+    assert state_payload(snap(connected=False), window)["camera"] == "offline"
     json.dumps(state)  # plain JSON
 
 
@@ -189,3 +193,9 @@ def test_overlay_draws_the_verdict_and_region_boxes(fm_segments) -> None:
     assert view_size(1920, 1080) == (960, 540) and view_size(640, 480) == (640, 480)
     gray = draw_overlay(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), None, 0.0, 0.0)
     assert gray.shape == (360, 480, 3)
+    # a frame decoded at half size, a box given as fractions of the full frame: drawn where it belongs
+    half = cv2.resize(frame, (160, 120))
+    view = draw_overlay(half, "Bag", 0.9, 1.0, [Region((0.5, 0.5, 0.25, 0.25), "x", 0.5)], frame_size=(320, 240))
+    assert view.shape == (360, 480, 3)
+    left = view[int(360 * 0.625), int(480 * 0.5) - 2 : int(480 * 0.5) + 3].astype(int)  # the box's left side
+    assert (np.abs(left - BOX).sum(axis=1) < 60).any()

@@ -140,8 +140,10 @@ def test_api_state_is_the_mqtt_state(mosquitto, subscriber_factory, daemon_facto
     mqtt_stats = next(m.json() for m in stats if m.topic.endswith("/stats"))
     assert set(state["stats"]) == set(mqtt_stats)
     assert not list(validator("stats").iter_errors(state["stats"]))
-    assert state["stats"]["fps_classified"] > 0 and state["camera"]["connected"] is True
-    assert state["mqtt"] == {"connected": True}
+    assert state["stats"]["fps_classified"] > 0 and state["camera"] == "online" and state["availability"] == "online"
+    camera = sub.wait_for(lambda ms: any(m.topic.endswith("/camera") for m in ms), 10)
+    assert state["camera"] == next(m.text for m in camera if m.topic.endswith("/camera"))  # the retained state
+    assert state["daemon"]["mqtt_connected"] is True
     snapshot = get(port, f"/snapshot.jpg?raw=1&token={TOKEN}")
     assert snapshot.status == 200 and cv2.imdecode(np.frombuffer(snapshot.body, np.uint8), 1).shape == (240, 320, 3)
     d.stop(signal.SIGTERM)

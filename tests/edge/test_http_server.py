@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.camera import CameraStats
+from edge.camera import CameraStats, Frame
 from edge.config_schema import HttpConfig, Secret
 from edge.errors import EdgeError
 from edge.http_routes import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, WRITE_TIMEOUT_S
@@ -39,9 +39,10 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def snapshot(classified: int = 5) -> Snapshot:
-    cam = CameraStats(captured=10, dropped=2, reconnects=1, connected=True, ended=False, last_activity=0.0)
+    cam = CameraStats(captured=10, dropped=2, reconnects=1, connected=True, ended=False, last_activity=0.0,
+                      open_failures=0)  # fmt: skip
     mqtt = {"mqtt_reconnects": 3, "queued": 4, "dropped": 5, "published": 6}
-    return Snapshot(cam, "/dev/video0", mqtt, True, classified, 0, 12.5, "demo_model", "cpu", None)
+    return Snapshot(cam, "/dev/video0", mqtt, True, classified, 0, 12.5, time.time() - 12.5, "demo_model", "cpu", None)
 
 
 class Feeder:
@@ -53,10 +54,16 @@ class Feeder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def offer(self, i: int) -> None:
-        t0 = time.perf_counter()
+    def offer(self, i: int, jpeg: bool = False) -> None:
+        """Frame i as the loop hands it over: taken from the camera (decoded pixels, or a JPEG camera's bytes),
+        then its result."""
         k = i % len(self.frames)
-        self.server.tap.offer(self.frames[k], self.scores[k], self.labels, 1.5)
+        image = self.frames[k]
+        frame = Frame(i + 1, time.monotonic(), jpeg=np.frombuffer(cv2.imencode(".jpg", image)[1], np.uint8)) if jpeg \
+            else Frame(i + 1, time.monotonic(), pixels=image)  # fmt: skip
+        t0 = time.perf_counter()
+        self.server.tap.taken(frame)
+        self.server.tap.offer(frame.seq, self.scores[k], self.labels, 1.5)
         self.offer_s.append(time.perf_counter() - t0)
 
     def run(self, fps: float) -> Feeder:
@@ -337,9 +344,37 @@ def test_off_by_default_costs_nothing(verdicts) -> None:
     frames, scores, labels = verdicts
     server = HttpServer(HttpConfig(), token=None, snapshot=snapshot).start()
     assert server.where is None and server.metrics is None
-    server.tap.offer(frames[0], scores[0], labels, 1.0)
-    assert server.tap.seq == 0 and server.tap.jpeg() is None
-    server.stop()
+    server.tap.taken(Frame(1, 0.0, pixels=frames[0]))
+    server.tap.offer(1, scores[0], labels, 1.0)
+    assert server.tap.seq == 0 and server.tap.jpeg() is None and not server.tap._taken
+
+
+def test_a_jpeg_camera_frame_is_served_as_it_came(serve, verdicts) -> None:
+    frames, _, _ = verdicts
+    server, feeder = serve()
+    feeder.offer(0, jpeg=True)
+    camera_jpeg = cv2.imencode(".jpg", frames[0])[1].tobytes()
+    raw = get(server.where.port, "/snapshot.jpg?raw=1")
+    assert raw.body == camera_jpeg and server.tap.encoded == 0  # the camera's own bytes: nothing encoded
+    overlay = get(server.where.port, "/snapshot.jpg")
+    picture = cv2.imdecode(np.frombuffer(overlay.body, np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape[1] == max(480, min(frames[0].shape[1], 960)) and server.tap.encoded == 1
+
+
+def test_results_find_their_frames_in_flight(serve, verdicts) -> None:
+    """With several workers, frames are taken before earlier ones are classified; a failed one never comes."""
+    frames, scores, labels = verdicts
+    server, _ = serve()
+    tap = server.tap
+    for seq in (1, 2, 3, 4):
+        tap.taken(Frame(seq, 0.0, pixels=frames[seq % len(frames)]))
+    tap.offer(1, scores[0], labels, 1.0)
+    assert tap.seq == 1 and tap._latest.frame.pixels is frames[1]
+    tap.offer(3, scores[0], labels, 1.0)  # frame 2 failed (no result): dropped, not kept
+    assert tap.seq == 3 and list(tap._taken) == [4]
+    for seq in range(5, 100):
+        tap.taken(Frame(seq, 0.0, pixels=frames[0]))  # results that never come: bounded
+    assert len(tap._taken) <= 16
 
 
 def test_ipv6_loopback(verdicts) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.mqtt_contract import classification_payload, iso_utc, topics
+from edge.mqtt_contract import camera_state, classification_payload, iso_utc, label_text, topics
 from edge.postprocess import Prediction
 
 
@@ -18,9 +18,11 @@ from edge.postprocess import Prediction
 )
 def test_topics(prefix: str, device_id: str, base: str) -> None:
     t = topics(prefix, device_id)
-    assert (t.availability, t.classification, t.stats, t.event) == (
+    assert (t.availability, t.camera, t.classification, t.label, t.stats, t.event) == (
         f"{base}/availability",
+        f"{base}/camera",
         f"{base}/classification",
+        f"{base}/label",
         f"{base}/stats",
         f"{base}/event",
     )
@@ -40,13 +42,17 @@ def test_iso_utc(timestamp: float, text: str) -> None:
 
 def test_classification_payload() -> None:
     preds = (Prediction(1, "dog", 0.912345), Prediction(0, "cat", 0.05))
-    payload = classification_payload(preds, frame=42, inference_ms=3.14159, model="tiny", timestamp=0.25)
+    payload = classification_payload(preds, reason="change", frame=42, inference_ms=3.14159, model="tiny",
+                                     timestamp=0.25, published_at=1.5, changed_at=0.25)  # fmt: skip
     assert payload == {
         "label": "dog",
         "index": 1,
         "score": 0.9123,
         "top_k": [{"index": 1, "label": "dog", "score": 0.9123}, {"index": 0, "label": "cat", "score": 0.05}],
+        "reason": "change",
         "timestamp": "1970-01-01T00:00:00.250000Z",
+        "published_at": "1970-01-01T00:00:01.500000Z",
+        "changed_at": "1970-01-01T00:00:00.250000Z",
         "frame": 42,
         "inference_ms": 3.14,
         "model": "tiny",
@@ -55,8 +61,18 @@ def test_classification_payload() -> None:
 
 
 def test_classification_payload_without_predictions() -> None:
-    payload = classification_payload((), frame=0, inference_ms=1.0, model="m", timestamp=0.0)
+    payload = classification_payload((), reason="heartbeat", frame=0, inference_ms=1.0, model="m", timestamp=0.0,
+                                     published_at=0.0, changed_at=None)  # fmt: skip
     assert (payload["label"], payload["index"], payload["score"], payload["top_k"]) == (None, None, 0.0, [])
+    assert payload["changed_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("predictions", "text"), [((Prediction(3, "tabby cat", 0.4),), "tabby cat"), ((), "none")]
+)
+def test_plain_label_and_camera_state(predictions, text) -> None:
+    assert label_text(predictions) == text
+    assert (camera_state(True), camera_state(False)) == ("online", "offline")
 
 
 def _readme_mqtt_section() -> str:
@@ -70,12 +86,13 @@ def test_readme_examples_match_the_contract() -> None:
     section = _readme_mqtt_section()
     blocks = re.findall(r"```json\n(.*?)```", section, re.S)
     example = json.loads(blocks[0])
-    real = classification_payload((Prediction(0, "a", 0.5),), frame=1, inference_ms=1.0, model="m", timestamp=0)
+    real = classification_payload((Prediction(0, "a", 0.5),), reason="change", frame=1, inference_ms=1.0,
+                                  model="m", timestamp=0, published_at=0, changed_at=0)  # fmt: skip
     assert set(example) == set(real)
     assert {k for item in example["top_k"] for k in item} == set(real["top_k"][0])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", example["timestamp"])
     stats = json.loads(blocks[1])
-    assert {"mqtt_reconnects", "queued", "dropped", "published", "fps_classified", "uptime_s"} <= set(stats)
+    assert {"mqtt_reconnects", "queued", "dropped", "published", "fps_classified", "started_at"} <= set(stats)
     t = topics("edge", "<id>")
-    for topic in (t.availability, t.classification, t.stats, t.event):
+    for topic in (t.availability, t.camera, t.classification, t.label, t.stats, t.event):
         assert f"`{topic}`" in section

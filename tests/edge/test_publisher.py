@@ -19,10 +19,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.config_schema import HomeAssistantConfig
 from edge.errors import EdgeError
 from edge.ha_discovery import SENSOR_KEYS
-from edge.mqtt_contract import classification_payload, topics
+from edge.mqtt_contract import topics
 from edge.postprocess import Prediction
 from edge.publisher import DISCOVERY_MIN_INTERVAL_S, Publisher
-from tests.edge.conftest import mqtt_section
+from tests.edge.conftest import classification, mqtt_section
 from tests.support.mosquitto import MOSQUITTO_SUB, Mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,9 +54,7 @@ def test_messages_match_the_contract(mosquitto, subscriber_factory, publisher_fa
     live = subscriber_factory(mosquitto, ["edge/#"])
     pub = publisher_factory(mosquitto)
     wait_until(lambda: pub.connected, what="connected")
-    payload = classification_payload(
-        (Prediction(1, "dog", 0.9), Prediction(0, "cat", 0.07)), frame=3, inference_ms=4.2, model="tiny", timestamp=1.5
-    )
+    payload = classification((Prediction(1, "dog", 0.9), Prediction(0, "cat", 0.07)), frame=3, timestamp=1.5)
     pub.publish_classification(payload)
     stats = {"fps_classified": 5.0, "uptime_s": 1.0, **pub.counters()}
     pub.publish_stats(stats)
@@ -224,29 +222,45 @@ def test_unloadable_tls_files_are_one_line_errors() -> None:
 
 
 def test_home_assistant_discovery_resent_when_ha_comes_online(mosquitto, subscriber_factory, publisher_factory) -> None:
-    sub = subscriber_factory(mosquitto, ["homeassistant/sensor/#"])
+    sub = subscriber_factory(mosquitto, ["homeassistant/+/+/config"])
+    configs = lambda: [m for m in sub.received() if m.payload]  # noqa: E731  (an empty one retires an entity)
     pub = publisher_factory(mosquitto, model="tiny", device="cpu")
     n = len(SENSOR_KEYS)
-    sub.wait_for(lambda ms: len(ms) == n)
-    first = {m.topic: m.json() for m in sub.received()}
+    sub.wait_for(lambda ms: len(configs()) == n)
+    first = {m.topic: m.json() for m in configs()}
     assert all(c["device"]["model"] == "tiny" for c in first.values())
-    assert "homeassistant/sensor/pi1_label/config" in first
+    assert {"homeassistant/sensor/pi1_label/config", "homeassistant/binary_sensor/pi1_camera/config"} <= set(first)
+    retired = sub.wait_for(lambda ms: any(not m.payload for m in ms))
+    assert [m.topic for m in retired if not m.payload] == ["homeassistant/sensor/pi1_uptime/config"]  # cleared
 
     publish_once(mosquitto, "homeassistant/status", "offline")
     publish_once(mosquitto, "homeassistant/status", "online")  # Home Assistant restarted (soon after our connect)
     time.sleep(0.5)
-    assert len(sub.received()) == n  # at most one discovery per DISCOVERY_MIN_INTERVAL_S: due, not yet sent
+    assert len(configs()) == n  # at most one discovery per DISCOVERY_MIN_INTERVAL_S: due, not yet sent
     pub.tick(time.monotonic() + DISCOVERY_MIN_INTERVAL_S)  # the daemon's loop calls tick() all the time
-    sub.wait_for(lambda ms: len(ms) == 2 * n)
-    assert {m.topic for m in sub.received()[n:]} == set(first)
+    sub.wait_for(lambda ms: len(configs()) == 2 * n)
+    assert {m.topic for m in configs()[n:]} == set(first)
 
-    pub.set_model("bigger", "edgetpu")  # after a reload: device model/hw updated
-    msgs = sub.wait_for(lambda ms: len(ms) == 3 * n)
-    assert {(m.json()["device"]["model"], m.json()["device"]["hw_version"]) for m in msgs[2 * n :]} == {
+    pub.set_model("bigger", "edgetpu", ("x", "y"))  # after a reload: device model/hw and the label options
+    sub.wait_for(lambda ms: len(configs()) == 3 * n)
+    assert {(m.json()["device"]["model"], m.json()["device"]["hw_version"]) for m in configs()[2 * n :]} == {
         ("bigger", "edgetpu")
     }
-    late = subscriber_factory(mosquitto, ["homeassistant/sensor/#"])  # configs are retained
-    assert all(m.retain for m in late.wait_for(lambda ms: len(ms) == n))
+    assert next(m.json()["options"] for m in configs()[2 * n :] if m.topic.endswith("_label/config")) == [
+        "x", "y", "none"]  # fmt: skip
+    late = subscriber_factory(mosquitto, ["homeassistant/+/+/config"])  # configs are retained, the retired one gone
+    assert all(m.retain and m.payload for m in late.wait_for(lambda ms: len(ms) == n))
+
+
+def test_camera_and_label_topics_are_retained_text(mosquitto, subscriber_factory, publisher_factory) -> None:
+    pub = publisher_factory(mosquitto)
+    wait_until(lambda: pub.connected and pub.take_reconnected(), what="connected, once")
+    assert not pub.take_reconnected()  # once per connect
+    pub.publish_camera("offline")
+    pub.publish_label("tabby cat")
+    late = subscriber_factory(mosquitto, [T.camera, T.label])
+    got = {m.topic: (m.text, m.retain) for m in late.wait_for(lambda ms: len(ms) == 2)}
+    assert got == {T.camera: ("offline", True), T.label: ("tabby cat", True)}
 
 
 def test_discovery_can_be_disabled(mosquitto, subscriber_factory, publisher_factory) -> None:
@@ -263,7 +277,7 @@ def test_received_by_mosquitto_sub(mosquitto, publisher_factory) -> None:
     if not os.access(MOSQUITTO_SUB, os.X_OK):
         pytest.skip("mosquitto_sub not installed (apt-get install mosquitto-clients)")
     pub = publisher_factory(mosquitto)
-    payload = classification_payload((Prediction(2, "bird", 0.75),), frame=11, inference_ms=2.0, model="tiny",
+    payload = classification((Prediction(2, "bird", 0.75),), frame=11, inference_ms=2.0, model="tiny",
                                      timestamp=0.0)  # fmt: skip
     pub.publish_classification(payload)
     wait_until(lambda: pub.counters()["published"] == 1, what="acknowledged")

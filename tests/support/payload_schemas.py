@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "edge" / "schemas"
-KINDS = ("classification", "stats", "event")  # topic suffix = schema name; availability is plain text
+KINDS = ("classification", "stats", "event")  # topic suffix = schema name; availability/camera/label: text
 
 
 @cache
@@ -28,8 +28,11 @@ def check_message(topic: str, payload: bytes) -> str | None:
     if topic.startswith("homeassistant/"):
         return None
     kind = topic.rsplit("/", 1)[-1]
-    if kind == "availability":
+    if kind in ("availability", "camera"):
         assert payload in (b"online", b"offline"), (topic, payload)
+        return kind
+    if kind == "label":  # plain text: a label or "none"
+        assert payload and b"\n" not in payload, (topic, payload)
         return kind
     assert kind in KINDS, f"unexpected topic {topic}"
     document = json.loads(payload)
