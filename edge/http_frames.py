@@ -49,7 +49,7 @@ class FrameTap:
     """The newest classified frame, its verdict and recent rates, shared between the classifier and viewers.
 
     Args:
-        active: False when no server runs: `offer()` then returns at once and keeps nothing.
+        active: False when no server runs: `taken()` and `offer()` then return at once and keep nothing.
         observe: called with each frame's inference time in seconds (the metrics' histogram).
     """
 
