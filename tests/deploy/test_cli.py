@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from deploy.cli import COMMANDS, build_parser, first_error, host_errors, read_reports, status_row, table
+from deploy.cli import COMMANDS, build_parser, status_row
+from deploy.playbooks import first_error, host_errors, read_reports, table
 from tests.support.mosquitto import free_port
 
 
@@ -70,7 +71,7 @@ def test_the_command_table_is_the_parser():
     """Every subcommand comes from COMMANDS (the shared shape of the three CLIs) and documents the exit status."""
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert list(sub.choices) == [c.name for c in COMMANDS] == ["model", "release", "status"]
+    assert list(sub.choices) == [c.name for c in COMMANDS] == ["model", "release", "status", "collect"]
     assert "exit status" in parser.format_help() and "rolled back" in parser.format_help()
 
 
