@@ -1,4 +1,4 @@
-"""`edge-deploy`: the common fleet operations without writing playbooks; drives `deploy/ansible/playbook.yml`.
+"""`edge-deploy`: the common fleet operations without writing playbooks; drives the playbooks in `deploy/ansible/`.
 
     edge-deploy model birds-v3.tflite --hosts inventory.ini       push a model everywhere (batches, health, rollback)
     edge-deploy release dist/edge_daemon-0.2.0-py3-none-any.whl --hosts inventory.ini    install/upgrade the daemon
