@@ -75,12 +75,16 @@ def _synthetic(i: int) -> np.ndarray:
     return np.dstack([b, g, r])
 
 
-def make_clip(path: Path, seconds: float, fps: int = UNPACED_FPS) -> dict[str, Any]:
-    """Write a 640x480 MJPG clip of `seconds` of 30 fps footage whose header says `fps` (kept when it exists)."""
+def make_clip(
+    path: Path, seconds: float, fps: int = UNPACED_FPS, size: tuple[int, int] = (WIDTH, HEIGHT)
+) -> dict[str, Any]:
+    """Write a MJPG clip (640x480 by default) of `seconds` of 30 fps footage whose header says `fps` (kept when
+    it exists)."""
+    width, height = size
     frames = max(2, int(seconds * CLIP_FPS))
     photos = _photos()
     source = "coral test photographs, panned" if photos else "SYNTHETIC pattern (../shared/data absent)"
-    info = {"path": str(path), "frames": frames, "fps": fps, "size": f"{WIDTH}x{HEIGHT}", "source": source}
+    info = {"path": str(path), "frames": frames, "fps": fps, "size": f"{width}x{height}", "source": source}
     cap = cv2.VideoCapture(str(path)) if path.exists() else None
     if cap is not None:
         n, header_fps = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), round(cap.get(cv2.CAP_PROP_FPS))
@@ -88,18 +92,18 @@ def make_clip(path: Path, seconds: float, fps: int = UNPACED_FPS) -> dict[str, A
         if n == frames and header_fps == fps:
             return info
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (WIDTH, HEIGHT))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"{path}: OpenCV cannot write MJPG AVI files")
     per_photo = 2 * CLIP_FPS
-    big = [cv2.resize(p, (WIDTH * 5 // 4, HEIGHT * 5 // 4), interpolation=cv2.INTER_AREA) for p in photos]
+    big = [cv2.resize(p, (width * 5 // 4, height * 5 // 4), interpolation=cv2.INTER_CUBIC) for p in photos]
     for i in range(frames):
         if big:
             img = big[(i // per_photo) % len(big)]
-            dx = (i % per_photo) * (img.shape[1] - WIDTH) // per_photo
-            frame = np.ascontiguousarray(img[(img.shape[0] - HEIGHT) // 2 :][:HEIGHT, dx : dx + WIDTH])
+            dx = (i % per_photo) * (img.shape[1] - width) // per_photo
+            frame = np.ascontiguousarray(img[(img.shape[0] - height) // 2 :][:height, dx : dx + width])
         else:
-            frame = _synthetic(i)
+            frame = cv2.resize(_synthetic(i), (width, height))
         writer.write(frame)
     writer.release()
     return info
@@ -117,6 +121,39 @@ def decode_ms(path: Path, limit: int = 300) -> float:
     elapsed = time.perf_counter() - t0
     cap.release()
     return elapsed * 1000.0 / max(n, 1)
+
+
+def reduced_decode_ms(path: Path, need: tuple[int, int], limit: int = 200) -> tuple[float, int]:
+    """(mean ms, factor): decoding the clip's frames from their raw JPEG packets at the reduced size the daemon
+    uses for a model input of `need` (w, h); the ideal's decode."""
+    from edge.decode import decode_jpeg, frame_size, reduction
+
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    cap.set(cv2.CAP_PROP_FORMAT, -1)
+    packets = []
+    while len(packets) < limit:
+        ok, raw = cap.read()
+        if not ok:
+            break
+        packets.append(raw.reshape(-1).copy())
+    cap.release()
+    factor = reduction(frame_size(packets[0]), need)
+    t0 = time.perf_counter()
+    for p in packets:
+        decode_jpeg(p, factor)
+    return (time.perf_counter() - t0) * 1000.0 / len(packets), factor
+
+
+def export_revision(rev: str) -> Path:
+    """The daemon as it was at git revision `rev`, exported (once) under .cache/benchmarks/before-SHA."""
+    sha = subprocess.run(["git", "rev-parse", "--short=12", rev], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout.strip()  # fmt: skip
+    out = CACHE / f"before-{sha}"
+    if not (out / "edge" / "cli.py").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", sha, "edge"], cwd=REPO, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
 
 
 def resize_ms(size: tuple[int, int], repeats: int = 200) -> float:

@@ -2,8 +2,9 @@
 
 Read a frame, `cv2.resize`, invoke, `publish(...).wait_for_publish()` every frame, in one thread; frames are
 read in order (none dropped) and the clip loops; with `--fps` frames are read no faster than a camera
-would deliver them. It publishes the same classification payload to the same
-topic as the daemon so the same subscriber measures both. Run until SIGTERM:
+would deliver them, and with `--max-rate` only the frames due are classified (all are read and decoded). It
+publishes the same classification payload to the same topic as the daemon so the same subscriber measures
+both. Run until SIGTERM:
 `python -m benchmarks.naive --model M --video V --port P --prefix bench --device-id naive`.
 """
 
@@ -34,6 +35,7 @@ def main() -> int:
     p.add_argument("--prefix", default="edge")
     p.add_argument("--device-id", default="naive")
     p.add_argument("--fps", type=float, default=0.0, help="deliver frames like a camera at this rate (0: unpaced)")
+    p.add_argument("--max-rate", type=float, default=0.0, help="classify at most this often (0: every frame)")
     args = p.parse_args()
 
     stop = threading.Event()
@@ -51,7 +53,7 @@ def main() -> int:
     name = Path(args.model).stem
 
     cap = cv2.VideoCapture(args.video)
-    frame_no, next_at = 0, time.monotonic()
+    frame_no, next_at, next_slot = 0, time.monotonic(), time.monotonic()
     while not stop.is_set():
         if args.fps:  # a camera hands out the next frame only when it has been exposed
             next_at = max(next_at + 1.0 / args.fps, time.monotonic() - 1.0 / args.fps)
@@ -62,6 +64,10 @@ def main() -> int:
             cap = cv2.VideoCapture(args.video)
             continue
         captured = time.time()
+        if args.max_rate:  # the tutorial's rate limit: every frame is read (decoded), some are classified
+            if time.monotonic() < next_slot:
+                continue
+            next_slot = max(next_slot + 1.0 / args.max_rate, time.monotonic())
         frame_no += 1
         img = cv2.cvtColor(cv2.resize(frame, (width, height)), cv2.COLOR_BGR2RGB)
         if inp["dtype"] == np.int8:
@@ -77,8 +83,8 @@ def main() -> int:
             "label": str(index),
             "index": index,
             "score": score,
-            # the daemon's format (milliseconds), so both latencies carry the same truncation
-            "timestamp": datetime.fromtimestamp(captured, UTC).isoformat(timespec="milliseconds"),
+            # the daemon's precision (microseconds), so neither latency carries a truncation the other has not
+            "timestamp": datetime.fromtimestamp(captured, UTC).isoformat(timespec="microseconds"),
             "frame": frame_no,
             "inference_ms": ms,
             "model": name,

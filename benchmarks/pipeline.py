@@ -27,21 +27,25 @@ PYTHON = sys.executable
 
 
 def daemon_config(
-    model: str, clip: str, threads: int, port: int, prefix: str, device_id: str, realtime: bool = False
+    model: str, clip: str, threads: int, port: int, prefix: str, device_id: str, realtime: bool = False,
+    *, workers: int = 1, max_rate: float = 0.0,
 ) -> str:
     """The TOML config for `edge-daemon run`: every classified frame published; the clip as fast as the
-    classifier takes it (`realtime` False: no frame decoded in vain) or at its own frame rate like a camera."""
+    classifier takes it (`realtime` False: no frame decoded in vain) or at its own frame rate like a camera,
+    classified at most `max_rate` times a second. `workers` > 1 is left out for daemons that predate it."""
+    workers_line = f"workers = {workers}" if workers > 1 else ""
     return f"""
 [camera]
 source = "{clip}"
 loop = true
 realtime = {"true" if realtime else "false"}
-max_rate = 0.0
+max_rate = {max_rate}
 
 [model]
 path = "{model}"
 device = "cpu"
 threads = {threads}
+{workers_line}
 top_k = 3
 watch = false
 
@@ -69,12 +73,14 @@ def daemon_argv(config_path: str) -> list[str]:
 
 
 def naive_argv(
-    model: str, clip: str, threads: int, port: int, prefix: str, device_id: str, fps: float = 0.0
+    model: str, clip: str, threads: int, port: int, prefix: str, device_id: str, fps: float = 0.0,
+    max_rate: float = 0.0,
 ) -> list[str]:
     """The naive tutorial loop on the same inputs (`fps` > 0: frames delivered at a camera's rate)."""
     return [
         PYTHON, "-m", "benchmarks.naive", "--model", model, "--video", clip, "--threads", str(threads),
         "--port", str(port), "--prefix", prefix, "--device-id", device_id, "--fps", str(fps),
+        "--max-rate", str(max_rate),
     ]  # fmt: skip
 
 
@@ -104,7 +110,7 @@ def _stop(proc: subprocess.Popen[Any], timeout: float = 10.0) -> int | None:
 
 
 def _latency(receipts: list[list[Any]]) -> dict[str, float]:
-    ms = [(r - c) * 1000.0 for r, c, _ in receipts if c is not None]
+    ms = [(r[0] - r[1]) * 1000.0 for r in receipts if r[1] is not None]
     return {
         "p50": percentile(ms, 50),
         "p95": percentile(ms, 95),
@@ -135,6 +141,9 @@ def summarise(
     cpu = samples[-1].cpu_s - samples[0].cpu_s if len(samples) > 1 else math.nan
     frames_in_samples = sum(1 for r in steady if samples[0].t <= r[0] <= samples[-1].t) if len(samples) > 1 else 0
     rss = sorted(s.rss_kb for s in samples)
+    anon = sorted(s.anon_kb for s in samples)
+    main_cpu = samples[-1].main_cpu_s - samples[0].main_cpu_s if len(samples) > 1 else math.nan
+    invoke = [r[3] for r in steady if len(r) > 3 and isinstance(r[3], int | float)]
     stats = received["stats"][-1] if received["stats"] else {}
     return {
         "startup_s": first - launched,
@@ -147,7 +156,10 @@ def summarise(
         "rss_kb_first": samples[0].rss_kb if samples else math.nan,
         "rss_kb_last": samples[-1].rss_kb if samples else math.nan,
         "rss_growth_mb_per_h": slope_per_hour(samples),
+        "anon_kb": anon[len(anon) // 2] if anon else math.nan,
         "cpu_ms_per_frame": cpu * 1000.0 / frames_in_samples if frames_in_samples else math.nan,
+        "main_cpu_ms_per_frame": main_cpu * 1000.0 / frames_in_samples if frames_in_samples else math.nan,
+        "invoke_ms_mean": sum(invoke) / len(invoke) if invoke else math.nan,
         "cpu_cores": cpu / (samples[-1].t - samples[0].t) if len(samples) > 1 else math.nan,
         "other_load_cores": other_load(samples),
         "dropped_frames": stats.get("frames_dropped", _counter(stats, "frames", "dropped")),
@@ -168,6 +180,7 @@ def measure(
     warmup: float,
     start_timeout: float = 60.0,
     helpers: tuple[int, ...] = (),
+    cwd: Path = REPO,
 ) -> dict[str, Any]:
     """Launch `argv` (a publisher) and measure it for `seconds` after `warmup` from its first classification.
 
@@ -179,6 +192,7 @@ def measure(
         warmup: seconds after the first classification that are not counted.
         start_timeout: give up when no classification arrives within this many seconds of launch.
         helpers: pids whose CPU is part of the measurement (the broker), not contention.
+        cwd: where the publisher runs (another checkout of the daemon: the `before` runs).
 
     Raises:
         RuntimeError: the publisher or the subscriber failed (with the publisher's last log lines).
@@ -198,7 +212,7 @@ def measure(
                 raise RuntimeError("the benchmark subscriber did not subscribe within 15 s")
             with open(log_path, "wb") as log:
                 launched = time.time()
-                proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+                proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
             sampler = Sampler(proc.pid, helpers=(*helpers, sub.pid)).start()
             line = _read_line(sub, start_timeout)
             if line is None or not line.startswith("first "):

@@ -16,22 +16,30 @@ from dataclasses import dataclass
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def rss_kb(pid: int | str = "self") -> int:
-    """Resident set size of a process in KiB (VmRSS), 0 when it is gone."""
+def status_kb(pid: int | str = "self", key: str = "VmRSS") -> int:
+    """A KiB figure of /proc/PID/status (VmRSS: resident; RssAnon: its anonymous part, the heap and stacks
+    the process made, not the libraries and model files it maps), 0 when the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
     except (FileNotFoundError, ProcessLookupError):
         pass
     return 0
 
 
-def cpu_seconds(pid: int | str = "self") -> float:
-    """User + system CPU seconds a process has used (all its threads), 0.0 when it is gone."""
+def rss_kb(pid: int | str = "self") -> int:
+    """Resident set size of a process in KiB (VmRSS), 0 when it is gone."""
+    return status_kb(pid, "VmRSS")
+
+
+def cpu_seconds(pid: int | str = "self", tid: int | None = None) -> float:
+    """User + system CPU seconds a process has used (all its threads; with `tid` that thread alone: the main
+    thread's tid is the pid), 0.0 when it is gone."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
@@ -50,7 +58,8 @@ def machine_cpu() -> tuple[float, float]:
 @dataclass(frozen=True)
 class Sample:
     """One observation of a process: wall time, RSS (KiB), its CPU seconds, machine busy/total CPU seconds, and
-    `ours_s`: CPU seconds of the process plus the helpers of the measurement (subscriber, broker, this one)."""
+    `ours_s`: CPU seconds of the process plus the helpers of the measurement (subscriber, broker, this one);
+    `anon_kb`: its anonymous resident memory; `main_cpu_s`: its main thread's CPU seconds."""
 
     t: float
     rss_kb: int
@@ -58,6 +67,8 @@ class Sample:
     busy_s: float
     total_s: float
     ours_s: float
+    anon_kb: int = 0  # RssAnon
+    main_cpu_s: float = 0.0  # the main thread's CPU seconds
 
 
 class Sampler:
@@ -74,7 +85,8 @@ class Sampler:
     def sample(self) -> Sample:
         busy, total = machine_cpu()
         cpu = cpu_seconds(self.pid)
-        s = Sample(time.time(), rss_kb(self.pid), cpu, busy, total, cpu + sum(cpu_seconds(p) for p in self.helpers))
+        s = Sample(time.time(), rss_kb(self.pid), cpu, busy, total, cpu + sum(cpu_seconds(p) for p in self.helpers),
+                   status_kb(self.pid, "RssAnon"), cpu_seconds(self.pid, self.pid))  # fmt: skip
         if s.rss_kb:
             self.samples.append(s)
         return s

@@ -2,7 +2,7 @@
 
 `python -m benchmarks.subscriber --port P --topic 'bench/dev/#' --out FILE` prints `ready` once subscribed
 (and `first EPOCH` at the first classification with --announce-first), records until SIGTERM/SIGINT, then
-writes FILE as JSON: classification receipts `[receipt_epoch, capture_epoch, frame]`, every stats payload,
+writes FILE as JSON: classification receipts `[receipt_epoch, capture_epoch, frame, inference_ms]`, every stats payload,
 and counts per topic. Latency is receipt time minus the payload's capture `timestamp` (ISO 8601 UTC); both
 clocks are this machine's.
 """
@@ -60,7 +60,9 @@ class Recorder:
             payload["_received"] = now
             self.stats.append(payload)
         else:
-            self.classifications.append([now, capture_epoch(payload.get("timestamp")), payload.get("frame")])
+            self.classifications.append(
+                [now, capture_epoch(payload.get("timestamp")), payload.get("frame"), payload.get("inference_ms")]
+            )
             if self.announce_first and len(self.classifications) == 1:
                 print(f"first {now}", flush=True)
 

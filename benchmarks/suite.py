@@ -2,12 +2,14 @@
 
     python -m benchmarks.suite [--smoke] [--soak SECONDS] [--json OUT.json]   (from the repository root)
 
-For each model (small, large) and thread count (1, 2): the limit (bare invoke loop; `litert-benchmark` for
-reference), the pipeline (`edge-daemon run` on a 640x480 clip, publishing every classified frame to a real
-mosquitto), latency seen by a separate subscriber process, footprint (RSS vs the runtime-only floor, CPU per
-classified frame, start-up to the first classification received) and the naive tutorial loop on the same
-inputs; each once as fast as the clip decodes and once with frames delivered at a camera's 30 fps (latency
-under saturation is queueing; at a camera's rate it is the path's own). Then issue 2's classify-overhead check.
+For each model (small, large) and thread count T (1, 2): the limit (bare invoke loop; `litert-benchmark` for
+reference); the pipeline (`edge-daemon run` on a 640x480 MJPEG clip as fast as it classifies, publishing every
+classified frame to a real mosquitto) with one T-thread interpreter and, for T > 1, with T one-thread workers;
+the daemon of `--before REV` on the same configs; the naive tutorial loop; and camera-rate runs (640x480 and
+1280x720 MJPEG played at 30 fps, `max_rate = 5`) whose CPU is compared with the ideal (decoding only the
+classified frames at the reduced size, plus their invoke). Latency is seen by a separate subscriber process;
+footprint is RSS and anonymous memory, CPU per classified frame, the main thread's CPU beyond invoke, start-up.
+Every figure is printed with the CPU other processes used meanwhile. Then issue 2's classify-overhead check.
 `--soak SECONDS` instead runs the daemon alone for that long and reports RSS growth per hour, dropped frames
 and MQTT reconnects. `--smoke` runs everything in seconds (for CI: figures are checked for shape, not speed).
 """
@@ -40,12 +42,13 @@ class Settings(argparse.Namespace):
     reference_runs = 50
     overhead_runs = 100
     breakdown_frames = 300
+    before_dir = None
 
 
 def _smoke(s: argparse.Namespace) -> None:
     s.limit_s, s.pipeline_s, s.warmup_s, s.clip_s, s.reference_runs, s.overhead_runs = 0.5, 1.5, 0.5, 2.0, 5, 10
     s.breakdown_frames = 20
-    s.threads, s.roles = [1], ["small"]
+    s.threads, s.roles, s.camera_sizes = [2], ["small"], ["640x480"]  # 2 threads: the 2-worker run too
 
 
 def _broker() -> Any:
@@ -58,47 +61,68 @@ def _broker() -> Any:
 
 
 def _run_publisher(
-    kind: str, m: dict[str, str], threads: int, clip: dict[str, Any], broker: Any, s: Any, camera_fps: float = 0.0
+    kind: str, m: dict[str, str], threads: int, clip: dict[str, Any], broker: Any, s: Any, camera_fps: float = 0.0,
+    *, workers: int = 1, max_rate: float = 0.0,
 ) -> dict[str, Any]:
-    """`kind` (daemon | naive) on the clip; `camera_fps` > 0 delivers frames at a camera's rate."""
-    device_id = f"{kind}-{m['role']}-{threads}-{int(camera_fps)}-{os.getpid()}"
-    if kind == "daemon":  # camera runs play the clip at its header's rate; the others as fast as it goes
+    """`kind` (daemon | before | naive) on the clip; `camera_fps` > 0 delivers frames at a camera's rate.
+
+    `before` is the daemon of the `--before` revision (same config, run from its own export)."""
+    device_id = f"{kind}-{m['role']}-{threads}x{workers}-{int(camera_fps)}-{clip['size']}-{os.getpid()}"
+    cwd = s.before_dir if kind == "before" else inputs.REPO
+    if kind in ("daemon", "before"):  # camera runs play the clip at its header's rate; the others as fast as it goes
         cfg = Path(tempfile.mkdtemp(prefix="bench-cfg-")) / "config.toml"
-        text = pipeline.daemon_config(
-            m["path"], clip["path"], threads, broker.port, "bench", device_id, realtime=bool(camera_fps)
-        )
+        text = pipeline.daemon_config(m["path"], clip["path"], threads, broker.port, "bench", device_id,
+                                      realtime=bool(camera_fps), workers=workers, max_rate=max_rate)  # fmt: skip
         cfg.write_text(text)
         argv = pipeline.daemon_argv(str(cfg))
     else:
-        argv = pipeline.naive_argv(m["path"], clip["path"], threads, broker.port, "bench", device_id, camera_fps)
-    rate = f"{camera_fps:g} fps camera" if camera_fps else "as fast as it goes"
-    log.info("%s: %s, %d thread(s), %s, %.0f s", kind, m["role"], threads, rate, s.pipeline_s)
+        argv = pipeline.naive_argv(m["path"], clip["path"], threads, broker.port, "bench", device_id, camera_fps,
+                                   max_rate)  # fmt: skip
+    rate = f"{clip['size']} at {camera_fps:g} fps, max_rate {max_rate:g}" if camera_fps else "as fast as it goes"
+    log.info("%s: %s, %d thread(s) x %d worker(s), %s, %.0f s", kind, m["role"], threads, workers, rate, s.pipeline_s)
     try:
-        return pipeline.measure(
-            argv, broker.port, f"bench/{device_id}", seconds=s.pipeline_s, warmup=s.warmup_s, helpers=(broker.proc.pid,)
-        )
+        return pipeline.measure(argv, broker.port, f"bench/{device_id}", seconds=s.pipeline_s, warmup=s.warmup_s,
+                                helpers=(broker.proc.pid,), cwd=cwd)  # fmt: skip
     except RuntimeError as e:
         log.error("%s on %s failed: %s", kind, m["role"], e)
         return {"error": str(e)}
 
 
-def _clip(s: Any, fps: int) -> dict[str, Any]:
-    return inputs.make_clip(inputs.CACHE / f"clip_640x480_{int(s.clip_s)}s_{fps}fps.avi", s.clip_s, fps)
+def _clip(s: Any, fps: int, size: tuple[int, int] = (inputs.WIDTH, inputs.HEIGHT)) -> dict[str, Any]:
+    name = f"clip_{size[0]}x{size[1]}_{int(s.clip_s)}s_{fps}fps.avi"
+    return inputs.make_clip(inputs.CACHE / name, s.clip_s, fps, size)
+
+
+def _need(model: str) -> tuple[int, int]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    shape = Interpreter(model_path=model).get_input_details()[0]["shape"]
+    return int(shape[2]), int(shape[1])
 
 
 def _measure_model(m: dict[str, str], threads: int, clips: dict[str, Any], broker: Any, s: Any) -> dict[str, Any]:
     log.info("limit: %s, %d thread(s)", m["role"], threads)
-    run: dict[str, Any] = {"role": m["role"], "model": m["path"], "threads": threads}
+    run: dict[str, Any] = {"role": m["role"], "model": m["path"], "threads": threads, "max_rate": s.max_rate}
     run["limit"] = limit.run(m["path"], threads, s.limit_s)
     run["reference"] = None if s.no_reference else limit.reference(m["path"], threads, s.reference_runs)
+    run["decode_ms"], run["decode_factor"] = inputs.reduced_decode_ms(Path(clips["fast"]["path"]), _need(m["path"]))
     run["pipeline"] = _run_publisher("daemon", m, threads, clips["fast"], broker, s)
+    if threads > 1:  # the same cores as `threads` one-thread interpreters on parallel workers
+        run["pipeline_workers"] = _run_publisher("daemon", m, 1, clips["fast"], broker, s, workers=threads)
+    if s.before_dir:
+        run["before"] = _run_publisher("before", m, threads, clips["fast"], broker, s)
     run["naive"] = None if s.no_naive else _run_publisher("naive", m, threads, clips["fast"], broker, s)
     if s.camera_fps:
-        cam = clips["camera"]
-        run["pipeline_camera"] = _run_publisher("daemon", m, threads, cam, broker, s, s.camera_fps)
-        if not s.no_naive:
-            run["naive_camera"] = _run_publisher("naive", m, threads, cam, broker, s, s.camera_fps)
-    run["derived"] = report.derive(run, s.decode_ms)
+        run["camera"] = {}
+        for size in s.camera_sizes:
+            clip = clips[f"camera_{size}"]
+            ideal_ms, factor = inputs.reduced_decode_ms(Path(clip["path"]), _need(m["path"]))
+            cam = {"ideal_decode_ms": ideal_ms, "factor": factor}
+            kinds = ["daemon"] + (["before"] if s.before_dir else []) + ([] if s.no_naive else ["naive"])
+            for kind in kinds:
+                cam[kind] = _run_publisher(kind, m, threads, clip, broker, s, s.camera_fps, max_rate=s.max_rate)
+            run["camera"][size] = cam
+    run["derived"] = report.derive(run)
     run["targets"] = report.targets(run)
     return run
 
@@ -110,14 +134,17 @@ def run_suite(s: Any) -> dict[str, Any]:
     if not models:
         raise SystemExit(f"benchmarks: error: no model found (looked in {inputs.DATA}); give --small/--large")
     clips = {"fast": _clip(s, inputs.UNPACED_FPS)}
-    if s.camera_fps:
-        clips["camera"] = _clip(s, int(s.camera_fps))
+    for size in s.camera_sizes if s.camera_fps else ():
+        w, h = (int(v) for v in size.split("x"))
+        clips[f"camera_{size}"] = _clip(s, int(s.camera_fps), (w, h))
     s.decode_ms = inputs.decode_ms(Path(clips["fast"]["path"]))
+    s.before_dir = inputs.export_revision(s.before) if s.before else None
     result: dict[str, Any] = {
         "mode": "smoke" if s.smoke else "full",
         "machine": inputs.machine(),
         "settings": {
-            k: getattr(s, k) for k in ("limit_s", "pipeline_s", "warmup_s", "clip_s", "camera_fps", "threads")
+            k: getattr(s, k)
+            for k in ("limit_s", "pipeline_s", "warmup_s", "clip_s", "camera_fps", "threads", "max_rate", "before")
         },
         "clips": clips,
         "decode_ms": s.decode_ms,
@@ -129,7 +156,7 @@ def run_suite(s: Any) -> dict[str, Any]:
             for threads in s.threads:
                 result["runs"].append(_measure_model(m, threads, clips, broker, s))
         if s.camera_fps:
-            clip = Path(clips["camera"]["path"])
+            clip = Path(clips[f"camera_{s.camera_sizes[0]}"]["path"])
             log.info("breakdown: per-stage medians, 1 thread")
             result["breakdown"] = [
                 breakdown.measure(m["path"], clip, s.breakdown_frames, 1, broker.port) for m in models
@@ -180,6 +207,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also measure latency and CPU with frames delivered at this camera rate (default 30; 0: skip); "
         "the soak runs at it too (0: as fast as it goes)",
     )
+    p.add_argument("--camera-sizes", nargs="+", default=["640x480", "1280x720"], metavar="WxH",
+                   help="MJPEG clips the camera-rate runs play (default 640x480 1280x720)")  # fmt: skip
+    p.add_argument("--max-rate", type=float, default=5.0,
+                   help="camera.max_rate of the camera-rate runs (default 5; 0: classify every frame)")  # fmt: skip
+    p.add_argument("--before", metavar="REV",
+                   help="also run the daemon of this git revision (e.g. main) on the same configs: before/after in "
+                   "one run")  # fmt: skip
+    p.add_argument("--report", metavar="RESULT.json", help="print the tables of an earlier result; measure nothing")
     p.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     p.add_argument("--no-reference", action="store_true", help="skip litert-benchmark")
     p.add_argument("--no-overhead", action="store_true", help="skip issue 2's classify-overhead check")
@@ -205,7 +240,17 @@ def _clean(obj: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     s = parse_args(argv)
-    result = run_soak(s) if s.soak else run_suite(s)
+    if s.report:  # tables again from figures written before (derived figures and targets recomputed)
+        result = json.loads(Path(s.report).read_text())
+        for run in result["runs"]:
+            if "decode_ms" not in run:
+                fast = Path(result["clips"]["fast"]["path"])
+                run["decode_ms"], run["decode_factor"] = inputs.reduced_decode_ms(fast, _need(run["model"]))
+            run["derived"] = report.derive(run)
+            run["targets"] = report.targets(run)
+        s.json = s.json or s.report
+    else:
+        result = run_soak(s) if s.soak else run_suite(s)
     for m in result.get("models", []):
         print(f"{m['role']}: {m['path']} ({m['note']})")
     mach = result["machine"]

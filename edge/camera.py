@@ -1,11 +1,15 @@
-"""Camera frames from OpenCV on a grabber thread that keeps only the newest one.
+"""Camera frames on a grabber thread that keeps only the newest one, undecoded until someone takes it.
 
-Sources: a V4L2 index (`0`) or `/dev/videoN`, a video file, an `rtsp://` or `http://` (MJPEG) URL. The
-thread reads continuously; a frame the consumer has not taken when the next one arrives is dropped (and
-counted), never queued. A camera that is absent or lost is retried with exponential backoff; its loss and
-its return are logged once each. Video files are paced at their own frame rate (`realtime`) or read one
-frame ahead of the consumer, never dropping one (not `realtime`), and either loop or end.
-Every wait has a timeout and watches one stop event; `close()` is idempotent.
+Sources (`source_kind`): a V4L2 index (`0`) or `/dev/videoN`, a video file, an `rtsp://` or `http://` (MJPEG) URL
+(`edge.capture`), a Pi camera `csi:N` or any `exec:COMMAND` writing MJPEG (`edge.pipe_source`). The thread
+reads continuously; a frame the consumer has not taken when the next one arrives is dropped (and counted),
+never queued. Frames stay as cheap as the source allows: JPEG sources hand over the JPEG bytes (decoded by the
+consumer at the size it needs, `edge.decode`), other sources are converted to BGR only for a frame someone
+asked for (`take()` with nothing new asks the thread to retrieve the next one). A camera that is absent or
+lost (a child process that exits or hangs) is retried with exponential backoff; its loss and its return are
+logged once each. Video files are paced at their own frame rate (`realtime`) or read one frame ahead of the
+consumer, never dropping one (not `realtime`), and either loop or end. Every wait has a timeout and watches
+one stop event; `close()` is idempotent.
 """
 
 from __future__ import annotations
@@ -13,14 +17,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
+from edge.capture import OpenCvSource
+from edge.decode import decode_jpeg
 from edge.images import quiet_opencv
+from edge.pipe_source import PipeSource
+from edge.source_commands import command_for
 from edge.urls import redact_url
 
 if TYPE_CHECKING:
@@ -31,11 +38,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Frame:
-    """One captured frame: its sequence number (from 1), the BGR image and when it was captured (monotonic)."""
+    """One captured frame: its sequence number (from 1), when it was captured (monotonic), and its pixels:
+    `jpeg` (undecoded JPEG bytes) or `pixels` (a decoded BGR image), exactly one of them."""
 
     seq: int
-    image: np.ndarray
     captured_at: float
+    jpeg: np.ndarray | None = None
+    pixels: np.ndarray | None = None
+
+    @property
+    def image(self) -> np.ndarray | None:
+        """The frame as a full-size BGR image (decodes a JPEG frame; None when it does not decode)."""
+        return self.pixels if self.pixels is not None else decode_jpeg(self.jpeg)
 
 
 @dataclass(frozen=True)
@@ -52,37 +66,44 @@ class CameraStats:
 
 
 def source_kind(source: str) -> str:
-    """`v4l2`, `stream` (a URL) or `file` for a configured source string."""
+    """`v4l2`, `stream` (a URL), `csi` (a Pi camera), `exec` (a command writing MJPEG) or `file`."""
     if source.isdigit() or source.startswith("/dev/"):
         return "v4l2"
+    if source.startswith(("csi:", "exec:")):
+        return source.split(":", 1)[0]
     if "://" in source:
         return "stream"
     return "file"
 
 
 class Camera:
-    """A frame source with a newest-frame grabber thread. Use `start()`, `read()`, `close()` (or `with`).
+    """A frame source with a newest-frame grabber thread. Use `start()`, `take()`/`read()`, `close()` (or `with`).
 
     Args:
-        cfg: the ``[camera]`` section: `source` (V4L2 index or /dev/videoN, video file, rtsp:// or http:// URL),
-            `width`/`height` asked of a V4L2 camera (0: its default), `loop` (video files start again at the end;
-            else the camera `ended` after the last frame), `realtime` (video files play at their frame rate,
-            frames nobody took are dropped; false: the next frame is decoded only once the consumer has taken
-            the previous one), `reconnect_min_s`/`reconnect_max_s` (backoff bounds for reopening an absent or
-            lost source), `timeout_s` (open/read timeout for network streams).
+        cfg: the ``[camera]`` section: `source`, `width`/`height`/`frame_rate` asked of a V4L2 or CSI camera
+            (0: see `size_hint`, or the camera's default), `loop`, `realtime`, `reconnect_min_s`/`reconnect_max_s`
+            (backoff bounds for reopening an absent or lost source), `timeout_s` (open/read timeout of network
+            streams; silence that counts as a lost child process).
+        size_hint: (width, height) the frames are needed at: a V4L2 camera left at size 0 is asked for its mode
+            nearest to it.
+        on_frame: called (on the grabber thread) when a frame arrives that `take()` found missing.
     """
 
-    def __init__(self, cfg: CameraConfig) -> None:
+    def __init__(self, cfg: CameraConfig, *, size_hint: tuple[int, int] | None = None,
+                 on_frame: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.source, self.kind = str(cfg.source), source_kind(str(cfg.source))
         self.name = redact_url(self.source)  # what logs and events show
-        self.width, self.height, self.loop = cfg.width, cfg.height, cfg.loop
+        self.cfg, self.size_hint = cfg, size_hint
+        self.loop = cfg.loop
         self.paced_by_consumer = self.kind == "file" and not cfg.realtime
         self.reconnect_min_s, self.reconnect_max_s = cfg.reconnect_min_s, cfg.reconnect_max_s
-        self.timeout_s = cfg.timeout_s
+        self.on_frame = on_frame
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._latest: Frame | None = None
-        self._taken = 0  # seq of the last frame handed out by read()
+        self._seq = 0  # frames grabbed
+        self._taken = 0  # seq of the last frame handed out
+        self._wanted = False  # take() found nothing new: retrieve the next frame and call on_frame
         self._captured = self._dropped = self._reconnects = self._open_failures = 0
         self._connected = self._ended = False
         self._activity = time.monotonic()
@@ -98,20 +119,32 @@ class Camera:
             self._thread.start()
         return self
 
+    def take(self, since: float = float("-inf")) -> Frame | None:
+        """The newest frame not handed out before (and captured at `since` or later), without waiting; None if
+        there is none: then the next frame is retrieved and `on_frame` called when it is there."""
+        with self._cond:
+            latest = self._latest
+            if latest is None or latest.seq <= self._taken or latest.captured_at < since:
+                self._wanted = True
+                return None
+            self._taken, self._wanted = latest.seq, False
+            self._latest = None  # the consumer has it: the slot holds nothing decoded twice
+            self._cond.notify_all()  # a consumer-paced file reader waits for this to read the next frame
+            return latest
+
     def read(self, timeout: float) -> Frame | None:
         """The newest frame not handed out before, waiting at most `timeout` s; None if none came or stopped."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not self._stop.is_set() and (self._latest is None or self._latest.seq <= self._taken):
+            while not self._stop.is_set():
+                frame = self.take()
+                if frame is not None:
+                    return frame
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._ended:
                     return None
                 self._cond.wait(remaining)
-            if self._latest is None or self._latest.seq <= self._taken:
-                return None
-            self._taken = self._latest.seq
-            self._cond.notify_all()  # a consumer-paced file reader waits for this to decode the next frame
-            return self._latest
+        return None
 
     @property
     def stats(self) -> CameraStats:
@@ -136,26 +169,15 @@ class Camera:
 
     # -- grabber thread ----------------------------------------------------------------------------------------
 
-    def _open(self) -> Any:
-        """An opened cv2.VideoCapture, or None when the source cannot be opened now."""
-        ms = int(self.timeout_s * 1000)
-        if self.kind == "v4l2":
-            dev: int | str = int(self.source) if self.source.isdigit() else self.source
-            cap = cv2.VideoCapture(dev, cv2.CAP_V4L2)
-            if cap.isOpened():
-                cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-                if self.width and self.height:
-                    cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
-                    cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
-        elif self.kind == "stream":
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-            cap = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, params)
-        else:
-            cap = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG) if Path(self.source).is_file() else None
-        if cap is not None and not cap.isOpened():
-            cap.release()
-            cap = None
-        return cap
+    def _source(self) -> Any:
+        c = self.cfg
+        if self.kind in ("csi", "exec"):
+            def argv() -> list[str]:  # at every start: rpicam-vid may be installed meanwhile
+                return command_for(self.source, width=c.width, height=c.height, frame_rate=c.frame_rate)
+
+            return PipeSource(argv, self.name, timeout_s=c.timeout_s, stopping=self._stop.is_set)
+        return OpenCvSource(self.source, self.kind, width=c.width, height=c.height, frame_rate=c.frame_rate,
+                            timeout_s=c.timeout_s, size_hint=self.size_hint)  # fmt: skip
 
     def _set(self, **state: Any) -> None:
         with self._cond:
@@ -165,83 +187,101 @@ class Camera:
             self._cond.notify_all()
 
     def _run(self) -> None:
-        delay, lost, first = self.reconnect_min_s, False, True
+        delay, src = self.reconnect_min_s, self._source()
+        self._said, self._retrying = "", False  # a failure was logged since the last frame (or the start)
         while not self._stop.is_set():
             self._set()  # an open attempt counts as activity (the watchdog sees retries on schedule)
             try:
-                cap = self._open()
+                why = src.open()
             except Exception as e:  # cv2.error from a driver or a source it cannot parse: retried like absence
-                log.debug("camera %s: open failed: %s", self.name, e)
-                cap = None
-            if cap is None:
+                why = str(e)
+            outcome = "failed"
+            if why is None:
+                try:
+                    outcome = self._grab(src)
+                except Exception:  # never a silent, dead camera thread: log it and retry like a lost camera
+                    log.exception("camera %s: reading failed", self.name)
+                    outcome = "lost"
+                why = getattr(src, "failure", "") or ("no frame" if outcome == "failed" else "stream ended")
+            src.close()
+            if outcome == "failed":  # not opened, or no frame came before it failed
                 with self._cond:
                     self._open_failures += 1
-                if first or not lost:
-                    log.warning("camera %s: cannot open; retrying with backoff up to %.0f s",
-                                self.name, self.reconnect_max_s)  # fmt: skip
-                lost, first = True, False
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.reconnect_max_s)
-                continue
-            with self._cond:
-                self._connected = True
-                if lost:
-                    self._reconnects += 1
-            if lost or first:
-                log.info("camera %s: %s", self.name, "back" if lost else "opened")
-            first, lost, delay = False, False, self.reconnect_min_s
-            try:
-                outcome = self._grab(cap)
-            except Exception:  # never a silent, dead camera thread: log it and retry like a lost camera
-                log.exception("camera %s: reading failed", self.name)
-                outcome = "lost"
-            finally:
-                cap.release()
+            if self._connected:
+                delay = self.reconnect_min_s
                 self._set(connected=False)
+            if outcome == "stopped":
+                return
             if outcome == "ended":
                 log.info("camera %s: end of video file", self.name)
-                self._set(ended=True)
-                return
-            if outcome == "lost":
-                log.warning("camera %s: lost; retrying with backoff up to %.0f s", self.name, self.reconnect_max_s)
-                lost = True
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.reconnect_max_s)
+                return self._set(ended=True)
+            child_says = getattr(src, "failure", "")  # a child process's own reason: logged whenever it changes
+            if not self._retrying or (child_says and child_says != self._said):
+                what = "lost" if outcome == "lost" else "cannot open"
+                log.warning("camera %s: %s; retrying with backoff up to %g s (%s)",
+                            self.name, what, self.reconnect_max_s, why)  # fmt: skip
+                self._said, self._retrying = child_says, True
+            self._stop.wait(delay)
+            delay = min(delay * 2, self.reconnect_max_s)
 
-    def _grab(self, cap: Any) -> str:
-        """Read frames until the source fails; returns `lost`, `ended` or `stopped`."""
-        pace = 0.0
-        if self.kind == "file" and not self.paced_by_consumer:
-            fps = cap.get(cv2.CAP_PROP_FPS)
-            pace = 1.0 / fps if 0 < fps < 1000 else 1.0 / 25
-        next_at = time.monotonic()
+    def _up(self, src: Any) -> None:
+        """The first frame after an open: connected (a child that dies at once never is); after failures, back."""
+        with self._cond:
+            self._connected = True
+            if self._retrying:
+                self._reconnects += 1
+        log.info("camera %s: %s: %s", self.name, "back" if self._retrying else "opened", src.description)
+        self._said, self._retrying = "", False
+
+    def _grab(self, src: Any) -> str:
+        """Read frames until the source fails: `lost` (after frames), `failed` (before any), `ended`, `stopped`."""
+        pace = 1.0 / (src.fps or 25) if src.paced and not self.paced_by_consumer else 0.0
+        next_at, got = time.monotonic(), False
         while not self._stop.is_set():
             if self.paced_by_consumer and not self._wait_until_taken():
                 break
-            ok, image = cap.read()
-            if not ok or image is None:
-                if self.kind != "file":
-                    return "lost"
+            if not src.grab():
+                if self._stop.is_set():
+                    break
+                if not src.paced:
+                    return "lost" if got else "failed"
                 if not self.loop:
                     return "ended"
-                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                ok, image = cap.read()
-                if not ok or image is None:
-                    return "lost"
+                if not (src.rewind() and src.grab()):
+                    return "lost" if got else "failed"
+            if not got:
+                self._up(src)
+                got = True
             now = time.monotonic()
             with self._cond:
-                latest = self._latest
-                if latest is not None and latest.seq > self._taken:
-                    self._dropped += 1
-                seq = (latest.seq if latest else 0) + 1
-                self._latest = Frame(seq, image, now)
+                self._seq += 1
                 self._captured += 1
                 self._activity = now
-                self._cond.notify_all()
+                pending = self._latest is not None and self._latest.seq > self._taken  # retrieved, not yet taken
+                want = src.raw or self.paced_by_consumer or self._wanted or pending
+            jpeg, pixels = src.retrieve() if want else (None, None)
+            self._store(Frame(self._seq, now, jpeg, pixels) if jpeg is not None or pixels is not None else None)
             if pace:
                 next_at = max(next_at + pace, now - pace)
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
         return "stopped"
+
+    def _store(self, frame: Frame | None) -> None:
+        """Make `frame` the newest (None: a frame grabbed but not retrieved); count what it supersedes."""
+        call = None
+        with self._cond:
+            latest = self._latest
+            if latest is not None and latest.seq > self._taken:
+                self._dropped += 1
+            if frame is None:
+                self._dropped += 1  # grabbed, never retrieved: nobody asked for it
+                return
+            self._latest = frame
+            if self._wanted:
+                call, self._wanted = self.on_frame, False
+            self._cond.notify_all()
+        if call is not None:
+            call()
 
     def _wait_until_taken(self) -> bool:
         """Consumer-paced files: wait until the last frame was handed out; False when stopping."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 import socket
 from pathlib import Path
 
 from edge.config_schema import MQTT_STRING_BYTES, Config
 from edge.devices import parse_device
 from edge.errors import EdgeError
+from edge.source_commands import command_for
 from edge.tls import ssl_context
 from edge.urls import is_url
 
@@ -52,17 +54,31 @@ def default_device_id() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
 
 
+def command_source(src: str) -> str:
+    """A `csi:N` or `exec:COMMAND` source checked: the command can be built and its program exists."""
+    try:
+        argv = command_for(src)
+    except ValueError as e:
+        raise EdgeError(f"camera.source: {e}") from None
+    if src.startswith("exec:") and shutil.which(argv[0]) is None:
+        raise EdgeError(f"camera.source: exec: {argv[0]!r} is not an executable on PATH; give its full path")
+    return src
+
+
 def camera_source(source: str, base: Path) -> str:
-    """The source as the camera will open it: a V4L2 index or device, a URL, or an existing file (made absolute)."""
+    """The source as the camera will open it: a V4L2 index or device, a URL, a `csi:`/`exec:` command, or an
+    existing file (made absolute)."""
     src = source.strip()
     if src.isdigit() or src.startswith("/dev/") or is_url(src):
         return src
+    if src.startswith(("csi:", "exec:")):
+        return command_source(src)
     p = Path(src).expanduser()
     p = p if p.is_absolute() else base / p
     if not p.is_file():
         raise EdgeError(
-            f"camera.source: {p} is not a file; give a V4L2 index, /dev/videoN, an rtsp:// or http:// URL "
-            "or an existing video file"
+            f"camera.source: {p} is not a file; give a V4L2 index, /dev/videoN, an rtsp:// or http:// URL, "
+            "csi:N, exec:COMMAND or an existing video file"
         )
     return str(p)
 

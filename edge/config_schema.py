@@ -48,9 +48,21 @@ class Secret:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    source: str = _f("0", "V4L2 index (`0`), `/dev/videoN`, a video file, or an `rtsp://` / `http://` (MJPEG) URL")
-    width: int = _f(0, "capture width asked of the camera, pixels; 0 = the camera's default", min=0, max=16384)
-    height: int = _f(0, "capture height asked of the camera, pixels; 0 = the camera's default", min=0, max=16384)
+    source: str = _f(
+        "0",
+        "V4L2 index (`0`), `/dev/videoN`, a video file, an `rtsp://` / `http://` (MJPEG) URL, `csi:N` (a Pi camera "
+        "through `rpicam-vid`), or `exec:COMMAND` (any command writing MJPEG to stdout, run without a shell)",
+    )
+    width: int = _f(
+        0,
+        "capture width asked of a V4L2 or CSI camera, pixels; 0 = V4L2: the mode nearest the model's input, CSI: "
+        "rpicam-vid's default",
+        min=0,
+        max=16384,
+    )
+    height: int = _f(0, "capture height asked of a V4L2 or CSI camera, pixels; 0 = as for `width`", min=0, max=16384)
+    frame_rate: float = _f(0.0, "frames per second asked of a V4L2 or CSI camera; 0 = the camera's default",
+                           min=0, max=1000)  # fmt: skip
     max_rate: float = _f(0.0, "classifications per second at most; 0 = as fast as the model allows", min=0, max=1000)
     loop: bool = _f(True, "video files: start again at the end (true) or stop the daemon after the last frame")
     realtime: bool = _f(
@@ -72,7 +84,15 @@ class ModelConfig:
     path: str = _f("/var/lib/edge-daemon/model.tflite", "the .tflite classifier (labels embedded or `labels`)", path=1)
     labels: str | None = _f(None, "label file; default: the labels embedded in the model", path=1)
     device: str = _f("auto", "`auto`, `cpu`, or `edgetpu[:usb|:pci][:N]`")
-    threads: int = _f(2, "CPU interpreter threads", min=1, max=MAX_THREADS)
+    threads: int = _f(2, "CPU threads of each interpreter", min=1, max=MAX_THREADS)
+    workers: int = _f(
+        1,
+        "interpreters classifying frames in parallel, results published in frame order; more than 1 raises "
+        "throughput when frames come faster than one interpreter takes them (`workers = 2`, `threads = 1` on 2 "
+        "cores), at the cost of about one inference of latency and one more interpreter's memory each",
+        min=1,
+        max=MAX_THREADS,
+    )
     top_k: int = _f(3, "classes per classification message", min=1, max=100)
     threshold: float = _f(0.0, "minimum score for a class to count (and for `average` smoothing)", min=0, max=1)
     watch: bool = _f(True, "reload the model when its file changes (also on SIGHUP)")

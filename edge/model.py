@@ -162,7 +162,14 @@ class Classifier:
         Raises:
             EdgeError: inference failed, or a float model gave NaN or infinite scores.
         """
-        tensor = preprocess(image, self.spec.input)
+        return self.infer(preprocess(image, self.spec.input))
+
+    def infer(self, tensor: np.ndarray) -> tuple[np.ndarray, float]:
+        """All class scores in [0, 1] for a ready input tensor (`preprocess`), and the ms spent in invoke().
+
+        Raises:
+            EdgeError: inference failed, or a float model gave NaN or infinite scores.
+        """
         t0 = time.perf_counter()
         raw = self.run(tensor)
         ms = (time.perf_counter() - t0) * 1000.0

@@ -1,9 +1,11 @@
 """The publisher's bounded, ordered queue of QoS >= 1 messages and its accounting of paho's in-flight ones.
 
 Thread-safe, no I/O: the publisher puts messages in, takes them out while connected and below `inflight_max`,
-and hands each `paho.mqtt.client.MQTTMessageInfo` back with `track()`. When full, the OLDEST message is dropped
-(and counted). After a reconnect, paho re-sends its unacknowledged messages first, so nothing is taken until
-they are acknowledged: the broker sees messages in the order they were produced.
+and hands each `paho.mqtt.client.MQTTMessageInfo` back with `track()`. Acknowledged messages are forgotten
+when the in-flight bound is reached, while paho re-sends, and for the counters, not on every message. When
+full, the OLDEST message is dropped (and counted). After a reconnect, paho re-sends its unacknowledged
+messages first, so nothing is taken until they are acknowledged: the broker sees messages in the order they
+were produced.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class Outbox:
     def take(self, connected: bool) -> Message | None:
         """The next message to hand to paho, or None (disconnected, paho re-sending first, or enough in flight)."""
         with self._lock:
-            self._prune()
+            self._prune_if_needed()
             if not self._ready(connected):
                 return None
             return self._queue.popleft()
@@ -73,7 +75,7 @@ class Outbox:
     def more(self, connected: bool) -> bool:
         """True when `take()` would give a message now."""
         with self._lock:
-            self._prune()
+            self._prune_if_needed()
             return self._ready(connected)
 
     def connected(self) -> None:
@@ -95,6 +97,11 @@ class Outbox:
 
     def _ready(self, connected: bool) -> bool:
         return connected and not self._resend_first and bool(self._queue) and len(self._inflight) < self.inflight_max
+
+    def _prune_if_needed(self) -> None:
+        """Prune only when it can change the answer: the in-flight list is full, or paho is re-sending."""
+        if self._resend_first or len(self._inflight) >= self.inflight_max:
+            self._prune()
 
     def _prune(self) -> None:
         """Forget acknowledged messages (caller holds the lock); paho's refusals count as dropped."""

@@ -15,13 +15,12 @@ import os
 import threading
 import time
 
-import numpy as np
-
 from edge import mqtt_contract as contract
 from edge import process_hooks
 from edge.camera import Camera
 from edge.config import Config
 from edge.errors import EdgeError
+from edge.inference import FrameFlow, flow_args, open_models
 from edge.model import Classifier, load_model
 from edge.model_watch import ModelFileWatcher, Signature
 from edge.publisher import Publisher
@@ -29,6 +28,7 @@ from edge.reporter import Reporter
 from edge.sdnotify import Notifier
 from edge.smoothing import Smoother
 from edge.stats import StatsWindow
+from edge.workers import Result
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class Service:
         self._reload = False
         self._dead_thread: str | None = None
         self.clf: Classifier | None = None
+        self.models: list[Classifier] = []  # one per worker; models[0] is self.clf
+        self.frames: FrameFlow | None = None
         self.publisher: Publisher | None = None
         self.camera: Camera | None = None
         self.smoother: Smoother | None = None
@@ -103,6 +105,7 @@ class Service:
         self._failing = 0  # consecutive failed frames
         self.reporter: Reporter | None = None
         self._started, self._started_wall = time.monotonic(), time.time()
+        self._window = StatsWindow(self._started)  # the current stats interval (replaced by the loop)
 
     # -- control (thread-safe) -------------------------------------------------------------------------------------
 
@@ -130,17 +133,20 @@ class Service:
         cfg = self.config
         restore = process_hooks.install(self._on_stop_signal, self.request_reload, self._on_thread_death)
         try:
-            self.clf = open_model(cfg)
+            self.models = open_models(lambda: open_model(cfg), cfg.model.workers)
+            self.clf = self.models[0]
             spec = self.clf.spec
             self.smoother = new_smoother(cfg, spec.labels)
             self.publisher = Publisher(cfg.mqtt, cfg.homeassistant, password=cfg.password, model=spec.name,
                                        device=spec.device, labels=spec.labels)  # fmt: skip
             self.reporter = Reporter(self.publisher, model=spec.name, label_topic=cfg.mqtt.label_topic)
             self.publisher.start()
-            self.camera = Camera(cfg.camera).start()
-            log.info("running: model %s (%d classes) on %s, camera %s, MQTT %s:%d as %s/%s",
-                     spec.name, spec.num_classes, spec.device, self.camera.name, cfg.mqtt.host, cfg.mqtt.port,
-                     cfg.mqtt.topic_prefix, cfg.mqtt.device_id)  # fmt: skip
+            self.camera = Camera(cfg.camera, size_hint=(spec.input.width, spec.input.height))
+            self.frames = FrameFlow(self.camera, *flow_args(self.models), max_rate=cfg.camera.max_rate)
+            self.camera.start()
+            log.info("running: model %s (%d classes) on %s, %d workers x %d thread(s), camera %s, MQTT %s:%d as %s/%s",
+                     spec.name, spec.num_classes, spec.device, len(self.models), spec.threads, self.camera.name,
+                     cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.topic_prefix, cfg.mqtt.device_id)  # fmt: skip
             self.notifier.ready(f"running; model {spec.name} on {spec.device}; waiting for camera")
             self._loop()
             return EXIT_THREAD_DIED if self._dead_thread else 0
@@ -154,18 +160,22 @@ class Service:
     def _on_thread_death(self, name: str) -> None:
         self._dead_thread = name
 
+    def _close_models(self) -> None:
+        for clf in self.models:
+            clf.close()
+
     def _shutdown(self) -> None:
         if self.publisher is None:  # failed before anything ran: the caller reports the error
-            if self.clf is not None:
-                self.clf.close()
+            self._close_models()
             return
         self.notifier.stopping()
         t0 = time.monotonic()
         if self.camera is not None:
             self.camera.close(timeout=1.0)
+        if self.frames is not None:
+            self.frames.close(timeout=1.0)  # results not published: the daemon is stopping
         self.publisher.stop(timeout=2.0)
-        if self.clf is not None:
-            self.clf.close()
+        self._close_models()
         self.notifier.close()
         log.info("stopped (shutdown took %.1f s)", time.monotonic() - t0)
 
@@ -173,27 +183,23 @@ class Service:
 
     def _loop(self) -> None:
         """Until stopped: take the newest frame when due, classify, publish; heartbeats, reloads, watchdog, stats."""
-        cfg, camera, publisher = self.config, self.camera, self.publisher
-        assert camera is not None and publisher is not None and self.smoother is not None
-        period = 1.0 / cfg.camera.max_rate if cfg.camera.max_rate > 0 else 0.0
+        cfg, camera, publisher, frames = self.config, self.camera, self.publisher, self.frames
+        assert camera is not None and publisher is not None and frames is not None and self.smoother is not None
         now = time.monotonic()
-        next_slot, next_stats, quick = now, now + cfg.stats.interval_s, False
-        window = StatsWindow(now)
+        next_stats, quick = now + cfg.stats.interval_s, False
+        window = self._window = StatsWindow(now)
         watcher = ModelFileWatcher(cfg.model.watch_interval_s, file_signature(cfg.model.path), now)
         ping_every = self.notifier.watchdog_interval
         next_ping, pinged_at = now, -1
         while not self.stopping:
-            resting = bool(period) and next_slot > now  # classified recently; the next frame is not due yet
-            if resting:
-                self._stop.wait(min(next_slot - now, READ_TIMEOUT_S))
-                frame = None
-            else:
-                frame = camera.read(READ_TIMEOUT_S)
+            results = frames.poll(READ_TIMEOUT_S)
+            resting = frames.resting  # classified recently; the next frame is not due yet
             now = time.monotonic()
-            if frame is not None:
-                self._classify(frame.image, frame.captured_at, window)
-                next_slot = max(next_slot + period, now) if period else now
-            elif not resting and camera.stats.ended:
+            for result in results:
+                self._on_result(result, window)
+            if results:
+                pass
+            elif camera.stats.ended and frames.idle:
                 log.info("video file ended and camera.loop is false: stopping")
                 break
             elif (decision := self.smoother.heartbeat(now)) is not None:
@@ -239,15 +245,15 @@ class Service:
         cam, c = self.camera.stats, self.config.camera
         return not cam.connected and now - cam.last_activity <= c.reconnect_max_s + c.timeout_s + 5.0
 
-    def _classify(self, image: np.ndarray, captured_at: float, window: StatsWindow) -> None:
-        try:
-            class_scores, ms = self.clf.timed_scores(image)
-        except EdgeError as e:
+    def _on_result(self, result: Result, window: StatsWindow) -> None:
+        """One frame's result, in frame order: count it, smooth it, publish what the smoother decides."""
+        if result.error is not None:
             self.errors += 1
             self._failing += 1
             if self._failing == 1:  # once per run of failures, not once per frame
-                log.error("classification failed (trying the next frames): %s", e)
+                log.error("classification failed (trying the next frames): %s", result.error)
             return
+        class_scores, ms, captured_at = result.scores[0], result.inference_ms[0], result.captured_at
         if self._failing:
             log.info("classification works again after %d failed frame(s)", self._failing)
             self._failing = 0
@@ -263,16 +269,18 @@ class Service:
     def _reload_model(self, why: str) -> None:
         old, path = self.clf, self.config.model.path
         try:
-            new = open_model(self.config)
+            models = open_models(lambda: open_model(self.config), self.config.model.workers)
         except EdgeError as e:
             log.error("model reload (%s) rejected, keeping %s: %s", why, old.spec.name, e)
             event = contract.model_reload_failed(reason=why, path=path, error=str(e), model=old.spec.name,
                                                  timestamp=time.time())  # fmt: skip
             self.publisher.publish_event(event)
             return
-        self.clf = new
-        old.close()
-        spec = new.spec
+        for result in self.frames.swap(*flow_args(models)):  # the old model's last frames, with its labels
+            self._on_result(result, self._window)
+        self._close_models()
+        self.models, self.clf = models, models[0]
+        spec = self.clf.spec
         self.smoother = new_smoother(self.config, spec.labels)
         self.reporter.model = spec.name
         self.publisher.set_model(spec.name, spec.device, spec.labels)

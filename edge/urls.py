@@ -7,6 +7,7 @@ cameras take it, in its query (`http://cam/video.cgi?user=admin&pwd=secret`). Lo
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
@@ -33,12 +34,24 @@ def _redact_query(query: str) -> str:
     return "&".join(parts)
 
 
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+
+
+def redact_text(text: str) -> str:
+    """Every URL inside a text (an `exec:` command, a child's error output) with its credentials masked."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
 def redact_url(source: str) -> str:
     """`source` with every credential replaced by `***`; anything that is not a URL is returned unchanged.
+
+    An `exec:` source (a command) has the URLs in it masked.
 
     User info keeps a user name followed by a password (`admin:***@`) and is masked whole otherwise
     (`***@`: a lone user info is often a token). Credential query values (`pwd=***`) are masked too.
     """
+    if source.startswith("exec:"):
+        return redact_text(source)
     if not is_url(source):
         return source
     try:

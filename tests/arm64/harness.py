@@ -47,12 +47,13 @@ SIGTERM_TIMEOUT_S = 30  # systemd's default stop timeout is 90 s; the daemon pro
 
 @dataclass(frozen=True)
 class Case:
-    """A model, an image, and the top-1 label the model must give it."""
+    """A model, an image, and the label the model must give it: top-1, or within the `top` best classes."""
 
     model: Path
     image: Path
     label: str
     index: int | None = None
+    top: int = 1
 
 
 @dataclass
@@ -83,9 +84,13 @@ def qemu() -> str | None:
 
 
 def published_case() -> Case | None:
-    """Coral's MobileNet v1 0.25/128 int8 on cat.bmp: upstream's test expects class 283, tiger cat."""
+    """Coral's MobileNet v1 0.25/128 int8 on cat.bmp: upstream's test expects class 283, tiger cat, in the top 3.
+
+    Only in the top 3: on the daemon's JPEG frames tiger cat (0.16-0.22) and Egyptian cat (0.18-0.19) are within
+    a few hundredths of each other, and which one leads depends on the JPEG decoder (libjpeg or FFmpeg's).
+    """
     model, image = SHARED / "coral/mobilenet_v1_0.25_128_quant.tflite", SHARED / "coral/cat.bmp"
-    return Case(model, image, "tiger cat", 283) if model.exists() and image.exists() else None
+    return Case(model, image, "tiger cat", 283, top=3) if model.exists() and image.exists() else None
 
 
 def trainer_cases(work: Path, report: Report, count: int = 3) -> list[Case]:
@@ -350,9 +355,15 @@ def check_run(report: Report, run_case: Case, frames: int) -> None:
     for topic, payload in report.messages:
         by_topic.setdefault(topic, []).append(payload)
     base = f"edge/{DEVICE_ID}"
-    labels = [json.loads(p)["label"] for p in by_topic.get(f"{base}/classification", [])]
+    payloads = [json.loads(p) for p in by_topic.get(f"{base}/classification", [])]
+    labels = [p["label"] for p in payloads]
     report.check(len(labels) >= frames, f"subscriber got {len(labels)} classification messages, expected >= {frames}")
-    report.check(set(labels) == {run_case.label}, f"classification labels {sorted(set(labels))} != {run_case.label}")
+    want, top = run_case.label, run_case.top
+    if top == 1:
+        report.check(set(labels) == {want}, f"classification labels {sorted(set(labels))} != {want}")
+    else:
+        best = [[t["label"] for t in p["top_k"][:top]] for p in payloads]
+        report.check(all(want in b for b in best), f"{want} not in the top {top}: {best[:3]}")
     availability = by_topic.get(f"{base}/availability", [])
     report.check(availability[-1:] == ["offline"], f"availability did not end 'offline' after SIGTERM: {availability}")
     report.check(any(t.startswith("homeassistant/") for t in by_topic), "no Home Assistant discovery message received")
