@@ -1,21 +1,14 @@
 """MQTT I/O for the daemon: one paho client on its own thread, availability, Home Assistant discovery, offline queue.
 
-Topics and payloads come from `edge.mqtt_contract` and `edge.ha_discovery` (pure); this module only moves bytes.
-Nothing here blocks the caller on the network: `publish_*` put the message in a bounded deque and hand it to
-paho when there is room.
-
-Delivery of QoS >= 1 messages (the default, qos = 1):
-  * While connected, at most `INFLIGHT` messages are handed to paho and not yet acknowledged; the rest wait in
-    our queue. Paho keeps its unacknowledged messages across a reconnect and re-sends them first.
-  * While disconnected, messages wait in our queue (at most `queue_size`; when full the OLDEST is dropped and
-    counted in `counters()["dropped"]`). After the reconnect they are sent in order.
-  * QoS 0 messages are sent only while connected; otherwise they are dropped (and counted).
-
-Availability: the retained last will is ``offline``; ``online`` (retained) is published on every connect;
-`stop()` publishes ``offline`` and disconnects cleanly. A refused CONNACK (bad credentials...) never counts as
-connected. Paho reconnects by itself every 0.5-1.5 s; each failure is logged once with its reason
-(`edge.mqtt_client.ConnectionReporter`). Nothing another client sends can make this grow or fail: Home
-Assistant's `online` announcements re-send discovery at most once per `DISCOVERY_MIN_INTERVAL_S`.
+Topics and payloads come from `edge.mqtt_contract` and `edge.ha_discovery` (pure); this module only moves bytes
+and never blocks the caller on the network. QoS >= 1 messages (the default) go through `edge.outbox`: at most
+`INFLIGHT` unacknowledged in paho, the rest queued in order (at most `queue_size`; when full the OLDEST is dropped
+and counted); paho re-sends its unacknowledged ones first after a reconnect. QoS 0 messages are sent only while
+connected, else dropped and counted. The retained last will is ``offline``; ``online`` is published on every
+connect; `stop()` publishes ``offline`` and disconnects. A refused CONNACK never counts as connected; paho
+reconnects every 0.5-1.5 s and each failure is logged once with its reason (`edge.mqtt_client`). Nothing another
+client sends makes this grow or fail: Home Assistant's `online` announcements re-send discovery at most once
+per `DISCOVERY_MIN_INTERVAL_S`.
 """
 
 from __future__ import annotations
