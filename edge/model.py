@@ -7,6 +7,7 @@ preprocess, invoke, postprocess, nothing else.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -280,3 +281,12 @@ def load_model(
         threads=threads,
     )
     return Classifier(interpreter, spec)
+
+
+def file_signature(path: str) -> tuple[int, int, int] | None:
+    """What identifies a version of the model file (mtime, size, inode), or None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)

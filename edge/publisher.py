@@ -19,6 +19,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
@@ -50,13 +51,15 @@ class Publisher:
         password: the secret read from `mqtt.password_file`, if any.
         model: the loaded model's name (in discovery and payloads); device: ``cpu`` or ``edgetpu``.
         labels: the model's labels (the options of Home Assistant's Label entity).
+        regions: (name, labels) per region of interest (their own Home Assistant entities).
     """
 
     def __init__(self, mqtt_cfg: MqttConfig, ha_cfg: HomeAssistantConfig, *, password: Secret | None = None,
-                 model: str, device: str, labels: tuple[str, ...] = ()) -> None:  # fmt: skip
+                 model: str, device: str, labels: tuple[str, ...] = (),
+                 regions: Sequence[tuple[str, Sequence[str]]] = ()) -> None:  # fmt: skip
         self.mqtt, self.ha = mqtt_cfg, ha_cfg
         self.topics = topics(mqtt_cfg.topic_prefix, str(mqtt_cfg.device_id))
-        self._model, self._device, self._labels = model, device, labels
+        self._model, self._device, self._labels, self._regions = model, device, labels, tuple(regions)
         self._reconnected = False  # set on each connect; the daemon then re-sends its current state
         self._qos = mqtt_cfg.qos
         self._lock = threading.Lock()  # guards the state below; never held while calling into paho
@@ -95,9 +98,9 @@ class Publisher:
         self._client.connect_async(m.host, m.port, keepalive=m.keepalive)
         self._client.loop_start()
 
-    def publish_classification(self, payload: dict) -> None:
-        """Publish a classification payload (retained). Never blocks on the network."""
-        self._enqueue(self.topics.classification, payload, retain=True)
+    def publish_classification(self, payload: dict, topic: str | None = None) -> None:
+        """Publish a classification payload (retained; `topic`: a region's). Never blocks on the network."""
+        self._enqueue(topic or self.topics.classification, payload, retain=True)
 
     def publish_stats(self, payload: dict) -> None:
         """Publish a stats payload (not retained). Never blocks on the network."""
@@ -111,22 +114,22 @@ class Publisher:
         """Publish the camera's state (``online``/``offline``, retained) on ``.../camera``."""
         self._enqueue(self.topics.camera, state, retain=True)
 
-    def publish_label(self, text: str) -> None:
-        """Publish the plain-text label (retained) on ``.../label``."""
-        self._enqueue(self.topics.label, text, retain=True)
+    def publish_label(self, text: str, topic: str | None = None) -> None:
+        """Publish the plain-text label (retained) on ``.../label`` (`topic`: a region's)."""
+        self._enqueue(topic or self.topics.label, text, retain=True)
 
     def take_reconnected(self) -> bool:
-        """True once after each (re)connect: the daemon then re-sends its current state (the broker may have
-        restarted without persistence and lost the retained messages)."""
+        """True once after each (re)connect: the daemon then re-sends its state (the broker may have lost it)."""
         if not self._reconnected:
             return False
         self._reconnected = False
         return True
 
-    def set_model(self, model: str, device: str, labels: tuple[str, ...] = ()) -> None:
+    def set_model(self, model: str, device: str, labels: tuple[str, ...] = (),
+                  regions: Sequence[tuple[str, Sequence[str]]] = ()) -> None:  # fmt: skip
         """Record a reloaded model and re-send Home Assistant discovery (when connected)."""
         with self._lock:
-            self._model, self._device, self._labels = model, device, labels
+            self._model, self._device, self._labels, self._regions = model, device, labels, tuple(regions)
         if self._connected:
             self._send_discovery(time.monotonic())
 
@@ -230,7 +233,6 @@ class Publisher:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._pump()
-
     def _on_ha_status(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         if message.payload.strip().lower() != PAYLOAD_ONLINE.encode():
             return
@@ -293,11 +295,11 @@ class Publisher:
         if not self.ha.discovery:
             return
         with self._lock:
-            model, device, labels = self._model, self._device, self._labels
+            model, device, labels, regions = self._model, self._device, self._labels, self._regions
             self._discovery_due, self._discovery_at = False, now
         m = self.mqtt
         configs = discovery_configs(self.ha.prefix, m.topic_prefix, str(m.device_id), model=model, device=device,
-                                    labels=labels)  # fmt: skip
+                                    labels=labels, regions=regions)  # fmt: skip
         for topic, config in configs.items():
             self._publish_direct(topic, json.dumps(config, separators=(",", ":")))
         log.debug("MQTT: sent Home Assistant discovery for %d entities under %s/", len(configs), self.ha.prefix)
