@@ -106,7 +106,7 @@ def trainer_cases(work: Path, report: Report, count: int = 3) -> list[Case]:
 
     from edge.errors import EdgeError
     from edge.model import load_model
-    from trainer.datasets_export import FASHION_CLASSES, FASHION_FILES, find_fashion_mnist, read_idx
+    from trainer.offline_datasets import FASHION_CLASSES, FASHION_FILES, find_fashion_mnist, read_idx
 
     try:
         folder = find_fashion_mnist()
