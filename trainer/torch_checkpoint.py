@@ -64,9 +64,13 @@ class _Tensor:
         data = self.storage.data
         if data is None:
             raise EdgeError("checkpoint: a tensor's storage has no data")
-        n = int(np.prod(self.size)) if self.size else 1
-        if n == 0:
-            return np.zeros(self.size, data.dtype.newbyteorder("="))
+        native = data.dtype.newbyteorder("=")
+        if not self.size:  # a 0-d tensor (e.g. BatchNorm's num_batches_tracked)
+            if not 0 <= self.offset < len(data):
+                raise EdgeError("checkpoint: a tensor reaches outside its storage")
+            return np.array(data[self.offset], dtype=native)
+        if int(np.prod(self.size)) == 0:
+            return np.zeros(self.size, native)
         last = self.offset + sum((s - 1) * st for s, st in zip(self.size, self.stride, strict=True))
         if self.offset < 0 or last >= len(data) or any(st < 0 for st in self.stride):
             raise EdgeError("checkpoint: a tensor reaches outside its storage")
@@ -74,7 +78,7 @@ class _Tensor:
         view = np.lib.stride_tricks.as_strided(
             data[self.offset :], shape=self.size, strides=[st * item for st in self.stride], writeable=False
         )
-        return np.array(view, dtype=data.dtype.newbyteorder("="))
+        return np.array(view, dtype=native)
 
 
 def _rebuild_tensor_v2(storage: _Storage, offset: int, size: tuple, stride: tuple, *_ignored: Any) -> _Tensor:

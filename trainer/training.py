@@ -86,7 +86,8 @@ def _fit(
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, verbose=0)
     )
     model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    hist = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0)
+    # shuffle=False: the tf.data pipeline shuffles (seeded) itself; Keras would warn that it ignores its own
+    hist = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
     stopped = len(hist.history.get("loss", []))
     if stopped < epochs:
         log.info("%s: stopped early after %d epochs (validation loss plateaued); kept the best epoch", stage, stopped)
