@@ -94,29 +94,26 @@ def prepare(work: Path, quick: bool) -> dict[str, Path]:
     return out
 
 
-def invoke_ms(model: Path, seconds: float) -> list[float]:
-    """Median int8 invoke milliseconds at 1 and 2 threads (benchmarks.limit, each in a fresh process)."""
-    return [invoke_limit(str(model), threads, seconds)["invoke_ms"]["p50"] for threads in (1, 2)]
+def invoke_ms(model: Path, seconds: float) -> tuple[list[float], float]:
+    """Median int8 invoke milliseconds at 1 and 2 threads (benchmarks.limit, each in a fresh process), and the
+    other processes' CPU (cores) meanwhile."""
+    busy0, _ = machine_cpu()
+    cpu0, t0 = _children_cpu(), time.perf_counter()
+    ms = [invoke_limit(str(model), threads, seconds)["invoke_ms"]["p50"] for threads in (1, 2)]
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+    return ms, max(0.0, (machine_cpu()[0] - busy0 - cpu) / wall)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--work", default=".cache/benchmarks/backbones", help="datasets and runs")
-    p.add_argument("--quick", action="store_true", help="tiny subsets and 1 epoch: checks the script, not figures")
-    p.add_argument("--seconds", type=float, default=5.0, help="invoke loop per model and thread count (5)")
-    args = p.parse_args(argv)
-    work = Path(args.work)
-    started, load0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()
-    print(f"started {started}, load average {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, {os.cpu_count()} cores",
-          flush=True)
-    data = prepare(work, args.quick)
-    rows, models = [], {}
+def train_all(work: Path, quick: bool, models: dict) -> list[dict]:
+    """Every dataset x variant through `edge-train train`; prints the table row by row, returns the rows."""
+    data = prepare(work, quick)
+    rows = []
     print("| data | backbone | int8 test accuracy | float - int8 (points) | wall min | train min | epochs "
           "(head+fine-tune) | test images | other load (cores) |\n|---|---|---|---|---|---|---|---|---|", flush=True)
     for name, folder in data.items():
         for variant, options in VARIANTS.items():
             extra = []
-            if args.quick:  # one epoch of each stage the variant has
+            if quick:  # one epoch of each stage the variant has
                 extra = ["--epochs", "1", *(["--fine-tune-epochs", "1"] if variant == "lite0 fine-tuned" else [])]
             out = work / "runs" / f"{name}-{variant.split()[0]}-{variant.split()[-1]}"
             cmd = [sys.executable, "-m", "trainer.cli", "train", str(folder), "--out", str(out),
@@ -131,8 +128,27 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"command": shlex.join(cmd[2:]), **dict(zip(("data", "backbone"), row[:2], strict=True)),
                          "report": r, "wall_s": t["wall_s"], "cpu_s": t["cpu_s"], "other_load": t["other_load"]})
             print("| " + " | ".join(row) + " |", flush=True)
-            models[(name, variant)] = out / "model.tflite"
-    print("\n| int8 model | input | size KiB | invoke ms, 1 thread | 2 threads |\n|---|---|---|---|---|", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", default=".cache/benchmarks/backbones", help="datasets and runs")
+    p.add_argument("--quick", action="store_true", help="tiny subsets and 1 epoch: checks the script, not figures")
+    p.add_argument("--seconds", type=float, default=5.0, help="invoke loop per model and thread count (5)")
+    p.add_argument("--speed-only", action="store_true", help="only the invoke times, of the models a run made")
+    args = p.parse_args(argv)
+    work = Path(args.work)
+    started, load0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()
+    print(f"started {started}, load average {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, {os.cpu_count()} cores",
+          flush=True)
+    rows: list[dict] = []
+    models = {(name, variant): work / "runs" / f"{name}-{variant.split()[0]}-{variant.split()[-1]}" / "model.tflite"
+              for name in DATASETS for variant in VARIANTS}
+    if not args.speed_only:
+        rows = train_all(work, args.quick, models)
+    print("\n| int8 model | input | size KiB | invoke ms, 1 thread | 2 threads | other load (cores) |\n"
+          "|---|---|---|---|---|---|", flush=True)
     lite224 = work / "efficientnet_lite0_224_int8.tflite"
     if not lite224.is_file():
         timed([sys.executable, "-m", "trainer.cli", "pretrained", "efficientnet-lite0", "--out", str(lite224)])
@@ -145,13 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     if coral.is_file():
         speed.append(("MobileNet v2 1.0 ImageNet (Coral, published)", coral, 224))
     for label, model, size in speed:
-        one, two = invoke_ms(model, args.seconds)
-        print(f"| {label} | {size}x{size} | {model.stat().st_size / 1024:.0f} | {one:.2f} | {two:.2f} |", flush=True)
+        (one, two), other = invoke_ms(model, args.seconds)
+        print(f"| {label} | {size}x{size} | {model.stat().st_size / 1024:.0f} | {one:.2f} | {two:.2f} | {other:.2f} |",
+              flush=True)
         rows.append({"speed": label, "model": str(model), "invoke_ms": [one, two]})
     load1 = os.getloadavg()
     print(f"\nfinished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load1[0]:.1f} "
           f"{load1[1]:.1f} {load1[2]:.1f}", flush=True)
-    (work / "result.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
+    result = work / ("speed.json" if args.speed_only else "result.json")
+    result.write_text(json.dumps(rows, indent=1, default=str) + "\n")
     return 0
 
 
