@@ -132,8 +132,9 @@ def train_run(args: argparse.Namespace) -> int:
     (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     for warning in summary["warnings"]:
         log.warning("%s", warning)
-    verdict = f"WITH {len(summary['warnings'])} WARNING(S) above: check before deploying" if summary["warnings"] else ""
-    log.info("done in %.0fs %s", summary["total_seconds"], verdict)
+    count = len(summary["warnings"])
+    verdict = f" WITH {count} WARNING(S) above: check before deploying" if count else ""
+    log.info("done in %.0fs%s", summary["total_seconds"], verdict)
     if args.edgetpu:
         try:
             res = export.compile_edgetpu(tflite, classes)
