@@ -27,20 +27,21 @@ STAGES = ("decode", "preprocess", "invoke", "scores", "smoothing_top_k", "payloa
 
 def measure(model: str, clip: Path, frames: int, threads: int, port: int) -> dict[str, Any]:
     """Median ms per stage over `frames` frames of the clip (publishing to mosquitto on `port`)."""
+    from edge.config_schema import HomeAssistantConfig, MqttConfig
     from edge.model import load_model
     from edge.mqtt_contract import classification_payload
     from edge.postprocess import scores
     from edge.preprocess import preprocess
-    from edge.publisher import MqttOptions, Publisher
+    from edge.publisher import Publisher
     from edge.smoothing import Smoother
 
     clf = load_model(model, device="cpu", threads=threads)
     spec = clf.spec
     smoother = Smoother(spec.labels, mode="off", top_k=3)
     pub = Publisher(
-        MqttOptions(device_id="breakdown", host="127.0.0.1", port=port, ha_discovery=False),
+        MqttConfig(device_id="breakdown", client_id="edge-daemon-breakdown", host="127.0.0.1", port=port),
+        HomeAssistantConfig(discovery=False),
         model=spec.name,
-        labels=spec.labels,
         device=spec.device,
     )
     pub.start()
@@ -65,8 +66,10 @@ def measure(model: str, clip: Path, frames: int, threads: int, port: int) -> dic
             t.append(time.perf_counter())
             decision = smoother.update(s, time.monotonic())
             t.append(time.perf_counter())
+            now = time.time()
             payload = classification_payload(
-                decision.predictions, frame=n, inference_ms=1.0, model=spec.name, timestamp=time.time()
+                decision.predictions, reason=decision.reason, frame=n, inference_ms=1.0, model=spec.name,
+                timestamp=now, published_at=now, changed_at=now,
             )
             t.append(time.perf_counter())
             pub.publish_classification(payload)

@@ -5,8 +5,10 @@
     edge-deploy status --hosts inventory.ini                      device, release, model, online, last classification
 
 Each device writes one JSON result into a temporary directory on this machine (the role's `edge_report_dir`);
-the tables are printed from those. Exit codes: 0 every device fine, 1 some device failed, was rolled back or was
-not reached, 2 bad arguments or Ansible missing (one line on stderr).
+the tables are printed from those. The command line has the shape of all three CLIs (`edge.cli_main`). Exit
+status: 0 every device fine; 1 some device failed, was rolled back or was not reached, or Ansible itself failed
+(`Failure`); 2 bad arguments, a missing inventory/model/wheel, an inventory Ansible cannot read or Ansible not
+installed (`EdgeError`); errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge import __version__, cli_main
+from edge.cli_main import EXIT_FAILURE, EXIT_OK, Command, run_main
+from edge.errors import EdgeError, Failure
+
 PLAYBOOK = Path(__file__).resolve().parent / "ansible" / "playbook.yml"
-EXIT_FAILED, EXIT_USAGE = 1, 2
-
-
-class DeployError(Exception):
-    """An expected failure: one line for the user."""
 
 
 def _tool(name: str) -> str:
@@ -35,7 +36,7 @@ def _tool(name: str) -> str:
     here = Path(sys.executable).parent / name
     found = str(here) if here.exists() else shutil.which(name)
     if not found:
-        raise DeployError(f"{name} not found; install the deploy extra: pip install 'edge-daemon[deploy]'")
+        raise EdgeError(f"{name} not found; install the deploy extra: pip install 'edge-daemon[deploy]'")
     return found
 
 
@@ -43,7 +44,7 @@ def project_dir() -> Path:
     """The checkout holding `deploy/install.sh` and `systemd/`, which the role copies to the devices."""
     root = Path(__file__).resolve().parent.parent
     if not (root / "systemd" / "edge-daemon.service").is_file():
-        raise DeployError(f"{root}/systemd/edge-daemon.service missing; run edge-deploy from a project checkout")
+        raise EdgeError(f"{root}/systemd/edge-daemon.service missing; run edge-deploy from a project checkout")
     return root
 
 
@@ -53,7 +54,7 @@ def inventory_hosts(inventory: str, pattern: str) -> list[str]:
         [_tool("ansible-inventory"), "-i", inventory, "--list"], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
-        raise DeployError(f"--hosts {inventory}: ansible-inventory failed: {_last_line(proc.stderr)}")
+        raise EdgeError(f"--hosts {inventory}: ansible-inventory failed: {_last_line(proc.stderr)}")
     data = json.loads(proc.stdout)
 
     def hosts_of(group: str) -> list[str]:
@@ -65,7 +66,7 @@ def inventory_hosts(inventory: str, pattern: str) -> list[str]:
 
     hosts = hosts_of(pattern) if pattern in data else ([pattern] if pattern in data["_meta"]["hostvars"] else [])
     if not hosts:
-        raise DeployError(f"--hosts {inventory}: no hosts in group or host {pattern!r}; check --group")
+        raise EdgeError(f"--hosts {inventory}: no hosts in group or host {pattern!r}; check --group")
     return hosts
 
 
@@ -96,7 +97,7 @@ def run_playbook(args: argparse.Namespace, extra: dict[str, object], report_dir:
     with open(log, "w") as out:
         proc = subprocess.run(cmd, stdout=None if args.verbose else out, stderr=subprocess.STDOUT, env=env, check=False)
     if proc.returncode not in (0, 2, 4) and not args.verbose:  # 2: hosts failed, 4: unreachable (both reported)
-        raise DeployError(f"ansible-playbook failed (exit {proc.returncode}): {_last_line(log.read_text())}")
+        raise Failure(f"ansible-playbook failed (exit {proc.returncode}): {_last_line(log.read_text())}")
     return proc.returncode
 
 
@@ -165,7 +166,7 @@ def cmd_status(args: argparse.Namespace, report_dir: Path) -> int:
         for r in reports:
             if r.get("message") or r.get("error"):
                 print(f"{r['host']}: {r.get('message') or r.get('error')}", file=sys.stderr)
-    return 0 if all(r.get("release") and not r.get("result") for r in reports) else EXIT_FAILED
+    return EXIT_OK if all(r.get("release") and not r.get("result") for r in reports) else EXIT_FAILURE
 
 
 def cmd_rollout(args: argparse.Namespace, report_dir: Path, extra: dict[str, object]) -> int:
@@ -179,66 +180,98 @@ def cmd_rollout(args: argparse.Namespace, report_dir: Path, extra: dict[str, obj
         rows = [[r["host"], r["result"], r.get("release") or "-", r.get("model") or "-", r.get("message", "")]
                 for r in reports]  # fmt: skip
         print(table(rows, ["DEVICE", "RESULT", "RELEASE", "MODEL", "DETAIL"]))
-    return 0 if all(r["result"] in ("deployed", "unchanged") for r in reports) else EXIT_FAILED
+    return EXIT_OK if all(r["result"] in ("deployed", "unchanged") for r in reports) else EXIT_FAILURE
 
 
 def _existing(path: str, what: str) -> str:
     p = Path(path).expanduser()
     if not p.is_file():
-        raise DeployError(f"{what} {path}: no such file")
+        raise EdgeError(f"{what} {path}: no such file")
     return str(p.resolve())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge-deploy", description="Roll out edge-daemon and models to a fleet.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--hosts", "-i", required=True, metavar="INVENTORY", help="Ansible inventory file")
-    common.add_argument("--group", default="edge", help="inventory group (or host) to act on (default: edge)")
-    common.add_argument("--limit", help="further limit the hosts (Ansible --limit pattern)")
-    common.add_argument("--serial", help="devices per batch, a number or a percentage (default 25%%)")
-    common.add_argument("--max-fail-percent", type=int, help="stop when more than this %% of a batch fails (10)")
-    common.add_argument("--extra-vars", "-e", action="append", help="more role variables, KEY=VALUE or JSON")
-    common.add_argument("--json", action="store_true", help="print the device results as JSON")
-    common.add_argument("--verbose", "-v", action="store_true", help="show Ansible's output")
+def _inventory(args: argparse.Namespace) -> None:
+    if not Path(args.hosts).exists():
+        raise EdgeError(f"--hosts {args.hosts}: no such inventory file")
 
-    p = sub.add_parser("model", parents=[common], help="push a model to every device (the usual roll-out)")
+
+def run_status(args: argparse.Namespace) -> int:
+    """`edge-deploy status`."""
+    _inventory(args)
+    with tempfile.TemporaryDirectory(prefix="edge-deploy-") as tmp:
+        return cmd_status(args, Path(tmp))
+
+
+def run_model(args: argparse.Namespace) -> int:
+    """`edge-deploy model`."""
+    _inventory(args)
+    extra: dict[str, object] = {"edge_model": _existing(args.model, "model")}
+    with tempfile.TemporaryDirectory(prefix="edge-deploy-") as tmp:
+        return cmd_rollout(args, Path(tmp), extra)
+
+
+def run_release(args: argparse.Namespace) -> int:
+    """`edge-deploy release`."""
+    _inventory(args)
+    extra: dict[str, object] = {"edge_wheel": _existing(args.wheel, "wheel")}
+    if args.release:
+        extra["edge_release"] = args.release
+    if args.model:
+        extra["edge_model"] = _existing(args.model, "model")
+    with tempfile.TemporaryDirectory(prefix="edge-deploy-") as tmp:
+        return cmd_rollout(args, Path(tmp), extra)
+
+
+def add_fleet_args(p: argparse.ArgumentParser) -> None:
+    """The options every subcommand takes: the inventory, which hosts, batches, output."""
+    p.add_argument("--hosts", "-i", required=True, metavar="INVENTORY", help="Ansible inventory file")
+    p.add_argument("--group", default="edge", help="inventory group (or host) to act on (default: edge)")
+    p.add_argument("--limit", help="further limit the hosts (Ansible --limit pattern)")
+    p.add_argument("--serial", help="devices per batch, a number or a percentage (default 25%%)")
+    p.add_argument("--max-fail-percent", type=int, help="stop when more than this %% of a batch fails (10)")
+    p.add_argument("--extra-vars", "-e", action="append", help="more role variables, KEY=VALUE or JSON")
+    p.add_argument("--json", action="store_true", help="print the device results as JSON")
+    p.add_argument("--verbose", "-v", action="store_true", help="show Ansible's output")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="the .tflite model")
+    add_fleet_args(p)
     p.add_argument("--timeout", type=float, default=60, help="health check: seconds to wait for a classification")
 
-    p = sub.add_parser("release", parents=[common], help="install or upgrade the daemon from a wheel")
+
+def add_release_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("wheel", help="edge_daemon-<version>-py3-none-any.whl (python3 -m pip wheel --no-deps .)")
+    add_fleet_args(p)
     p.add_argument("--release", help="release name on the devices (default: the wheel's version)")
     p.add_argument("--model", help="also push this model")
     p.add_argument("--timeout", type=float, default=60, help="health check: seconds to wait for a classification")
 
-    p = sub.add_parser("status", parents=[common], help="table of device, release, model, online, last classification")
+
+def add_status_args(p: argparse.ArgumentParser) -> None:
+    add_fleet_args(p)
     p.add_argument("--timeout", type=float, default=3, help="seconds to listen on each device's broker")
-    return parser
+
+
+COMMANDS = (
+    Command("model", "push a model to every device (the usual roll-out)", add_model_args, run_model),
+    Command("release", "install or upgrade the daemon from a wheel", add_release_args, run_release),
+    Command("status", "table of device, release, model, online, last classification", add_status_args, run_status),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`edge-deploy`'s parser: the subcommands of `COMMANDS` on the shared shape (`edge.cli_main`)."""
+    description = (
+        "Roll out edge-daemon and models to a fleet (drives deploy/ansible/playbook.yml).\n"
+        "Exit status 1 also when any device failed, was rolled back or was not reached."
+    )
+    return cli_main.build_parser("edge-deploy", description, COMMANDS, version=__version__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if not Path(args.hosts).exists():
-            raise DeployError(f"--hosts {args.hosts}: no such inventory file")
-        with tempfile.TemporaryDirectory(prefix="edge-deploy-") as tmp:
-            report_dir = Path(tmp)
-            if args.command == "status":
-                return cmd_status(args, report_dir)
-            if args.command == "model":
-                return cmd_rollout(args, report_dir, {"edge_model": _existing(args.model, "model")})
-            extra: dict[str, object] = {"edge_wheel": _existing(args.wheel, "wheel")}
-            if args.release:
-                extra["edge_release"] = args.release
-            if args.model:
-                extra["edge_model"] = _existing(args.model, "model")
-            return cmd_rollout(args, report_dir, extra)
-    except DeployError as e:
-        print(f"edge-deploy: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
+    """Entry point of `edge-deploy`; returns the exit status (see the module docstring)."""
+    return run_main(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -12,41 +12,18 @@ import contextlib
 import ctypes
 import logging
 import os
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from edge.devices import Device, parse_device
 from edge.errors import EdgeError
 
 log = logging.getLogger(__name__)
 
 EDGETPU_LIBRARY = "libedgetpu.so.1"
 EDGETPU_OP = b"edgetpu-custom-op"
-_DEVICE = re.compile(r"^(auto|cpu|edgetpu)(?::(usb|pci))?(?::(\d+))?$")
-
-
-@dataclass(frozen=True)
-class Device:
-    """A parsed device setting. `selector` is what libedgetpu calls the device ("usb", "pci:0", ":1")."""
-
-    kind: str  # auto | cpu | edgetpu
-    selector: str | None = None
-
-
-def parse_device(text: str) -> Device:
-    """Parse `auto`, `cpu`, `edgetpu`, `edgetpu:usb`, `edgetpu:pci`, `edgetpu:usb:1`, `edgetpu:0`..."""
-    m = _DEVICE.match(text.strip().lower())
-    if not m or (m.group(1) != "edgetpu" and (m.group(2) or m.group(3))):
-        raise EdgeError(
-            f"device '{text}': expected auto, cpu, edgetpu, edgetpu:usb, edgetpu:pci or edgetpu[:usb|:pci]:N"
-        )
-    kind, bus, num = m.groups()
-    if kind != "edgetpu" or not (bus or num):
-        return Device(kind)
-    return Device(kind, f"{bus or ''}:{num}" if num else bus)
 
 
 def runtime_module() -> ModuleType:

@@ -11,17 +11,20 @@ Every wait has a timeout and watches one stop event; `close()` is idempotent.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from edge.config import redact_url
+from edge.images import quiet_opencv
+from edge.urls import redact_url
+
+if TYPE_CHECKING:
+    from edge.config_schema import CameraConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +48,7 @@ class CameraStats:
     connected: bool
     ended: bool
     last_activity: float  # monotonic time of the last frame read or open attempt
-
-
-def quiet_opencv() -> None:
-    """Silence OpenCV's and FFmpeg's own per-attempt warnings; the camera logs each loss and return once itself.
-
-    Settings already in the environment (`OPENCV_FFMPEG_LOGLEVEL`, `OPENCV_LOG_LEVEL`) are left alone.
-    """
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when the FFmpeg backend opens
-    if "OPENCV_LOG_LEVEL" not in os.environ:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    open_failures: int = 0  # attempts to open the source that failed (the camera's state is known after one)
 
 
 def source_kind(source: str) -> str:
@@ -70,37 +64,26 @@ class Camera:
     """A frame source with a newest-frame grabber thread. Use `start()`, `read()`, `close()` (or `with`).
 
     Args:
-        source: V4L2 index or /dev/videoN, video file path, rtsp:// or http:// URL.
-        width, height: capture size asked of a V4L2 camera (0: the camera's default).
-        loop: video files start again at the end; else the camera `ended` after the last frame.
-        realtime: video files play at their frame rate (frames nobody took are dropped); False: the next frame
-            is decoded only once the consumer has taken the previous one (as fast as it goes, none dropped).
-        reconnect_min_s, reconnect_max_s: backoff bounds for reopening an absent or lost source.
-        timeout_s: open/read timeout for network streams.
+        cfg: the ``[camera]`` section: `source` (V4L2 index or /dev/videoN, video file, rtsp:// or http:// URL),
+            `width`/`height` asked of a V4L2 camera (0: its default), `loop` (video files start again at the end;
+            else the camera `ended` after the last frame), `realtime` (video files play at their frame rate,
+            frames nobody took are dropped; false: the next frame is decoded only once the consumer has taken
+            the previous one), `reconnect_min_s`/`reconnect_max_s` (backoff bounds for reopening an absent or
+            lost source), `timeout_s` (open/read timeout for network streams).
     """
 
-    def __init__(
-        self,
-        source: str,
-        *,
-        width: int = 0,
-        height: int = 0,
-        loop: bool = True,
-        realtime: bool = True,
-        reconnect_min_s: float = 1.0,
-        reconnect_max_s: float = 30.0,
-        timeout_s: float = 10.0,
-    ) -> None:
-        self.source, self.kind = str(source), source_kind(str(source))
-        self.name = redact_url(self.source)  # what logs show
-        self.width, self.height, self.loop = width, height, loop
-        self.paced_by_consumer = self.kind == "file" and not realtime
-        self.reconnect_min_s, self.reconnect_max_s, self.timeout_s = reconnect_min_s, reconnect_max_s, timeout_s
+    def __init__(self, cfg: CameraConfig) -> None:
+        self.source, self.kind = str(cfg.source), source_kind(str(cfg.source))
+        self.name = redact_url(self.source)  # what logs and events show
+        self.width, self.height, self.loop = cfg.width, cfg.height, cfg.loop
+        self.paced_by_consumer = self.kind == "file" and not cfg.realtime
+        self.reconnect_min_s, self.reconnect_max_s = cfg.reconnect_min_s, cfg.reconnect_max_s
+        self.timeout_s = cfg.timeout_s
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._taken = 0  # seq of the last frame handed out by read()
-        self._captured = self._dropped = self._reconnects = 0
+        self._captured = self._dropped = self._reconnects = self._open_failures = 0
         self._connected = self._ended = False
         self._activity = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -134,9 +117,8 @@ class Camera:
     def stats(self) -> CameraStats:
         """A consistent snapshot of the counters."""
         with self._cond:
-            return CameraStats(
-                self._captured, self._dropped, self._reconnects, self._connected, self._ended, self._activity
-            )
+            return CameraStats(self._captured, self._dropped, self._reconnects, self._connected, self._ended,
+                               self._activity, self._open_failures)  # fmt: skip
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the thread, waiting at most `timeout` s (a read blocked in the driver is left to finish)."""
@@ -192,6 +174,8 @@ class Camera:
                 log.debug("camera %s: open failed: %s", self.name, e)
                 cap = None
             if cap is None:
+                with self._cond:
+                    self._open_failures += 1
                 if first or not lost:
                     log.warning("camera %s: cannot open; retrying with backoff up to %.0f s",
                                 self.name, self.reconnect_max_s)  # fmt: skip

@@ -15,11 +15,14 @@ Exit status (the same for all three, printed by `--help`):
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from edge.errors import EdgeError, Failure
 
@@ -42,13 +45,51 @@ class Command:
     run: Callable[[argparse.Namespace], int | None]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line, like every other error: `prog: error: ...; see prog --help`."""
+
+    def error(self, message: str) -> NoReturn:
+        prog = self.prog.split(" ", 1)[0]  # subcommands too: `edge-daemon: error: ...`
+        message = message.removeprefix("argument ")
+        self.exit(EXIT_USAGE, f"{prog}: error: {message}; see {self.prog} --help\n")
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r:.40} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; use {low} to {high}")
+        return value
+
+    return parse
+
+
+def finite_float(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number from `low` (excluded when `low_open`) to `high`; nan and inf refused."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r:.40} is not a number") from None
+        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+            allowed = f"above {low:g} and up to {high:g}" if low_open else f"from {low:g} to {high:g}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range; use a number {allowed}")
+        return value
+
+    return parse
+
+
 def build_parser(
     prog: str, description: str, commands: Sequence[Command], *, version: str | None = None, log_env: str | None = None
 ) -> argparse.ArgumentParser:
     """The parser of a CLI: `--log-level` (default from `log_env` when given, else INFO), `--version`, subcommands."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = OneLineParser(prog=prog, description=description, epilog=EXIT_STATUS_HELP)
     if version is not None:
         parser.add_argument("--version", action="version", version=f"{prog} {version}")
     default_level = os.environ.get(log_env, "INFO") if log_env else "INFO"
@@ -106,6 +147,9 @@ def run_main(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)
     try:
         code = int(args.func(args) or 0)
+    except RecursionError:  # a pathological input (deeply nested data) that slipped past a parser's own check
+        _error(prog, "the input is nested too deeply to process; check the file you gave")
+        code = EXIT_USAGE
     except Failure as e:
         _error(prog, e)
         code = EXIT_FAILURE
@@ -128,6 +172,4 @@ def run_main(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
 
 def _is_stdout_error(e: OSError) -> bool:
     """True for the errors writing to a full or broken stdout raises (ENOSPC, EPIPE, EIO, EBADF)."""
-    import errno
-
     return e.errno in (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF, errno.EDQUOT)

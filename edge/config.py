@@ -1,7 +1,8 @@
 """Loading the daemon's configuration: one TOML file checked against the schema, environment overrides, secrets.
 
-The schema (types, defaults, descriptions, rules) is `edge.config_schema`; this module does the I/O and the
-checks: unknown keys are rejected, every error is one line naming the key path and the fix.
+The schema (types, defaults, ranges, descriptions) is `edge.config_schema`; the rules between fields are in
+`edge.config_checks`; this module reads the file and builds the validated `Config`. Every error is one line
+naming the file, the key path and the fix; unknown keys are rejected.
 
 Environment variables override the file: `EDGE_<SECTION>__<KEY>` (nested tables add `__<KEY>`), e.g.
 `EDGE_MQTT__HOST=broker.lan`, `EDGE_MQTT__TLS__ENABLED=true`. Relative paths are relative to the config
@@ -15,32 +16,24 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
-import re
 import tomllib
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edge.config_schema import (
-    Config,
-    Secret,
-    default_device_id,
-    schema_fields,
-)
+from edge.config_checks import check_password, check_text, cross_checks
+from edge.config_schema import Config, Secret, schema_fields
 from edge.errors import EdgeError
 
-__all__ = ["DEFAULT_PATH", "Config", "Secret", "config_from_dict", "load_config", "to_toml"]
+__all__ = ["DEFAULT_PATH", "Config", "Secret", "config_from_dict", "load_config", "table_list", "toml_value",
+           "type_name"]
 
 DEFAULT_PATH = Path("/etc/edge-daemon/config.toml")
 ENV_PREFIX = "EDGE_"
-_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-# -- loading ------------------------------------------------------------------------------------------------------
-
+MAX_FILE_BYTES = 1 << 20  # a config file is a few kB; refuse to read a device or a huge file into memory
 
 _TYPE_NAMES = {str: ("string", "a string"), int: ("integer", "an integer"), float: ("number", "a number"),
                bool: ("boolean", "true or false")}  # fmt: skip
@@ -55,13 +48,49 @@ def _optional(tp: Any) -> bool:
     return type(None) in typing.get_args(tp)
 
 
-def _type_name(tp: Any, short: bool = False) -> str:
+def table_list(tp: Any) -> Any:
+    """The table type of an array of tables (`tuple[RegionConfig, ...]` -> RegionConfig), else None."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple and args and dataclasses.is_dataclass(args[0]):
+        return args[0]
+    return None
+
+
+def _number_list(tp: Any) -> bool:
+    return typing.get_origin(tp) is tuple and typing.get_args(tp)[:1] == (float,)
+
+
+def type_name(tp: Any, short: bool = False) -> str:
+    """`integer` / `an integer` ... for a schema field's type."""
+    if _number_list(tp):
+        return "numbers" if short else "a list of numbers"
     base = _base(tp)
     return _TYPE_NAMES.get(base, (str(base), str(base)))[0 if short else 1]
 
 
+def toml_value(value: Any) -> str:
+    """A value written as TOML (`true`, `3`, `0.5`, `"text"`, `[0.1, 0.2]`)."""
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def _check_list(value: Any, f: dataclasses.Field, key: str) -> tuple[float, ...]:
+    n = f.metadata["length"]
+    if not isinstance(value, list) or len(value) != n:
+        name = key.rsplit(".", 1)[-1]
+        raise EdgeError(f"{key}: expected a list of {n} numbers, got {value!r:.80}; e.g. {name} = [0, 0, 0.5, 0.5]")
+    return tuple(_check_value(v, float, f, f"{key}[{i}]") for i, v in enumerate(value))
+
+
 def _check_value(value: Any, tp: Any, f: dataclasses.Field, key: str) -> Any:
     """Type and rule check of one value; returns it normalised (int -> float, source int -> str)."""
+    if _number_list(tp):
+        return _check_list(value, f, key)
     base = _base(tp)
     example = f.default if f.default not in (None, dataclasses.MISSING) else "..."
     if key == "camera.source" and isinstance(value, int) and not isinstance(value, bool):
@@ -75,26 +104,31 @@ def _check_value(value: Any, tp: Any, f: dataclasses.Field, key: str) -> Any:
     )
     if not ok:
         raise EdgeError(
-            f"{key}: expected {_type_name(tp)}, got {value!r}; write e.g. {key.rsplit('.', 1)[-1]} = {_toml(example)}"
+            f"{key}: expected {type_name(tp)}, got {value!r:.80}; write e.g. "
+            f"{key.rsplit('.', 1)[-1]} = {toml_value(example)}"
         )
-    if base is float:
-        value = float(value)
     rules = f.metadata
+    if base is float:
+        if not math.isfinite(value):
+            raise EdgeError(f"{key}: {value} is not a finite number; use {rules['min']} to {rules['max']}")
+        value = float(value)
     if "choices" in rules and value not in rules["choices"]:
-        raise EdgeError(f"{key}: {value!r} is not one of {', '.join(_toml(c) for c in rules['choices'])}")
+        raise EdgeError(f"{key}: {value!r:.80} is not one of {', '.join(toml_value(c) for c in rules['choices'])}")
     if "min" in rules and value < rules["min"]:
-        raise EdgeError(f"{key}: {value} is too small; use at least {rules['min']}")
+        raise EdgeError(f"{key}: {value} is too small; use {rules['min']} to {rules['max']}")
     if "max" in rules and value > rules["max"]:
-        raise EdgeError(f"{key}: {value} is too large; use at most {rules['max']}")
-    if base is str and value == "":
-        raise EdgeError(f"{key}: must not be empty; remove the line to use the default")
+        raise EdgeError(f"{key}: {value:.6g} is too large; use {rules['min']} to {rules['max']}")
+    if base is str:
+        if value == "":
+            raise EdgeError(f"{key}: must not be empty; remove the line to use the default")
+        check_text(value, key, rules.get("mqtt"))
     return value
 
 
 def _unknown(key: str, valid: list[str], origin: str = "") -> EdgeError:
     close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
-    return EdgeError(f"{key}{origin}: unknown key; {hint}valid keys here: {', '.join(valid)}")
+    return EdgeError(f"{key:.200}{origin}: unknown key; {hint}valid keys here: {', '.join(valid)}")
 
 
 def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
@@ -107,10 +141,17 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     values = {}
     for f, tp in fields_:
         key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(tp):
+        if (item := table_list(tp)) is not None:
+            tables = data.get(f.name, [])
+            if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+                raise EdgeError(f"{key}: expected [[{key}]] tables, got {tables!r:.80}")
+            values[f.name] = tuple(_build(item, t, f"{key}.{t.get('name', i + 1)}.") for i, t in enumerate(tables))
+        elif f.metadata.get("required") and f.name not in data:
+            raise EdgeError(f"{key}: required; give it (see the configuration reference)")
+        elif dataclasses.is_dataclass(tp):
             table = data.get(f.name, {})
             if not isinstance(table, dict):
-                raise EdgeError(f"{key}: expected a table [{key}], got {table!r}")
+                raise EdgeError(f"{key}: expected a table [{key}], got {table!r:.80}")
             values[f.name] = _build(tp, table, f"{key}.")
         elif f.name in data and not (data[f.name] is None and _optional(tp)):
             values[f.name] = _check_value(data[f.name], tp, f, key)
@@ -126,7 +167,7 @@ def _parse_env(text: str, tp: Any, var: str) -> Any:
             return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()]
         return base(text)
     except (KeyError, ValueError):
-        raise EdgeError(f"{var}: expected {_type_name(tp)}, got {text!r}; fix the environment variable") from None
+        raise EdgeError(f"{var}: expected {type_name(tp)}, got {text!r:.80}; fix the environment variable") from None
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -141,10 +182,12 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             if part not in fields_:
                 raise _unknown(".".join(parts[: i + 1]), list(fields_), f" (from {var})")
             tp = fields_[part]
+            if table_list(tp) is not None:
+                raise EdgeError(f"{var}: [[{part}]] tables cannot be set from the environment; write them in the file")
             if dataclasses.is_dataclass(tp) and i < len(parts) - 1:
                 table = table.setdefault(part, {})
                 if not isinstance(table, dict):
-                    raise EdgeError(f"{'.'.join(parts[: i + 1])}: expected a table, got {table!r}")
+                    raise EdgeError(f"{'.'.join(parts[: i + 1])}: expected a table, got {table!r:.80}")
                 cls = tp
             elif i < len(parts) - 1 or dataclasses.is_dataclass(tp):
                 raise EdgeError(f"{var}: {'.'.join(parts)} is not a single setting; name one key of it")
@@ -164,7 +207,9 @@ def _resolve_paths(obj: Any, base: Path, environ: Mapping[str, str], prefix: str
     changes = {}
     for f, tp in schema_fields(type(obj)):
         value, key = getattr(obj, f.name), f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(tp):
+        if table_list(tp) is not None:
+            changes[f.name] = tuple(_resolve_paths(v, base, environ, f"{key}.{v.name}.") for v in value)
+        elif dataclasses.is_dataclass(tp):
             changes[f.name] = _resolve_paths(value, base, environ, f"{key}.")
         elif f.metadata.get("path") and value is not None:
             p = _resolve(value, base, environ, bool(f.metadata.get("secret")))
@@ -175,41 +220,18 @@ def _resolve_paths(obj: Any, base: Path, environ: Mapping[str, str], prefix: str
     return dataclasses.replace(obj, **changes)
 
 
-def _cross_checks(cfg: Config, base: Path) -> Config:
-    cam, m = cfg.camera, cfg.mqtt
-    src = cam.source.strip()
-    if not (src.isdigit() or src.startswith("/dev/") or _URL.match(src)):
-        p = Path(src).expanduser()
-        p = p if p.is_absolute() else base / p
-        if not p.is_file():
-            raise EdgeError(
-                f"camera.source: {p} is not a file; give a V4L2 index, /dev/videoN, an rtsp:// or http:// URL "
-                "or an existing video file"
-            )
-        cam = dataclasses.replace(cam, source=str(p))
-    if cam.reconnect_min_s > cam.reconnect_max_s:
-        raise EdgeError("camera.reconnect_min_s: larger than camera.reconnect_max_s; make it smaller or equal")
-    if (cam.width == 0) != (cam.height == 0):
-        raise EdgeError("camera.width/height: give both or neither (0 = the camera's default)")
-    tls = m.tls
-    if not tls.enabled and (tls.ca or tls.cert or tls.key or tls.insecure):
-        raise EdgeError("mqtt.tls: ca/cert/key/insecure are set but mqtt.tls.enabled is false; set enabled = true")
-    if bool(tls.cert) != bool(tls.key):
-        raise EdgeError("mqtt.tls.cert/key: a client certificate needs both cert and key; give both or neither")
-    if m.password_file and not m.username:
-        raise EdgeError("mqtt.password_file: set, but mqtt.username is not; give the user name too")
-    for key, value in (("mqtt.topic_prefix", m.topic_prefix), ("homeassistant.prefix", cfg.homeassistant.prefix)):
-        if any(c in value for c in "+#") or value.startswith("/") or value.endswith("/"):
-            raise EdgeError(f'{key}: {value!r} may not contain + or # nor start/end with /; e.g. {key} = "edge"')
-    device_id = m.device_id or default_device_id()
-    if not _DEVICE_ID.match(device_id):
-        raise EdgeError(f"mqtt.device_id: {device_id!r} may only contain letters, digits, '_', '-', '.'")
-    return dataclasses.replace(cfg, camera=cam, mqtt=dataclasses.replace(m, device_id=device_id))
-
-
-def redact_url(source: str) -> str:
-    """The source with a password in its URL replaced by `***` (`rtsp://admin:***@cam/stream`), for logs."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", source, flags=re.IGNORECASE)
+def _read_password(path: str) -> Secret:
+    key = "mqtt.password_file"
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        text = data.decode("utf-8").rstrip("\r\n")
+    except (UnicodeDecodeError, OSError) as e:
+        raise EdgeError(f"{key}: cannot read {path} ({e.__class__.__name__}); fix the file") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise EdgeError(f"{key}: {path} is over {MAX_FILE_BYTES} bytes; it should hold only the password")
+    check_password(text, key)
+    return Secret(text, path)
 
 
 def config_from_dict(
@@ -217,32 +239,26 @@ def config_from_dict(
 ) -> Config:
     """Validate raw config data (as parsed from TOML) plus environment overrides into a `Config`.
 
-    Args:
-        data: the TOML document as a dict.
-        base: directory relative paths are relative to (default: the current directory).
-        environ: environment for `EDGE_*` overrides and `CREDENTIALS_DIRECTORY` (default: os.environ).
-        source: a name for the data in error messages (the config file).
+    `base`: the directory relative paths are relative to (default: the current one); `environ`: for `EDGE_*`
+    overrides and `CREDENTIALS_DIRECTORY` (default: os.environ); `source`: the file, named in errors.
 
     Raises:
-        EdgeError: one line naming the key path (or environment variable) and the fix.
+        EdgeError: one line naming the source, the key path (or environment variable) and the fix.
     """
     environ = os.environ if environ is None else environ
     base = Path.cwd() if base is None else base
-    raw = json.loads(json.dumps(data, default=str))  # a deep copy the overrides may change
     try:
+        raw = json.loads(json.dumps(data, default=str))  # a deep copy the overrides may change
         _apply_env(raw, environ)
         cfg = _build(Config, raw, "")
         cfg = _resolve_paths(cfg, base, environ, "")
-        cfg = _cross_checks(cfg, base)
+        cfg = cross_checks(cfg, base)
         if cfg.mqtt.password_file:
-            text = Path(cfg.mqtt.password_file).read_text(errors="strict").rstrip("\r\n")
-            if not text:
-                raise EdgeError(f"mqtt.password_file: {cfg.mqtt.password_file} is empty; write the password in it")
-            cfg = dataclasses.replace(cfg, password=Secret(text, cfg.mqtt.password_file))
+            cfg = dataclasses.replace(cfg, password=_read_password(cfg.mqtt.password_file))
     except EdgeError as e:
         raise EdgeError(f"{source}: {e}" if source else str(e)) from None
-    except (UnicodeDecodeError, OSError) as e:
-        raise EdgeError(f"{source}: mqtt.password_file: cannot read ({e.__class__.__name__}); fix the file") from None
+    except RecursionError:
+        raise EdgeError(f"{source or 'config'}: tables nested too deeply; the configuration has two levels") from None
     return dataclasses.replace(cfg, source=source or "<defaults>")
 
 
@@ -258,82 +274,27 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     """
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        if path.is_dir():
+            raise EdgeError(f"{path}: is a directory; give the config file")
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise EdgeError(f"{path}: over {MAX_FILE_BYTES} bytes; a config file is a few kB: give the right file")
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise EdgeError(f"{path}: config file not found; create it (see edge/default-config.toml)") from None
     except (OSError, UnicodeDecodeError) as e:
         raise EdgeError(f"{path}: cannot read config ({e.__class__.__name__}: {e}); fix the file") from None
     except tomllib.TOMLDecodeError as e:
         raise EdgeError(f"{path}: not valid TOML ({e}); fix the syntax") from None
+    except RecursionError:
+        raise EdgeError(f"{path}: tables or arrays nested too deeply; the configuration has two levels") from None
     return config_from_dict(data, base=path.resolve().parent, environ=environ, source=str(path))
-
-
-# -- output: effective config, example file, reference ---------------------------------------------------------------
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(str(value))
-
-
-def _tables(cls: type, obj: Any, prefix: str) -> list[tuple[str, list[tuple[dataclasses.Field, Any, Any]]]]:
-    rows, nested = [], []
-    for f, tp in schema_fields(cls):
-        value = getattr(obj, f.name) if obj is not None else f.default
-        if dataclasses.is_dataclass(tp):
-            nested += _tables(tp, value if obj is not None else None, f"{prefix}{f.name}.")
-        else:
-            rows.append((f, tp, value))
-    return ([(prefix.rstrip("."), rows)] if rows else []) + nested
-
-
-def to_toml(cfg: Config) -> str:
-    """The effective configuration as TOML, secrets redacted (only file paths shown)."""
-    out = [f"# effective configuration from {cfg.source} (defaults and environment overrides applied)"]
-    for name, rows in _tables(Config, cfg, ""):
-        out.append(f"\n[{name}]")
-        for f, _, value in rows:
-            if value is None:
-                out.append(f"# {f.name} = (not set)")
-            elif name == "camera" and f.name == "source":
-                out.append(f"{f.name} = {_toml(redact_url(value))}")
-            else:
-                out.append(f"{f.name} = {_toml(value)}")
-    if cfg.password is not None:
-        out.append("# password: <redacted> (read from password_file)")
-    return "\n".join(out) + "\n"
-
-
-def example_toml() -> str:
-    """A commented config file with every key at its default (what `edge/default-config.toml` holds)."""
-    out = [
-        "# edge-daemon configuration. Every key is optional: the values shown are the defaults.",
-        "# Check a file with: edge-daemon check-config /etc/edge-daemon/config.toml",
-    ]
-    for name, rows in _tables(Config, None, ""):
-        out.append(f"\n[{name}]")
-        for f, _, value in rows:
-            out.append(f"# {f.metadata['doc']}")
-            out.append(f"# {f.name} = (not set)" if value is None else f"# {f.name} = {_toml(value)}")
-    return "\n".join(out) + "\n"
-
-
-def reference_markdown() -> str:
-    """The configuration reference as Markdown tables, one per section, from the schema's descriptions."""
-    out = []
-    for name, rows in _tables(Config, None, ""):
-        out += [f"\n`[{name}]`\n", "| key | type | default | description |", "|---|---|---|---|"]
-        for f, tp, value in rows:
-            default = "(not set)" if value is None else f"`{_toml(value)}`"
-            doc = f.metadata["doc"].replace("|", "\\|")
-            out.append(f"| `{f.name}` | {_type_name(tp, short=True)} | {default} | {doc} |")
-    return "\n".join(out).lstrip("\n") + "\n"
 
 
 if __name__ == "__main__":  # python -m edge.config [--reference] > edge/default-config.toml
     import sys
+
+    from edge.config_docs import example_toml, reference_markdown
 
     sys.stdout.write(reference_markdown() if "--reference" in sys.argv else example_toml())

@@ -6,7 +6,7 @@ The fleet playbook runs this on each device after switching a release or a model
 it exits non-zero. It reads the daemon's own config, so it talks to the same broker with the same credentials;
 outside the service, secrets are looked up in `/etc/credstore` (where the unit's `LoadCredential=` takes them).
 
-Exit codes: 0 healthy, 1 unhealthy (one line says which check failed), 2 bad config (from `edge.cli`).
+Exit codes: 0 healthy, 1 unhealthy (one line says which check failed), 2 bad config or flags.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import ssl
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edge import cli
-from edge.errors import EdgeError
+from edge.cli_main import finite_float
+from edge.errors import Failure
 
-EXIT_UNHEALTHY = 1
+if TYPE_CHECKING:
+    from edge.config_schema import MqttConfig, Secret
+
 DEFAULT_CREDSTORE = "/etc/credstore"
 
 
@@ -76,37 +76,28 @@ def judge(report: HealthReport, timeout: float, expect_model: str | None, topic:
     return None
 
 
-def _client(opts: Any, client_id: str):
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-    if opts.username:
-        client.username_pw_set(opts.username, opts.password)
-    if opts.tls:
-        client.tls_set(ca_certs=opts.ca, certfile=opts.cert, keyfile=opts.key, cert_reqs=ssl.CERT_REQUIRED)
-        client.tls_insecure_set(bool(opts.insecure))
-    return client
-
-
-def check(opts: Any, *, timeout: float, expect_model: str | None = None) -> HealthReport:
+def check(mqtt_cfg: MqttConfig, password: Secret | None, *, timeout: float,
+          expect_model: str | None = None) -> HealthReport:  # fmt: skip
     """Subscribe to the device's availability and classification topics and judge what arrives.
 
     Args:
-        opts: the daemon's `edge.publisher.MqttOptions` (broker, credentials, TLS, prefix, device id).
+        mqtt_cfg: the daemon's validated ``[mqtt]`` section (broker, credentials, TLS, prefix, device id).
+        password: the secret from `mqtt.password_file`, if any.
         timeout: seconds to wait for the broker and for a live classification.
         expect_model: require the fresh classification to name this model.
 
     Returns:
         The report; `report.problem` says what failed (broker unreachable included), None when healthy.
     """
+    from edge.mqtt_client import connect_failure, make_client
     from edge.mqtt_contract import topics
 
-    t = topics(opts.topic_prefix, opts.device_id)
-    report = HealthReport(device_id=opts.device_id, broker=f"{opts.host}:{opts.port}")
+    device_id = str(mqtt_cfg.device_id)
+    t = topics(mqtt_cfg.topic_prefix, device_id)
+    report = HealthReport(device_id=device_id, broker=f"{mqtt_cfg.host}:{mqtt_cfg.port}")
     lock, done, subscribed = threading.Lock(), threading.Event(), threading.Event()
     connect_error: list[str] = []
-    client = _client(opts, f"edge-health-{opts.device_id}-{os.getpid()}")
+    client = make_client(mqtt_cfg, password, f"edge-health-{device_id}-{os.getpid()}")
 
     def on_connect(c, _userdata, _flags, reason_code, _props=None):
         if reason_code.is_failure:
@@ -135,9 +126,9 @@ def check(opts: Any, *, timeout: float, expect_model: str | None = None) -> Heal
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
     start = time.monotonic()
     try:
-        client.connect(opts.host, opts.port, keepalive=max(5, int(timeout) + 5))
-    except (OSError, ssl.SSLError) as e:
-        report.problem = f"broker {report.broker} unreachable: {e.__class__.__name__}: {e}"
+        client.connect(mqtt_cfg.host, mqtt_cfg.port, keepalive=max(5, int(timeout) + 5))
+    except OSError as e:  # refused, unresolvable, TLS failures (ssl.SSLError is an OSError)
+        report.problem = connect_failure(e, mqtt_cfg.host, mqtt_cfg.port, mqtt_cfg.tls.enabled)
         return report
     client.loop_start()
     try:
@@ -169,7 +160,8 @@ def _describe(report: HealthReport) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The `health` subcommand's options."""
     p.add_argument("--config", "-c", default="/etc/edge-daemon/config.toml", help="the daemon's config file")
-    p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for a live classification (90)")
+    p.add_argument("--timeout", type=finite_float(0, 3600, low_open=True), default=90.0,
+                   help="seconds to wait for a live classification, up to 3600 (90)")  # fmt: skip
     p.add_argument("--expect-model", help="require the classification to come from this model (its file name)")
     p.add_argument(
         "--credentials",
@@ -183,20 +175,15 @@ def run(args: argparse.Namespace) -> int:
     """Run the check; exit 0 when healthy, 1 with one line naming the failed check otherwise."""
     from edge.config import load_config
 
-    if args.timeout <= 0:
-        raise EdgeError(f"--timeout: must be positive, got {args.timeout}")
     environ = dict(os.environ)
     if os.path.isdir(args.credentials):
         environ["CREDENTIALS_DIRECTORY"] = args.credentials
-    opts = load_config(args.config, environ=environ).mqtt_options()
-    report = check(opts, timeout=args.timeout, expect_model=args.expect_model)
+    cfg = load_config(args.config, environ=environ)
+    report = check(cfg.mqtt, cfg.password, timeout=args.timeout, expect_model=args.expect_model)
     if args.json:
         print(json.dumps(report.to_dict()))
     elif report.healthy:
         print(_describe(report))
-    else:
-        print(f"edge-daemon health: unhealthy: {report.device_id}: {report.problem}", file=sys.stderr)
-    return 0 if report.healthy else EXIT_UNHEALTHY
-
-
-cli.EXTRA_COMMANDS.append(("health", "is the daemon online and classifying? (exit 0 yes, 1 no)", add_arguments, run))
+    if not report.healthy:
+        raise Failure(f"unhealthy: {report.device_id}: {report.problem}")
+    return 0

@@ -1,26 +1,57 @@
-"""Reading image files into the uint8 arrays the preprocessing takes (OpenCV's BGR, BGRA or gray)."""
+"""Reading image files into the uint8 arrays the preprocessing takes (OpenCV's BGR, BGRA or gray).
+
+Decoding is bounded: an image over `MAX_PIXELS` (the header is believed, nothing is allocated) is refused with
+one line, so a 20000x20000 PNG cannot take a Pi's memory (a 64-megapixel image decodes to 192 MB at most).
+OpenCV's own error lines are silenced; ours name the file.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import cv2
-import numpy as np
+MAX_PIXELS = 64 * 1024 * 1024  # 64 MP: larger than any camera frame or photo a classifier needs
+MAX_FILE_BYTES = 256 << 20  # a compressed image this large is not a photo to classify
+# Read by OpenCV when it first decodes: it then refuses larger images itself, from their header.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
-from edge.errors import EdgeError
+import cv2  # noqa: E402  (after the budget is in the environment)
+import numpy as np  # noqa: E402
+
+from edge.errors import EdgeError  # noqa: E402
+
+
+def quiet_opencv() -> None:
+    """Silence OpenCV's and FFmpeg's own messages; our one-line errors and the camera's log say what happened.
+
+    Settings already in the environment (`OPENCV_FFMPEG_LOGLEVEL`, `OPENCV_LOG_LEVEL`) are left alone.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when the FFmpeg backend opens
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file (any format OpenCV reads) to uint8 BGR, BGRA or 2-D gray.
 
     Raises:
-        EdgeError: the file is missing or is not a decodable image.
+        EdgeError: the file is missing, a directory, too large, or not a decodable image.
     """
     p = Path(path)
+    if p.is_dir():
+        raise EdgeError(f"{p}: is a directory; give image files (e.g. {p}/*.jpg)")
     if not p.is_file():
         raise EdgeError(f"{p}: image not found")
+    if p.stat().st_size > MAX_FILE_BYTES:
+        raise EdgeError(f"{p}: {p.stat().st_size >> 20} MB is too large for an image to classify; downscale it")
+    quiet_opencv()
     data = np.fromfile(p, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error:  # the header claims more than MAX_PIXELS (OpenCV refuses before allocating)
+        raise EdgeError(
+            f"{p}: larger than {MAX_PIXELS // (1 << 20)} megapixels, the decode limit; downscale it first"
+        ) from None
     if image is None:
         raise EdgeError(f"{p}: not an image OpenCV can decode (use JPEG, PNG, BMP, WebP or TIFF)")
     if image.dtype == np.uint16:

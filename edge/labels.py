@@ -17,11 +17,17 @@ from edge.errors import EdgeError
 _INDEXED = re.compile(r"^\s*(\d+)[:\s]+(.*\S)\s*$")
 
 
-def parse_labels(text: str) -> dict[int, str]:
+MAX_LABEL_FILE_BYTES = 16 << 20  # 16 MB: far beyond any label file; refuses devices and huge files
+
+
+def parse_labels(text: str, source: str = "labels") -> dict[int, str]:
     """Parse a label file's text into {index: label}.
 
     The indexed format is used when every non-blank line starts with a number followed by a label;
     otherwise line N (counting blank lines, which keep their place) is class N.
+
+    Raises:
+        EdgeError: an index given twice (naming `source` and the line).
     """
     lines = text.splitlines()
     while lines and not lines[-1].strip():
@@ -29,10 +35,14 @@ def parse_labels(text: str) -> dict[int, str]:
     nonblank = [line for line in lines if line.strip()]
     if nonblank and all(_INDEXED.match(line) for line in nonblank):
         out: dict[int, str] = {}
-        for line in nonblank:
+        for number, line in enumerate(lines, 1):
             m = _INDEXED.match(line)
-            assert m is not None
-            out[int(m.group(1))] = m.group(2)
+            if m is None:
+                continue
+            index = int(m.group(1))
+            if index in out:
+                raise EdgeError(f"{source}: line {number}: index {index} is given twice; give each class once")
+            out[index] = m.group(2)
         return out
     return {i: line.strip() for i, line in enumerate(lines)}
 
@@ -40,13 +50,19 @@ def parse_labels(text: str) -> dict[int, str]:
 def read_label_file(path: str | Path) -> dict[int, str]:
     """Read a sidecar label file (either format)."""
     p = Path(path)
+    if p.exists() and not p.is_file():
+        raise EdgeError(f"{p}: not a regular file; give a UTF-8 text file of labels")
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            data = f.read(MAX_LABEL_FILE_BYTES + 1)
+        if len(data) > MAX_LABEL_FILE_BYTES:
+            raise EdgeError(f"{p}: over {MAX_LABEL_FILE_BYTES >> 20} MB: not a label file; give the right file")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise EdgeError(f"{p}: label file not found; check the --labels path") from None
     except (OSError, UnicodeDecodeError) as e:
         raise EdgeError(f"{p}: cannot read label file ({e}); give a UTF-8 text file") from None
-    labels = parse_labels(text)
+    labels = parse_labels(text, str(p))
     if not labels:
         raise EdgeError(f"{p}: label file is empty; put one label per line")
     return labels
@@ -72,14 +88,15 @@ def read_embedded_labels(model_path: str | Path) -> dict[int, str] | None:
         return None
     with zipfile.ZipFile(model_path) as z:
         text = z.read(member).decode("utf-8", errors="replace")
-    return parse_labels(text) or None
+    return parse_labels(text, f"{model_path} ({member})") or None
 
 
 def align_labels(labels: dict[int, str] | None, num_classes: int, source: str) -> tuple[str, ...]:
     """One label per model output, checked against the output size.
 
-    Missing labels (no file at all) become `class_N`. A file whose count does not match the model is an
-    error naming the file: a silent off-by-one would publish the wrong label for every frame.
+    Missing labels (no file at all) become `class_N`. A file whose count does not match the model, or an
+    indexed file that skips an index, is an error naming the file: a silent off-by-one would publish the
+    wrong label for every frame.
     """
     if labels is None:
         return tuple(f"class_{i}" for i in range(num_classes))
@@ -94,4 +111,8 @@ def align_labels(labels: dict[int, str] | None, num_classes: int, source: str) -
             f"{source}: {top} labels but the model has {num_classes} classes{hint}; "
             "give the label file that belongs to this model"
         )
-    return tuple(labels.get(i, f"class_{i}") for i in range(num_classes))
+    missing = [i for i in range(num_classes) if i not in labels]
+    if missing:
+        raise EdgeError(f"{source}: no label for class {missing[0]}" + (f" (and {len(missing) - 1} more)" if
+                        len(missing) > 1 else "") + f"; give every index from 0 to {num_classes - 1}")  # fmt: skip
+    return tuple(labels[i] for i in range(num_classes))

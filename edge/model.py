@@ -6,6 +6,7 @@ preprocess, invoke, postprocess, nothing else.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,7 +37,10 @@ STATEFUL_OPS = frozenset(
 )
 PROBABILITY_OPS = frozenset({"SOFTMAX", "LOGISTIC"})
 PASS_THROUGH_OPS = frozenset({"DEQUANTIZE", "QUANTIZE", "RESHAPE", "SQUEEZE"})
+# An output made by pooling or normalising is a feature vector (an embedding extractor), not class scores.
+FEATURE_OPS = frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "REDUCE_MAX", "L2_NORMALIZATION"})
 _DTYPES = {np.uint8: "uint8", np.int8: "int8", np.float32: "float32"}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,19 +86,26 @@ def _producers(ops: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return {int(t): op for op in ops for t in op["outputs"]}
 
 
-def _outputs_probabilities(ops: list[dict[str, Any]] | None, out: dict[str, Any]) -> bool:
-    """True when the output is already a probability (softmax/logistic), so no softmax is applied."""
-    scale, zp = out["quantization"]
-    softmax_quantized = abs(scale - 1 / 256) < 1e-9 and zp in (0, -128)
+def _output_op(ops: list[dict[str, Any]] | None, out: dict[str, Any]) -> str | None:
+    """The op that makes the output, past reshapes and (de)quantization; None when unknown or a delegate's."""
     if not ops:
-        return out["dtype"] != np.float32 and softmax_quantized
+        return None
     producers = _producers(ops)
     op = producers.get(int(out["index"]))
     while op is not None and op["op_name"] in PASS_THROUGH_OPS:
         op = producers.get(int(op["inputs"][0]))
     if op is None or op["op_name"] == "DELEGATE" or not op["op_name"].isupper():
-        return softmax_quantized  # produced inside a custom op (e.g. the Edge TPU's): judge by quantization
-    return op["op_name"] in PROBABILITY_OPS
+        return None  # produced inside a custom op (e.g. the Edge TPU's)
+    return str(op["op_name"])
+
+
+def _outputs_probabilities(op: str | None, out: dict[str, Any]) -> bool:
+    """True when the output is already a probability (softmax/logistic), so no softmax is applied."""
+    scale, zp = out["quantization"]
+    softmax_quantized = abs(scale - 1 / 256) < 1e-9 and zp in (0, -128)
+    if op is None:  # judge by the quantization softmax outputs get
+        return out["dtype"] != np.float32 and softmax_quantized
+    return op in PROBABILITY_OPS
 
 
 def _input_format(detail: dict[str, Any], mean: float | None, std: float | None) -> tuple[InputFormat, str]:
@@ -113,13 +124,13 @@ def _input_format(detail: dict[str, Any], mean: float | None, std: float | None)
     return fmt, layout
 
 
-def _output_format(detail: dict[str, Any], ops: list[dict[str, Any]] | None) -> tuple[OutputFormat, int]:
+def _output_format(detail: dict[str, Any], op: str | None) -> tuple[OutputFormat, int]:
     dtype = detail["dtype"]
     if dtype not in _DTYPES:
         raise EdgeError(f"output dtype {dtype} is not supported (uint8, int8 or float32 scores)")
     scale, zp = detail["quantization"]
     num_classes = int(np.prod(detail["shape"]))
-    return OutputFormat(dtype, float(scale), int(zp), _outputs_probabilities(ops, detail)), num_classes
+    return OutputFormat(dtype, float(scale), int(zp), _outputs_probabilities(op, detail)), num_classes
 
 
 class Classifier:
@@ -146,12 +157,29 @@ class Classifier:
         return it.get_tensor(self._out)
 
     def timed_scores(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """All class scores in [0, 1] for a decoded image (BGR or gray uint8), and the ms spent in invoke()."""
+        """All class scores in [0, 1] for a decoded image (BGR or gray uint8), and the ms spent in invoke().
+
+        Raises:
+            EdgeError: inference failed, or a float model gave NaN or infinite scores.
+        """
         tensor = preprocess(image, self.spec.input)
         t0 = time.perf_counter()
         raw = self.run(tensor)
         ms = (time.perf_counter() - t0) * 1000.0
-        return scores(raw, self.spec.output), ms
+        class_scores = scores(raw, self.spec.output)
+        # Only a float output can be NaN or infinite: dequantized integers and their softmax are always finite.
+        if self.spec.output.dtype == np.float32 and not np.all(np.isfinite(class_scores)):
+            raise EdgeError(f"{self.spec.path}: the model output NaN or infinite scores")
+        return class_scores, ms
+
+    def warm_up(self) -> None:
+        """Run the model once on a blank image, so a model that cannot run is refused before it is used.
+
+        Raises:
+            EdgeError: the model fails on invoke or gives non-finite scores.
+        """
+        i = self.spec.input
+        self.timed_scores(np.zeros((i.height, i.width, 3), np.uint8))
 
     def scores(self, image: np.ndarray) -> np.ndarray:
         """All class scores in [0, 1] for a decoded image (BGR or gray uint8)."""
@@ -209,11 +237,19 @@ def load_model(
             interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as e:
         raise EdgeError(f"{used}: cannot prepare the model ({_first_line(e)})") from None
+    out_detail = interpreter.get_output_details()[0]
+    out_op = _output_op(ops, out_detail)
     try:
         in_fmt, layout = _input_format(interpreter.get_input_details()[0], mean, std)
-        out_fmt, num_classes = _output_format(interpreter.get_output_details()[0], ops)
+        out_fmt, num_classes = _output_format(out_detail, out_op)
     except EdgeError as e:
         raise EdgeError(f"{used}: {e}") from None
+    if out_op in FEATURE_OPS:
+        what = (f"{used}: an embedding extractor, not a classifier: its {num_classes} outputs come from {out_op}, "
+                "not a classification layer")  # fmt: skip
+        if labels is None:
+            raise EdgeError(f"{what}; give a classifier model (or --labels FILE if these outputs really are classes)")
+        log.warning("%s; classifying anyway with the labels given", what)
     if labels is not None:
         label_map, source = labels_mod.read_label_file(labels), str(labels)
     else:

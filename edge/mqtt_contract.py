@@ -1,29 +1,33 @@
-"""The MQTT contract as pure functions: topic names, the classification payload, Home Assistant discovery configs.
+"""The MQTT contract as pure functions: every topic name and every payload the daemon publishes.
 
-No I/O here: `edge.publisher` sends what these functions return, and tests and the README check them. Topics::
+No I/O here: `edge.publisher` sends what these functions return. Each JSON payload has a JSON Schema in
+`edge/schemas/` (the tests validate every message of a real run against them); Home Assistant discovery is
+`edge.ha_discovery`. Topics::
 
     {prefix}/{device_id}/availability     "online" / "offline" (retained; "offline" is also the last will)
-    {prefix}/{device_id}/classification   JSON, retained
-    {prefix}/{device_id}/stats            JSON, not retained
-    {prefix}/{device_id}/event            JSON, not retained (model reloads...)
-    {ha_prefix}/sensor/{node}_{key}/config   Home Assistant discovery, retained
+    {prefix}/{device_id}/camera           "online" / "offline" (retained): is the camera delivering frames?
+    {prefix}/{device_id}/classification   JSON, retained            classification_payload()
+    {prefix}/{device_id}/label            the label as plain text, retained, on change (optional, Frigate-style)
+    {prefix}/{device_id}/stats            JSON, not retained        stats_payload()
+    {prefix}/{device_id}/event            JSON, not retained        camera_event(), model_reloaded(), ...
+
+Compatibility: within a major version keys are only ever added, never removed or changed in meaning.
+Names are validated once, by the config layer (`edge.config_checks`); these functions trust them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from edge import __version__
 from edge.postprocess import Prediction
 
 PAYLOAD_ONLINE = "online"
 PAYLOAD_OFFLINE = "offline"
-ORIGIN_NAME = "edge-daemon"
-_FORBIDDEN_IN_TOPIC_LEVEL = re.compile(r"[/+#\x00]")
-_NOT_NODE_ID = re.compile(r"[^a-zA-Z0-9_-]")
+NO_LABEL = "none"  # the plain-text label (and Home Assistant's state) when no class reached the threshold
+REASONS = ("change", "heartbeat", "frame", "reconnect")  # why a classification was published
 
 
 @dataclass(frozen=True)
@@ -31,40 +35,18 @@ class Topics:
     """The topics one device publishes on."""
 
     availability: str
+    camera: str
     classification: str
+    label: str
     stats: str
     event: str
 
 
-def check_topic_level(value: str, field: str) -> str:
-    """Return `value` if it can be one MQTT topic level, else raise ValueError naming `field`.
-
-    Args:
-        value: the candidate level, e.g. a device id.
-        field: the config key it came from, used in the message.
-    """
-    if not value or _FORBIDDEN_IN_TOPIC_LEVEL.search(value):
-        raise ValueError(f"{field} {value!r} must be non-empty and contain no '/', '+', '#': pick another name")
-    return value
-
-
-def check_topic_prefix(prefix: str, field: str = "mqtt.topic_prefix") -> str:
-    """Return `prefix` if it is usable in front of topics (levels separated by '/', no wildcards)."""
-    if not prefix or prefix.startswith("/") or prefix.endswith("/") or re.search(r"[+#\x00]", prefix):
-        raise ValueError(f"{field} {prefix!r} must be non-empty, without '+', '#' or a leading/trailing '/'")
-    return prefix
-
-
 def topics(prefix: str, device_id: str) -> Topics:
-    """The device's topics, e.g. ``topics("edge", "pi1").classification == "edge/pi1/classification"``.
-
-    Raises:
-        ValueError: the prefix or device id cannot be used in a topic.
-    """
-    check_topic_prefix(prefix)
-    check_topic_level(device_id, "mqtt.device_id")
+    """The device's topics, e.g. ``topics("edge", "pi1").classification == "edge/pi1/classification"``."""
     base = f"{prefix}/{device_id}"
-    return Topics(f"{base}/availability", f"{base}/classification", f"{base}/stats", f"{base}/event")
+    return Topics(*(f"{base}/{name}" for name in ("availability", "camera", "classification", "label", "stats",
+                                                  "event")))  # fmt: skip
 
 
 def iso_utc(timestamp: float) -> str:
@@ -76,20 +58,23 @@ def iso_utc(timestamp: float) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def classification_payload(
-    predictions: Sequence[Prediction], *, frame: int, inference_ms: float, model: str, timestamp: float
-) -> dict:
-    """The JSON object published on `.../classification` for one classified frame.
+def classification_payload(predictions: Sequence[Prediction], *, reason: str, frame: int, inference_ms: float,
+                           model: str, timestamp: float, published_at: float,
+                           changed_at: float | None) -> dict:  # fmt: skip
+    """The JSON object published (retained) on `.../classification`.
 
     Args:
         predictions: best first (may be empty when nothing reached the threshold).
-        frame: the frame counter since start-up.
-        inference_ms: time spent in the interpreter for this frame.
+        reason: `change` (the label changed), `heartbeat` (the same state again, `smoothing.heartbeat_s`),
+            `frame` (smoothing off: every frame) or `reconnect` (the state re-sent after a broker connection).
+        frame: the count of classified frames when this state was seen.
+        inference_ms: time spent in the interpreter for that frame.
         model: the model's name (file stem).
-        timestamp: Unix time the frame was captured.
+        timestamp: Unix time the frame was captured (a heartbeat while the camera is away keeps the old time).
+        published_at: Unix time of publishing. changed_at: Unix time the label last changed (None: not yet).
 
     Returns:
-        ``{"label", "index", "score", "top_k": [{"index", "label", "score"}...], "timestamp", "frame",
+        ``{"label", "index", "score", "top_k", "reason", "timestamp", "published_at", "changed_at", "frame",
         "inference_ms", "model"}``; with no predictions: label None, index None, score 0.0, top_k [].
     """
     top = [{"index": int(p.index), "label": p.label, "score": round(float(p.score), 4)} for p in predictions]
@@ -99,118 +84,70 @@ def classification_payload(
         "index": best["index"],
         "score": best["score"],
         "top_k": top,
+        "reason": reason,
         "timestamp": iso_utc(timestamp),
+        "published_at": iso_utc(published_at),
+        "changed_at": iso_utc(changed_at) if changed_at is not None else None,
         "frame": int(frame),
         "inference_ms": round(float(inference_ms), 2),
         "model": model,
     }
 
 
-# -- Home Assistant MQTT discovery --------------------------------------------------------------------------------
-
-# key -> (name, which topic, value template, extra config). Stats keys are the ones `edge.service` publishes.
-_SENSORS: dict[str, tuple[str, str, str, dict]] = {
-    "label": (
-        "Label",
-        "classification",
-        "{{ value_json.label if value_json.label is not none else 'none' }}",
-        {"icon": "mdi:label-outline", "json_attributes_topic": None},
-    ),
-    "score": (
-        "Score",
-        "classification",
-        "{{ (value_json.score * 100) | round(1) }}",
-        {"unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:percent"},
-    ),
-    "inference_ms": (
-        "Inference time",
-        "classification",
-        "{{ value_json.inference_ms }}",
-        {
-            "unit_of_measurement": "ms",
-            "device_class": "duration",
-            "state_class": "measurement",
-            "entity_category": "diagnostic",
-        },
-    ),
-    "fps": (
-        "Classified FPS",
-        "stats",
-        "{{ value_json.fps_classified }}",
-        {"unit_of_measurement": "fps", "state_class": "measurement", "entity_category": "diagnostic"},
-    ),
-    "dropped": (
-        "Dropped MQTT messages",
-        "stats",
-        "{{ value_json.dropped }}",
-        {"state_class": "total_increasing", "entity_category": "diagnostic", "icon": "mdi:message-alert"},
-    ),
-    "uptime": (
-        "Uptime",
-        "stats",
-        "{{ value_json.uptime_s | round(0) }}",
-        {
-            "unit_of_measurement": "s",
-            "device_class": "duration",
-            "state_class": "total_increasing",
-            "entity_category": "diagnostic",
-        },
-    ),
-}
-SENSOR_KEYS: tuple[str, ...] = tuple(_SENSORS)
+def label_text(predictions: Sequence[Prediction]) -> str:
+    """The plain-text label for `.../label` (Frigate-style automations): the best label, or `none`."""
+    return predictions[0].label if predictions else NO_LABEL
 
 
-def node_id(device_id: str) -> str:
-    """The device id made safe for discovery topics and unique ids (only ``[a-zA-Z0-9_-]``)."""
-    return _NOT_NODE_ID.sub("_", device_id)
+def camera_state(connected: bool) -> str:
+    """The retained payload of `.../camera`."""
+    return PAYLOAD_ONLINE if connected else PAYLOAD_OFFLINE
 
 
-def ha_status_topic(ha_prefix: str) -> str:
-    """Where Home Assistant announces ``online``/``offline`` (discovery is re-sent on ``online``)."""
-    return f"{ha_prefix}/status"
+STATS_WINDOW_KEYS = ("fps_captured", "fps_classified", "fps_dropped", "inference_ms_p50", "inference_ms_p95")
+MQTT_COUNTER_KEYS = ("mqtt_reconnects", "queued", "dropped", "published")
 
 
-def discovery_configs(ha_prefix: str, topic_prefix: str, device_id: str, *, model: str, device: str) -> dict[str, dict]:
-    """Home Assistant MQTT discovery: {config topic: config payload} for every sensor of this device.
-
-    One entity per value (label, score, inference time, fps, dropped messages, uptime), all attached to one HA
-    device named after `device_id` and made unavailable by the availability topic. Full key names are used
-    (HA also accepts abbreviations such as ``stat_t``; see tests/mqtt/test_contract.py).
+def stats_payload(window: Mapping[str, float], camera: Any, mqtt: Mapping[str, int], *, classified: int,
+                  errors: int, uptime_s: float, started_at: float, model: str, device: str) -> dict:  # fmt: skip
+    """The JSON object published on `.../stats` every `stats.interval_s` (and at once after each connect).
 
     Args:
-        ha_prefix: Home Assistant's discovery prefix (default ``homeassistant``).
-        topic_prefix: this daemon's topic prefix.
-        device_id: this device's id.
-        model: the loaded model's name (shown as the HA device's model).
-        device: ``cpu`` or ``edgetpu`` (shown as the HA device's hardware version).
+        window: rates and inference percentiles over the last interval (`edge.stats.StatsWindow.summary`):
+            `fps_captured`, `fps_classified`, `fps_dropped`, `inference_ms_p50`, `inference_ms_p95`.
+        camera: the camera's counters (`dropped`, `connected`, `reconnects`).
+        mqtt: the publisher's counters (`mqtt_reconnects`, `queued`, `dropped`, `published`).
+        classified: frames classified since start-up; errors: frames whose inference failed.
+        uptime_s: seconds since start-up; started_at: Unix time of start-up; model, device: what classifies.
     """
-    t = topics(topic_prefix, device_id)
-    node = node_id(device_id)
-    by_name = {"classification": t.classification, "stats": t.stats}
-    ha_device = {
-        "identifiers": [f"edge_daemon_{node}"],
-        "name": device_id,
-        "manufacturer": "edge-daemon",
+    return {
+        **{k: round(float(window[k]), 2) for k in STATS_WINDOW_KEYS},
+        "frames_classified": int(classified),
+        "inference_errors": int(errors),
+        "frames_dropped": int(camera.dropped),
+        "camera_connected": bool(camera.connected),
+        "camera_reconnects": int(camera.reconnects),
+        "uptime_s": round(float(uptime_s), 1),
+        "started_at": iso_utc(started_at),
         "model": model,
-        "hw_version": device,
-        "sw_version": __version__,
+        "device": device,
+        **{k: int(mqtt[k]) for k in MQTT_COUNTER_KEYS},
     }
-    origin = {"name": ORIGIN_NAME, "sw_version": __version__}
-    availability = [
-        {"topic": t.availability, "payload_available": PAYLOAD_ONLINE, "payload_not_available": PAYLOAD_OFFLINE}
-    ]
-    configs: dict[str, dict] = {}
-    for key, (name, source, template, extra) in _SENSORS.items():
-        state_topic = by_name[source]
-        config = {
-            "name": name,
-            "unique_id": f"edge_daemon_{node}_{key}",
-            "state_topic": state_topic,
-            "value_template": template,
-            "availability": availability,
-            "device": ha_device,
-            "origin": origin,
-        }
-        config.update({k: (state_topic if v is None else v) for k, v in extra.items()})
-        configs[f"{ha_prefix}/sensor/{node}_{key}/config"] = config
-    return configs
+
+
+def camera_event(connected: bool, *, source: str, reconnects: int, timestamp: float) -> dict:
+    """`camera_connected` / `camera_lost` on `.../event`; `source` must already be redacted (`edge.urls`)."""
+    return {"event": "camera_connected" if connected else "camera_lost", "source": source,
+            "reconnects": int(reconnects), "timestamp": iso_utc(timestamp)}  # fmt: skip
+
+
+def model_reloaded(*, reason: str, path: str, model: str, classes: int, device: str, timestamp: float) -> dict:
+    """`model_reloaded` on `.../event`: the new model runs (reason: `SIGHUP` or `model file changed`)."""
+    return {"event": "model_reloaded", "reason": reason, "path": path, "model": model, "classes": int(classes),
+            "device": device, "timestamp": iso_utc(timestamp)}  # fmt: skip
+
+
+def model_reload_failed(*, reason: str, path: str, error: str, model: str, timestamp: float) -> dict:
+    """`model_reload_failed` on `.../event`: the new model was refused; `model` is the one still running."""
+    return {"event": "model_reload_failed", "reason": reason, "path": path, "error": error, "model": model,
+            "timestamp": iso_utc(timestamp)}  # fmt: skip

@@ -1,7 +1,8 @@
 """MQTT I/O for the daemon: one paho client on its own thread, availability, Home Assistant discovery, offline queue.
 
-Topics and payloads come from `edge.mqtt_contract` (pure); this module only moves bytes. Nothing here blocks the
-caller on the network: `publish_*` put the message in a bounded deque and hand it to paho when there is room.
+Topics and payloads come from `edge.mqtt_contract` and `edge.ha_discovery` (pure); this module only moves bytes.
+Nothing here blocks the caller on the network: `publish_*` put the message in a bounded deque and hand it to
+paho when there is room.
 
 Delivery of QoS >= 1 messages (the default, qos = 1):
   * While connected, at most `INFLIGHT` messages are handed to paho and not yet acknowledged; the rest wait in
@@ -12,7 +13,9 @@ Delivery of QoS >= 1 messages (the default, qos = 1):
 
 Availability: the retained last will is ``offline``; ``online`` (retained) is published on every connect;
 `stop()` publishes ``offline`` and disconnects cleanly. A refused CONNACK (bad credentials...) never counts as
-connected. Paho reconnects by itself with a 1-30 s backoff; every state change is logged once.
+connected. Paho reconnects by itself every 0.5-1.5 s; each failure is logged once with its reason
+(`edge.mqtt_client.ConnectionReporter`). Nothing another client sends can make this grow or fail: Home
+Assistant's `online` announcements re-send discovery at most once per `DISCOVERY_MIN_INTERVAL_S`.
 """
 
 from __future__ import annotations
@@ -20,98 +23,59 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import ssl
+import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.errors import EdgeError
-from edge.mqtt_contract import PAYLOAD_OFFLINE, PAYLOAD_ONLINE, discovery_configs, ha_status_topic, topics
+from edge.ha_discovery import discovery_configs, ha_status_topic, retired_topics
+from edge.mqtt_client import ConnectionReporter, make_client
+from edge.mqtt_contract import PAYLOAD_OFFLINE, PAYLOAD_ONLINE, topics
+from edge.outbox import Message, Outbox
+from edge.ratelog import RateLimitedLog
+
+if TYPE_CHECKING:
+    from edge.config_schema import HomeAssistantConfig, MqttConfig, Secret
 
 log = logging.getLogger(__name__)
 
 INFLIGHT = 20  # QoS >= 1 messages handed to paho and not yet acknowledged
-RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
-CONNECT_TIMEOUT_S = 3.0
-
-
-@dataclass(frozen=True)
-class MqttOptions:
-    """Where and how to publish; built by `edge.config` from the ``[mqtt]`` and ``[homeassistant]`` tables."""
-
-    device_id: str
-    host: str = "localhost"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None  # already read from its file; never logged
-    tls: bool = False
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
-    insecure: bool = False  # skip hostname verification (the chain is still verified)
-    client_id: str | None = None  # None -> f"edge-daemon-{device_id}"
-    qos: int = 1
-    keepalive: int = 60
-    topic_prefix: str = "edge"
-    queue_size: int = 1000
-    ha_discovery: bool = True
-    ha_prefix: str = "homeassistant"
-
-    def __repr__(self) -> str:  # keep the password out of logs and tracebacks
-        secret = "***" if self.password is not None else None
-        return f"MqttOptions(device_id={self.device_id!r}, host={self.host!r}, port={self.port}, password={secret})"
-
-
-@dataclass(frozen=True)
-class _Message:
-    topic: str
-    payload: bytes
-    retain: bool
+# Retried often (a refused connect costs nothing): the dashboard is complete within 2 s of the broker's return.
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 1.5
+DISCOVERY_MIN_INTERVAL_S = 10.0  # Home Assistant `online` floods are coalesced into one re-send per interval
+PAHO_QUEUE_MAX = INFLIGHT + 100  # paho's own queue: our messages plus availability and discovery
 
 
 class Publisher:
     """Publishes the daemon's messages over MQTT (see the module docstring for the delivery rules).
 
     Args:
-        options: broker, credentials, TLS, topics, QoS, queue size, Home Assistant discovery.
-        model: the loaded model's name (in discovery and payloads).
-        labels: the model's labels.
-        device: ``cpu`` or ``edgetpu``.
-
-    Raises:
-        EdgeError: a bad option (QoS, queue size, topic prefix, device id).
+        mqtt_cfg: the validated ``[mqtt]`` section (device id and client id resolved by the config layer).
+        ha_cfg: the ``[homeassistant]`` section.
+        password: the secret read from `mqtt.password_file`, if any.
+        model: the loaded model's name (in discovery and payloads); device: ``cpu`` or ``edgetpu``.
+        labels: the model's labels (the options of Home Assistant's Label entity).
     """
 
-    def __init__(self, options: MqttOptions, *, model: str, labels: Sequence[str], device: str) -> None:
-        if options.qos not in (0, 1, 2):
-            raise EdgeError(f"mqtt.qos = {options.qos} is invalid: use 0, 1 or 2")
-        if options.queue_size < 1:
-            raise EdgeError(f"mqtt.queue_size = {options.queue_size} is invalid: use a positive number")
-        try:
-            self.topics = topics(options.topic_prefix, options.device_id)
-        except ValueError as exc:
-            raise EdgeError(str(exc)) from None
-        self.options = options
-        self._model, self._labels, self._device = model, tuple(labels), device
+    def __init__(self, mqtt_cfg: MqttConfig, ha_cfg: HomeAssistantConfig, *, password: Secret | None = None,
+                 model: str, device: str, labels: tuple[str, ...] = ()) -> None:  # fmt: skip
+        self.mqtt, self.ha = mqtt_cfg, ha_cfg
+        self.topics = topics(mqtt_cfg.topic_prefix, str(mqtt_cfg.device_id))
+        self._model, self._device, self._labels = model, device, labels
+        self._reconnected = False  # set on each connect; the daemon then re-sends its current state
+        self._qos = mqtt_cfg.qos
         self._lock = threading.Lock()  # guards the state below; never held while calling into paho
         self._pump_lock = threading.Lock()  # one thread at a time hands queued messages to paho (keeps order)
-        self._queue: deque[_Message] = deque()
-        self._inflight: list[mqtt.MQTTMessageInfo] = []
-        self._resend_first = False  # after a reconnect, paho re-sends its unacknowledged messages first
+        self._outbox = Outbox(mqtt_cfg.queue_size, INFLIGHT)
         self._connected = False
         self._connects = 0
-        self._published = 0
-        self._dropped = 0
-        self._drop_logged = False
-        self._last_failure: str | None = None
+        self._discovery_due, self._discovery_at = False, -DISCOVERY_MIN_INTERVAL_S
+        self._ha_log = RateLimitedLog(log, 60.0)
         self._started = self._stopped = False
-        self._client = self._make_client()
+        self._client = self._make_client(password)
+        self._reporter = ConnectionReporter(log, mqtt_cfg, self._client)
 
     # -- public API ----------------------------------------------------------------------------------------------
 
@@ -120,19 +84,22 @@ class Publisher:
         """True between an accepted CONNACK and the next disconnect."""
         return self._connected
 
-    def start(self) -> None:
-        """Start connecting in the background; an unreachable broker is not an error (paho keeps retrying).
+    @property
+    def network_alive(self) -> bool:
+        """False once paho's network thread has died after `start()` (paho offers no public handle on it)."""
+        if not self._started or self._stopped:
+            return True
+        thread = getattr(self._client, "_thread", None)
+        return thread is not None and thread.is_alive()
 
-        Raises:
-            EdgeError: the TLS files cannot be loaded.
-        """
+    def start(self) -> None:
+        """Start connecting in the background; an unreachable broker is not an error (paho keeps retrying)."""
         if self._started:
             return
-        self._configure_tls()
         self._started = True
-        o = self.options
-        log.info("MQTT: connecting to %s:%d as %s (tls=%s)", o.host, o.port, self._client_id, o.tls)
-        self._client.connect_async(o.host, o.port, keepalive=o.keepalive)
+        m = self.mqtt
+        log.info("MQTT: connecting to %s:%d as %s (tls=%s)", m.host, m.port, m.client_id, m.tls.enabled)
+        self._client.connect_async(m.host, m.port, keepalive=m.keepalive)
         self._client.loop_start()
 
     def publish_classification(self, payload: dict) -> None:
@@ -147,23 +114,40 @@ class Publisher:
         """Publish an event such as a model reload result on ``.../event`` (not retained)."""
         self._enqueue(self.topics.event, payload, retain=False)
 
-    def set_model(self, model: str, labels: Sequence[str], device: str) -> None:
+    def publish_camera(self, state: str) -> None:
+        """Publish the camera's state (``online``/``offline``, retained) on ``.../camera``."""
+        self._enqueue(self.topics.camera, state, retain=True)
+
+    def publish_label(self, text: str) -> None:
+        """Publish the plain-text label (retained) on ``.../label``."""
+        self._enqueue(self.topics.label, text, retain=True)
+
+    def take_reconnected(self) -> bool:
+        """True once after each (re)connect: the daemon then re-sends its current state (the broker may have
+        restarted without persistence and lost the retained messages)."""
+        if not self._reconnected:
+            return False
+        self._reconnected = False
+        return True
+
+    def set_model(self, model: str, device: str, labels: tuple[str, ...] = ()) -> None:
         """Record a reloaded model and re-send Home Assistant discovery (when connected)."""
         with self._lock:
-            self._model, self._labels, self._device = model, tuple(labels), device
+            self._model, self._device, self._labels = model, device, labels
         if self._connected:
-            self._send_discovery()
+            self._send_discovery(time.monotonic())
+
+    def tick(self, now: float) -> None:
+        """Periodic duties, called by the daemon's loop: coalesced discovery re-sends, the CONNACK timeout."""
+        if self._discovery_due and self._connected and now - self._discovery_at >= DISCOVERY_MIN_INTERVAL_S:
+            self._send_discovery(now)
+        self._reporter.check(now)
 
     def counters(self) -> dict[str, int]:
         """``{"mqtt_reconnects", "queued", "dropped", "published"}`` for the stats payload."""
-        with self._lock:
-            self._prune()
-            return {
-                "mqtt_reconnects": max(0, self._connects - 1),
-                "queued": len(self._queue) + len(self._inflight),
-                "dropped": self._dropped,
-                "published": self._published,
-            }
+        queued, dropped, published = self._outbox.counters()
+        return {"mqtt_reconnects": max(0, self._connects - 1), "queued": queued, "dropped": dropped,
+                "published": published}  # fmt: skip
 
     def stop(self, timeout: float = 2.0) -> None:
         """Flush what can be flushed, publish retained ``offline``, disconnect and stop paho's thread.
@@ -189,143 +173,104 @@ class Publisher:
         self._client.disconnect()
         self._client.loop_stop()
         self._connected = False
+        self._reporter.close()
         log.info("MQTT: stopped")
 
     # -- client setup --------------------------------------------------------------------------------------------
 
-    @property
-    def _client_id(self) -> str:
-        return self.options.client_id or f"edge-daemon-{self.options.device_id}"
-
-    def _make_client(self) -> mqtt.Client:
-        o = self.options
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id, clean_session=True)
-        if o.username is not None:
-            client.username_pw_set(o.username, o.password)
-        client.will_set(self.topics.availability, PAYLOAD_OFFLINE, qos=max(1, o.qos), retain=True)
+    def _make_client(self, password: Secret | None) -> mqtt.Client:
+        client = make_client(self.mqtt, password, str(self.mqtt.client_id),
+                             will=(self.topics.availability, PAYLOAD_OFFLINE), qos=max(1, self._qos))  # fmt: skip
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
-        client.connect_timeout = CONNECT_TIMEOUT_S  # bounds stop() while a connect attempt hangs
         client.max_inflight_messages_set(INFLIGHT + 20)  # headroom for availability/discovery
+        client.max_queued_messages_set(PAHO_QUEUE_MAX)
+        client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        if o.ha_discovery:
-            client.message_callback_add(ha_status_topic(o.ha_prefix), self._on_ha_status)
+        if self.ha.discovery:
+            client.message_callback_add(ha_status_topic(self.ha.prefix), self._on_ha_status)
         return client
-
-    def _configure_tls(self) -> None:
-        o = self.options
-        if not o.tls:
-            return
-        for field, path in (("mqtt.tls.ca", o.ca), ("mqtt.tls.cert", o.cert), ("mqtt.tls.key", o.key)):
-            if path is not None and not Path(path).is_file():
-                raise EdgeError(f"{field}: {path} does not exist: give the path of a PEM file")
-        if bool(o.cert) != bool(o.key):
-            raise EdgeError("mqtt.tls.cert and mqtt.tls.key go together: set both for a client certificate, or none")
-        try:
-            self._client.tls_set(ca_certs=o.ca, certfile=o.cert, keyfile=o.key, cert_reqs=ssl.CERT_REQUIRED)
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise EdgeError(f"mqtt.tls: cannot load {o.ca or ''} {o.cert or ''} {o.key or ''}: {exc}") from None
-        if o.insecure:
-            self._client.tls_insecure_set(True)
 
     # -- paho callbacks (paho's thread) --------------------------------------------------------------------------
 
+    def _on_pre_connect(self, client, userdata) -> None:
+        self._reporter.attempt(time.monotonic())
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        o = self.options
         if reason_code.is_failure:
-            self._failure(f"broker {o.host}:{o.port} refused the connection: {reason_code}", refused=True)
+            self._reporter.refused(reason_code)
             return
+        self._reporter.accepted()
         with self._lock:
             self._connected = True
             self._connects += 1
             reconnect = self._connects > 1
-            self._last_failure = None
-            self._drop_logged = False
-        log.info("MQTT: %s to %s:%d", "reconnected" if reconnect else "connected", o.host, o.port)
-        client.publish(self.topics.availability, PAYLOAD_ONLINE, qos=max(1, o.qos), retain=True)
-        if o.ha_discovery:
-            client.subscribe(ha_status_topic(o.ha_prefix), qos=1)
-            self._send_discovery()
+        self._outbox.connected()
+        log.info("MQTT: %s to %s:%d", "reconnected" if reconnect else "connected", self.mqtt.host, self.mqtt.port)
+        self._publish_direct(self.topics.availability, PAYLOAD_ONLINE)
+        if self.ha.discovery:
+            client.subscribe(ha_status_topic(self.ha.prefix), qos=1)
+            self._send_discovery(time.monotonic())
+            for topic in retired_topics(self.ha.prefix, str(self.mqtt.device_id)):
+                self._publish_direct(topic, "")  # an empty retained config: HA removes that old entity
+        self._reconnected = True
         self._pump()
 
     def _on_connect_fail(self, client, userdata) -> None:
-        o = self.options
-        self._failure(f"cannot reach broker {o.host}:{o.port}")
+        # paho calls this inside its `except OSError:` block, so the exception is still the one being handled.
+        self._reporter.failed(sys.exc_info()[1])
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
             was_connected, self._connected = self._connected, False
-            self._prune()
-            self._resend_first = bool(self._inflight)
-        if was_connected and not self._stopped:
-            o = self.options
-            log.warning(
-                "MQTT: lost connection to %s:%d (%s); reconnecting every %d-%d s, queueing up to %d messages",
-                o.host, o.port, reason_code, RECONNECT_MIN_S, RECONNECT_MAX_S, o.queue_size,
-            )  # fmt: skip
+        self._outbox.disconnected()
+        if self._stopped:
+            return
+        if was_connected:
+            m = self.mqtt
+            log.warning("MQTT: lost connection to %s:%d (%s); reconnecting every %g-%g s, queueing up to %d messages",
+                        m.host, m.port, reason_code, RECONNECT_MIN_S, RECONNECT_MAX_S, m.queue_size)  # fmt: skip
+        else:
+            self._reporter.closed()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._pump()
 
     def _on_ha_status(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        if message.payload.strip().lower() == PAYLOAD_ONLINE.encode():
-            log.info("MQTT: Home Assistant is online: re-sending discovery")
-            self._send_discovery()
-
-    def _failure(self, what: str, refused: bool = False) -> None:
-        """Log a connection failure once (repeats of the same failure go to debug)."""
-        with self._lock:
-            repeated = self._last_failure == what
-            self._last_failure = what
-        if repeated:
-            log.debug("MQTT: %s (still)", what)
-        elif refused:
-            log.error("MQTT: %s; check mqtt.username / mqtt.password_file / TLS settings; retrying", what)
-        else:
-            log.warning("MQTT: %s; retrying every %d-%d s", what, RECONNECT_MIN_S, RECONNECT_MAX_S)
+        if message.payload.strip().lower() != PAYLOAD_ONLINE.encode():
+            return
+        self._discovery_due = True
+        self._ha_log.info("MQTT: Home Assistant is online: re-sending discovery")
+        now = time.monotonic()
+        if now - self._discovery_at >= DISCOVERY_MIN_INTERVAL_S:
+            self._send_discovery(now)
 
     # -- queueing ------------------------------------------------------------------------------------------------
 
-    def _enqueue(self, topic: str, payload: dict, *, retain: bool) -> None:
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-        if self.options.qos == 0:
+    def _publish_direct(self, topic: str, payload: str | bytes) -> None:
+        """Availability and discovery: retained, QoS >= 1, straight to paho (bounded by their own rules)."""
+        try:
+            self._client.publish(topic, payload, qos=max(1, self._qos), retain=True)
+        except (ValueError, RuntimeError) as e:  # paho refuses (its queue is full, the payload too large)
+            log.warning("MQTT: cannot publish on %s: %s", topic, e)
+
+    def _enqueue(self, topic: str, payload: dict | str, *, retain: bool) -> None:
+        if isinstance(payload, str):
+            data = payload.encode()
+        else:
+            data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        if self._qos == 0:
+            sent = False
             if self._connected:
-                self._client.publish(topic, data, qos=0, retain=retain)
-                with self._lock:
-                    self._published += 1
-            else:
-                with self._lock:
-                    self._dropped += 1
+                with contextlib.suppress(ValueError, RuntimeError):
+                    sent = self._client.publish(topic, data, qos=0, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
+            self._outbox.count(published=int(sent), dropped=int(not sent))
             return
-        with self._lock:
-            if len(self._queue) >= self.options.queue_size:
-                self._queue.popleft()
-                self._dropped += 1
-                first_drop, self._drop_logged = not self._drop_logged, True
-            else:
-                first_drop = False
-            self._queue.append(_Message(topic, data, retain))
-        if first_drop:
-            log.warning("MQTT: offline queue full (%d): dropping the oldest messages", self.options.queue_size)
+        if self._outbox.put(Message(topic, data, retain)):
+            log.warning("MQTT: offline queue full (%d): dropping the oldest messages", self.mqtt.queue_size)
         self._pump()
-
-    def _prune(self) -> None:
-        """Forget acknowledged messages (caller holds self._lock)."""
-        done = [info for info in self._inflight if info.is_published()]
-        if done:
-            self._published += len(done)
-            self._inflight = [info for info in self._inflight if not info.is_published()]
-        if not self._inflight:
-            self._resend_first = False
-
-    def _take(self) -> _Message | None:
-        with self._lock:
-            self._prune()
-            if not self._connected or self._resend_first or not self._queue or len(self._inflight) >= INFLIGHT:
-                return None
-            return self._queue.popleft()
 
     def _pump(self) -> None:
         """Hand queued messages to paho while connected and below INFLIGHT; safe from any thread."""
@@ -333,31 +278,33 @@ class Publisher:
             if not self._pump_lock.acquire(blocking=False):
                 return  # another thread is pumping; it re-checks before leaving
             try:
-                while (message := self._take()) is not None:
-                    info = self._client.publish(
-                        message.topic, message.payload, qos=self.options.qos, retain=message.retain
-                    )
+                while (message := self._outbox.take(self._connected)) is not None:
+                    try:
+                        info = self._client.publish(message.topic, message.payload, qos=self._qos,
+                                                    retain=message.retain)  # fmt: skip
+                    except (ValueError, RuntimeError) as e:
+                        log.warning("MQTT: paho refused a message on %s: %s", message.topic, e)
+                        self._outbox.count(dropped=1)
+                        continue
                     if info.rc == mqtt.MQTT_ERR_NO_CONN:
                         # The connection dropped a moment ago; paho keeps the message and sends it after the
                         # reconnect, marking this same info published. Clear rc so is_published() reports that.
                         info.rc = mqtt.MQTT_ERR_SUCCESS
-                    with self._lock:
-                        self._inflight.append(info)
+                    self._outbox.track(info)
             finally:
                 self._pump_lock.release()
-            with self._lock:
-                self._prune()
-                more = self._connected and not self._resend_first and self._queue and len(self._inflight) < INFLIGHT
-            if not more:
+            if not self._outbox.more(self._connected):
                 return
 
-    def _send_discovery(self) -> None:
-        o = self.options
-        if not o.ha_discovery:
+    def _send_discovery(self, now: float) -> None:
+        if not self.ha.discovery:
             return
         with self._lock:
-            model, device = self._model, self._device
-        configs = discovery_configs(o.ha_prefix, o.topic_prefix, o.device_id, model=model, device=device)
+            model, device, labels = self._model, self._device, self._labels
+            self._discovery_due, self._discovery_at = False, now
+        m = self.mqtt
+        configs = discovery_configs(self.ha.prefix, m.topic_prefix, str(m.device_id), model=model, device=device,
+                                    labels=labels)  # fmt: skip
         for topic, config in configs.items():
-            self._client.publish(topic, json.dumps(config, separators=(",", ":")), qos=max(1, o.qos), retain=True)
-        log.info("MQTT: sent Home Assistant discovery for %d sensors under %s/", len(configs), o.ha_prefix)
+            self._publish_direct(topic, json.dumps(config, separators=(",", ":")))
+        log.debug("MQTT: sent Home Assistant discovery for %d entities under %s/", len(configs), self.ha.prefix)

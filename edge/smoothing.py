@@ -1,14 +1,19 @@
-"""Debouncing of per-frame classifications into label changes and heartbeats: a pure state machine.
+"""Per-frame classifications turned into calm label changes and heartbeats: a pure state machine (time passed in).
+
+Each frame votes for a label (or for "nothing above the threshold", None):
+- the best class votes for itself when its score reaches `threshold`, otherwise the frame votes None;
+- hysteresis: a class other than the current label needs `hysteresis` more than the current label's score
+  (and `threshold + hysteresis` to leave "nothing"); otherwise the frame keeps voting for the current label.
+  Entering a label takes a higher score than keeping it, so a scene on the border does not flicker.
 
 Modes:
-- `stable`: the published label changes only after the same top-1 label (or "nothing above the
-  threshold") held for `frames` consecutive frames;
-- `average`: per-class moving average of the scores over the last `frames` frames; the label is the best
-  class whose average is at least `threshold` (or nothing), published when that changes;
-- `off`: every frame is published.
+- `stable`: a new label is published once `frames` frames in a row voted for it;
+- `average`: frames vote on their scores averaged over the last `frames` frames; a new vote is published;
+- `off`: every frame is published, as it is (no hysteresis, no dwell).
 
-Besides changes, the current state is re-published every `heartbeat_s` seconds (0: never). The caller
-passes time in, so the machine is deterministic and tested with tables.
+Dwell: after a change, the next change waits until `min_dwell_s` have passed; if the new label still holds
+then, it is published then (nothing is lost, only delayed). The current state is re-published every
+`heartbeat_s` seconds (0: never).
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import numpy as np
 
 from edge.postprocess import Prediction, top_k
 
-MODES = ("stable", "average", "off")
 _UNKNOWN = -2  # no state yet (distinct from None: "nothing above the threshold")
 
 
@@ -43,10 +47,12 @@ class Smoother:
 
     Args:
         labels: class names, index = class.
-        mode: `stable`, `average` or `off`.
+        mode: `stable`, `average` or `off` (the config's `smoothing.mode` choices).
         frames: frames a new label must hold (`stable`) or the moving-average window (`average`).
         top_k: how many classes a published message carries.
         threshold: minimum score (moving average in `average` mode) for a class to count.
+        hysteresis: how much more than the current label's score a new label needs (0: none).
+        min_dwell_s: the least time between two published changes (0: none).
         heartbeat_s: re-publish the current state at this interval in seconds; 0 disables.
     """
 
@@ -58,31 +64,56 @@ class Smoother:
         frames: int = 3,
         top_k: int = 3,
         threshold: float = 0.0,
+        hysteresis: float = 0.0,
+        min_dwell_s: float = 0.0,
         heartbeat_s: float = 0.0,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode not in ("stable", "average", "off"):
+            raise ValueError(f"unknown smoothing mode {mode!r}")
         if frames < 1:
             raise ValueError(f"frames must be at least 1, got {frames}")
         self.labels = tuple(labels)
-        self.mode, self.frames, self.top_k, self.threshold, self.heartbeat_s = (
-            mode,
-            frames,
-            top_k,
-            threshold,
-            heartbeat_s,
-        )
+        self.mode, self.frames, self.top_k, self.threshold = mode, frames, top_k, threshold
+        self.hysteresis, self.min_dwell_s, self.heartbeat_s = hysteresis, min_dwell_s, heartbeat_s
         self._window: deque[np.ndarray] = deque(maxlen=frames)
         self._candidate: int | None = _UNKNOWN
         self._count = 0
         self._state: int | None = _UNKNOWN
         self._state_predictions: tuple[Prediction, ...] = ()
         self._last_publish: float | None = None
+        self._changed_at: float | None = None  # the last time the published label changed (the first one too)
+        self._dwell_from: float | None = None  # the last change from one published state to another
 
     @property
     def state(self) -> int | None:
         """The published class index; None for "nothing above the threshold"; -2 before the first publish."""
         return self._state
+
+    @property
+    def changed_at(self) -> float | None:
+        """When (the caller's clock) the published label last changed; None before the first change."""
+        return self._changed_at
+
+    @property
+    def current(self) -> Publish | None:
+        """The state as last published (with the freshest scores that agreed with it), None before any."""
+        if self._state == _UNKNOWN:
+            return None
+        return Publish("current", self._state_predictions)
+
+    def vote(self, scores: np.ndarray) -> int | None:
+        """The label one frame's scores vote for, given the current state (hysteresis applied)."""
+        best = int(np.argmax(scores))
+        top = float(scores[best])
+        current = self._state
+        if top < self.threshold:
+            return None
+        if best == current or current == _UNKNOWN or self.hysteresis <= 0:
+            return best
+        if current is None:
+            return best if top >= self.threshold + self.hysteresis else None
+        kept = float(scores[current])
+        return best if top >= kept + self.hysteresis or kept < self.threshold else current
 
     def update(self, scores: np.ndarray, now: float) -> Publish | None:
         """Feed one frame's class scores (in [0, 1]) at time `now` (seconds); what to publish, if anything."""
@@ -91,22 +122,19 @@ class Smoother:
             self._window.append(scores)
             scores = np.mean(np.stack(self._window), axis=0)
         preds = top_k(scores, self.labels, self.top_k, self.threshold)
-        label = preds[0].index if preds else None
-
         if self.mode == "off":
+            label = preds[0].index if preds else None
             return self._publish("frame", label, preds, now)
-        if self.mode == "stable":
-            if label == self._candidate:
-                self._count += 1
-            else:
-                self._candidate, self._count = label, 1
-            if label != self._state and self._count >= self.frames:
-                return self._publish("change", label, preds, now)
-        elif label != self._state:  # average: the window already smooths
-            return self._publish("change", label, preds, now)
-
+        label = self.vote(scores)
+        if label == self._candidate:
+            self._count += 1
+        else:
+            self._candidate, self._count = label, 1
+        held = self.mode == "average" or self._count >= self.frames
+        if label != self._state and held and self._dwelt(now):
+            return self._publish("change", label, self._predictions_for(label, scores, preds), now)
         if label == self._state:
-            self._state_predictions = preds  # the latest frame that agrees with the state: fresher scores
+            self._state_predictions = self._predictions_for(label, scores, preds)  # fresher, for heartbeats
         if self._heartbeat_due(now):
             return self._publish("heartbeat", self._state, self._state_predictions, now)
         return None
@@ -117,6 +145,19 @@ class Smoother:
             return self._publish("heartbeat", self._state, self._state_predictions, now)
         return None
 
+    def _predictions_for(self, label: int | None, scores: np.ndarray,
+                         preds: tuple[Prediction, ...]) -> tuple[Prediction, ...]:  # fmt: skip
+        """The frame's predictions with the published label first (hysteresis can keep a label that is second)."""
+        if label is None:
+            return ()
+        if preds and preds[0].index == label:
+            return preds
+        chosen = Prediction(label, self.labels[label], float(scores[label]))
+        return (chosen, *(p for p in preds if p.index != label))[: self.top_k]
+
+    def _dwelt(self, now: float) -> bool:
+        return self._dwell_from is None or now - self._dwell_from >= self.min_dwell_s
+
     def _heartbeat_due(self, now: float) -> bool:
         return (
             self.heartbeat_s > 0
@@ -126,5 +167,9 @@ class Smoother:
         )
 
     def _publish(self, reason: str, label: int | None, preds: tuple[Prediction, ...], now: float) -> Publish:
+        if label != self._state:
+            if self._state != _UNKNOWN:
+                self._dwell_from = now
+            self._changed_at = now
         self._state, self._state_predictions, self._last_publish = label, preds, now
         return Publish(reason, preds)

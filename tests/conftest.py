@@ -16,12 +16,20 @@ Tests using these fixtures are skipped with a reason when /usr/sbin/mosquitto is
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.mosquitto import Mosquitto, Subscriber, mosquitto_available
+
+# The tests call the project's commands (edge-daemon, edge-train, edge-deploy, ansible-*) by name: those installed
+# beside the interpreter running pytest come first on PATH, however pytest was started (tests/run.sh does the same).
+_BIN = str(Path(sys.executable).parent)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
+    os.environ["PATH"] = os.pathsep.join(p for p in (_BIN, os.environ.get("PATH")) if p)
 
 MOSQUITTO_MISSING = "mosquitto broker not installed (apt-get install mosquitto mosquitto-clients)"
 

@@ -1,35 +1,77 @@
-"""`edge-deploy`: argument errors in one line, result tables, and reading Ansible's failures per device."""
+"""`edge-deploy`: the shared CLI shape (one-line errors, exit 2 for usage and input errors, 1 for runtime
+failures and for a device that is not fine), result tables, and reading Ansible's failures per device."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
-from deploy.cli import first_error, host_errors, read_reports, status_row, table
+from deploy.cli import COMMANDS, build_parser, first_error, host_errors, read_reports, status_row, table
+from tests.support.mosquitto import free_port
 
-CLI = [sys.executable, "-c", "import sys\nfrom deploy.cli import main\nsys.exit(main())"]
+
+def edge_deploy(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["edge-deploy", *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture
+def inventory(tmp_path):
+    """One device on a loopback port where nothing listens (unreachable at once)."""
+    path = tmp_path / "inventory.ini"
+    path.write_text(
+        f"[edge]\ndev1 ansible_host=127.0.0.1 ansible_port={free_port()} ansible_user=root\n\n[edge:vars]\n"
+        "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5'\n"
+    )
+    return path
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "status", "message"),
     [
-        (["status", "--hosts", "/nonexistent/inventory.ini"], "--hosts /nonexistent/inventory.ini: no such inventory"),
-        (["model", "/nonexistent/m.tflite", "--hosts", "INVENTORY"], "model /nonexistent/m.tflite: no such file"),
-        (["release", "/nonexistent/x.whl", "--hosts", "INVENTORY"], "wheel /nonexistent/x.whl: no such file"),
+        (["status", "--hosts", "/nonexistent/inv.ini"], 2, "--hosts /nonexistent/inv.ini: no such inventory file"),
+        (["model", "/nonexistent/m.tflite", "--hosts", "INVENTORY"], 2, "model /nonexistent/m.tflite: no such file"),
+        (["release", "/nonexistent/x.whl", "--hosts", "INVENTORY"], 2, "wheel /nonexistent/x.whl: no such file"),
+        (["release", "WHEEL", "--model", "/nonexistent/m.tflite", "--hosts", "INVENTORY"], 2,
+         "model /nonexistent/m.tflite: no such file"),
+        (["status", "--hosts", "INVENTORY", "--group", "garden"], 2, "no hosts in group or host 'garden'"),
+        (["status", "--hosts", "INVENTORY", "--frobnicate"], 2, "unrecognized arguments: --frobnicate"),
+        (["status"], 2, "the following arguments are required: --hosts/-i; see edge-deploy status --help"),
+        (["--log-level", "loud", "status", "--hosts", "INVENTORY"], 2, "'loud' is not a log level"),
+        # Ansible itself fails (not a device): a runtime failure, with Ansible's own last line.
+        (["status", "--hosts", "INVENTORY", "-e", "@/nonexistent/vars.yml"], 1, "ansible-playbook failed (exit"),
     ],
-)
-def test_errors_are_one_line(tmp_path, args, message):
-    inventory = tmp_path / "inventory.ini"
-    inventory.write_text("[edge]\ndev1 ansible_host=127.0.0.1\n")
-    r = subprocess.run(
-        [*CLI, *[str(inventory) if a == "INVENTORY" else a for a in args]], capture_output=True, text=True
-    )
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [f"edge-deploy: error: {message}"] or message in r.stderr, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+)  # fmt: skip
+def test_errors_are_one_line(tmp_path, inventory, args, status, message):
+    wheel = tmp_path / "edge_daemon-9.9-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    subst = {"INVENTORY": str(inventory), "WHEEL": str(wheel)}
+    r = edge_deploy(*[subst.get(a, a) for a in args])
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == status, r.stderr
+    assert len(lines) == 1 and lines[0].startswith("edge-deploy: error: ") and message in lines[0], r.stderr
+    assert r.stdout == ""
+
+
+def test_an_unreachable_device_is_a_failure_named_in_the_table(inventory):
+    """Exit 1 when a device is not fine, with the table on stdout and that device's reason on stderr."""
+    r = edge_deploy("status", "--hosts", str(inventory), "--json")
+    assert r.returncode == 1, r.stderr
+    (report,) = json.loads(r.stdout)
+    assert report["host"] == "dev1" and report["result"] == "failed", report
+    assert "ssh" in report["message"].lower() or "connect" in report["message"].lower(), report
+    r = edge_deploy("status", "--hosts", str(inventory))
+    assert r.returncode == 1 and r.stdout.splitlines()[1].split()[:2] == ["dev1", "-"], r.stdout
+    assert r.stderr.startswith("dev1: "), r.stderr
+
+
+def test_the_command_table_is_the_parser():
+    """Every subcommand comes from COMMANDS (the shared shape of the three CLIs) and documents the exit status."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert list(sub.choices) == [c.name for c in COMMANDS] == ["model", "release", "status"]
+    assert "exit status" in parser.format_help() and "rolled back" in parser.format_help()
 
 
 def test_table_aligns_columns():

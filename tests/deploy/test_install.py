@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.deploy.wheelhouse import daemon_wheel, offline_install_args
 from tests.support.shared_data import shared
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,18 +29,11 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.lstat().st_mtime_ns, p.lstat().st_mode) for p in root.rglob("*")}
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(REPO)]
-    subprocess.run(cmd, check=True, capture_output=True)
-    return next(out.glob("edge_daemon-*.whl"))
-
-
-def test_install_upgrade_rollback_uninstall(tmp_path, wheel):
+def test_install_upgrade_rollback_uninstall(tmp_path, wheelhouse):
     model = shared("coral/mobilenet_v1_0.25_128_quant.tflite")
     root = tmp_path / "device"
-    base = ["--wheel", str(wheel), "--system-site-packages", "--no-apt", "--python", sys.executable]
+    # The release venvs get the daemon and its dependencies from a local wheels folder, nothing from this machine.
+    base = ["--wheel", str(daemon_wheel(wheelhouse)), *offline_install_args(wheelhouse)]
 
     r = install(root, *base, "--release", "1.0", "--model", str(model))
     assert r.returncode == 0, r.stderr

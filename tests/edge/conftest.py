@@ -21,22 +21,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.commands import DEMO_CLIP, DEMO_MODEL
-from edge.publisher import MqttOptions, Publisher
+from edge.config import toml_value
+from edge.config_schema import HomeAssistantConfig, MqttConfig, Secret, TlsConfig
+from edge.demo import DEMO_CLIP, DEMO_MODEL
+from edge.publisher import Publisher
 from tests.support.media import read_frames, write_video
 from tests.support.shared_data import shared
 
 REPO = Path(__file__).resolve().parents[2]
-# `edge-daemon` as the console script runs it (`python -m edge.cli` would not see the registered subcommands)
-CLI = [sys.executable, "-c", "import sys\nfrom edge.cli import main\nsys.exit(main())"]
-
-
-def toml_value(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    return json.dumps(str(v))
+CLI = [sys.executable, "-m", "edge.cli"]  # `edge-daemon`, with this interpreter
 
 
 def write_config(path: Path, sections: dict[str, dict[str, object]]) -> Path:
@@ -201,18 +194,26 @@ def daemon_factory() -> Iterator[Callable[..., Daemon]]:
         print(f"--- daemon log ({d.config}):\n{d.log()}")  # shown by pytest when the test failed
 
 
-LABELS = ("cat", "dog", "bird")
+def mqtt_section(host: str = "localhost", port: int = 1883, *, tls: bool = False, ca=None, cert=None, key=None,
+                 insecure: bool = False, **fields) -> MqttConfig:
+    """An ``[mqtt]`` section for tests, device id (`pi1`) and client id resolved as the config layer does."""
+    fields.setdefault("device_id", "pi1")
+    fields.setdefault("client_id", f"edge-daemon-{fields['device_id']}")
+    return MqttConfig(host=host, port=port, tls=TlsConfig(enabled=tls, ca=ca, cert=cert, key=key, insecure=insecure),
+                      **fields)  # fmt: skip
 
 
 @pytest.fixture
 def publisher_factory() -> Iterator[Callable[..., Publisher]]:
-    """Make Publishers for a broker: ``publisher_factory(broker, start=True, **MqttOptions fields)``."""
+    """Make Publishers: ``publisher_factory(broker, start=True, password=None, ha_discovery=True, **mqtt)``."""
     made: list[Publisher] = []
 
-    def make(broker, *, start: bool = True, model: str = "tiny", device: str = "cpu", **options) -> Publisher:
-        options.setdefault("device_id", "pi1")
-        opts = MqttOptions(host=broker.host, port=broker.port, **options)
-        pub = Publisher(opts, model=model, labels=LABELS, device=device)
+    def make(broker, *, start: bool = True, model: str = "tiny", device: str = "cpu", password: str | None = None,
+             ha_discovery: bool = True, **options) -> Publisher:  # fmt: skip
+        section = mqtt_section(broker.host, broker.port, **options)
+        secret = Secret(password, "test") if password else None
+        pub = Publisher(section, HomeAssistantConfig(discovery=ha_discovery), password=secret, model=model,
+                        device=device)  # fmt: skip
         made.append(pub)
         if start:
             pub.start()
@@ -221,3 +222,12 @@ def publisher_factory() -> Iterator[Callable[..., Publisher]]:
     yield make
     for pub in made:
         pub.stop(timeout=1.0)
+
+
+def classification(predictions=(), *, frame: int = 1, inference_ms: float = 1.0, model: str = "tiny",
+                   timestamp: float = 0.0, reason: str = "change") -> dict:  # fmt: skip
+    """A classification payload built by the contract (published_at = changed_at = timestamp)."""
+    from edge.mqtt_contract import classification_payload
+
+    return classification_payload(predictions, reason=reason, frame=frame, inference_ms=inference_ms, model=model,
+                                  timestamp=timestamp, published_at=timestamp, changed_at=timestamp)  # fmt: skip

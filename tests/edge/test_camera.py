@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edge.camera import Camera, source_kind
+from edge.config_schema import CameraConfig
 from tests.support.media import MjpegServer, solid_frames, write_video
 
 
@@ -34,7 +35,7 @@ def test_source_kind(source: str, kind: str) -> None:
 
 def test_video_file_loops_paced_at_its_frame_rate(tmp_path: Path) -> None:
     clip = write_video(tmp_path / "c.avi", solid_frames(10), fps=50)
-    with Camera(str(clip), loop=True) as cam:
+    with Camera(CameraConfig(source=str(clip), loop=True)) as cam:
         t0 = time.monotonic()
         frames = read_n(cam, 25)
         elapsed = time.monotonic() - t0
@@ -47,7 +48,7 @@ def test_video_file_loops_paced_at_its_frame_rate(tmp_path: Path) -> None:
 
 def test_video_file_ends_without_loop(tmp_path: Path) -> None:
     clip = write_video(tmp_path / "c.avi", solid_frames(8), fps=100)
-    with Camera(str(clip), loop=False) as cam:
+    with Camera(CameraConfig(source=str(clip), loop=False)) as cam:
         frames = read_n(cam, 100, timeout=3)
         assert cam.stats.ended and cam.stats.captured == 8
         assert cam.read(0.1) is None
@@ -56,7 +57,7 @@ def test_video_file_ends_without_loop(tmp_path: Path) -> None:
 
 def test_slow_consumer_gets_the_newest_frame_and_drops_are_counted(tmp_path: Path) -> None:
     clip = write_video(tmp_path / "c.avi", solid_frames(20), fps=50)
-    with Camera(str(clip), loop=True) as cam:
+    with Camera(CameraConfig(source=str(clip), loop=True)) as cam:
         taken = []
         for _ in range(4):
             time.sleep(0.2)  # ~10 frames arrive meanwhile
@@ -73,7 +74,7 @@ def test_video_file_not_realtime_is_paced_by_the_consumer(tmp_path: Path) -> Non
     """realtime = false: every frame in order, none dropped, none decoded ahead of a slow consumer."""
     frames = solid_frames(12)
     clip = write_video(tmp_path / "c.avi", frames, fps=5)  # at its header's rate this would take 2.4 s
-    with Camera(str(clip), loop=False, realtime=False) as cam:
+    with Camera(CameraConfig(source=str(clip), loop=False, realtime=False)) as cam:
         t0 = time.monotonic()
         taken = read_n(cam, 6)
         fast = time.monotonic() - t0
@@ -89,9 +90,8 @@ def test_video_file_not_realtime_is_paced_by_the_consumer(tmp_path: Path) -> Non
 
 
 def test_absent_source_is_retried_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    cam = Camera(
-        "http://admin:s3cret@127.0.0.1:9/none.mjpg", reconnect_min_s=0.1, reconnect_max_s=0.2, timeout_s=1
-    ).start()
+    source = "http://admin:s3cret@127.0.0.1:9/none.mjpg"
+    cam = Camera(CameraConfig(source=source, reconnect_min_s=0.1, reconnect_max_s=0.2, timeout_s=1)).start()
     try:
         assert cam.read(0.8) is None
         st = cam.stats
@@ -109,7 +109,7 @@ def test_absent_source_is_retried_not_fatal(tmp_path: Path, caplog: pytest.LogCa
 def test_absent_v4l2_device_is_retried_not_fatal() -> None:
     # No camera is attached on CI machines: this checks only the "absent at start-up" path of a V4L2 source
     # (a real capture needs a device; the daemon then reads it exactly like the other sources).
-    with Camera("/dev/video97", reconnect_min_s=0.1, reconnect_max_s=0.2) as cam:
+    with Camera(CameraConfig(source="/dev/video97", reconnect_min_s=0.1, reconnect_max_s=0.2)) as cam:
         assert cam.read(0.5) is None
         st = cam.stats
         assert not st.connected and not st.ended and time.monotonic() - st.last_activity < 1.0
@@ -117,7 +117,7 @@ def test_absent_v4l2_device_is_retried_not_fatal() -> None:
 
 def test_mjpeg_stream_killed_and_back_resumes(tmp_path: Path) -> None:
     server = MjpegServer(solid_frames(5), fps=25).start()
-    cam = Camera(server.url, reconnect_min_s=0.2, reconnect_max_s=0.5, timeout_s=2).start()
+    cam = Camera(CameraConfig(source=server.url, reconnect_min_s=0.2, reconnect_max_s=0.5, timeout_s=2)).start()
     try:
         assert len(read_n(cam, 5)) == 5 and cam.stats.connected
         server.stop()

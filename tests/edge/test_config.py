@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import config_from_dict, example_toml, load_config, redact_url, reference_markdown, to_toml
+from edge.config import config_from_dict, load_config
+from edge.config_docs import example_toml, reference_markdown, to_toml
 from edge.errors import EdgeError
+from edge.urls import redact_url
 from tests.edge.conftest import CLI, REPO, write_config
 
 
@@ -23,14 +25,14 @@ def model(demo_model: Path) -> str:
         ({"camera": {"sorce": "0"}}, "camera.sorce: unknown key; did you mean 'source'?"),
         ({"cam": {}}, "cam: unknown key; did you mean 'camera'?"),
         ({"mqtt": {"port": "1883"}}, "mqtt.port: expected an integer, got '1883'; write e.g. port = 1883"),
-        ({"mqtt": {"port": 70000}}, "mqtt.port: 70000 is too large; use at most 65535"),
+        ({"mqtt": {"port": 70000}}, "mqtt.port: 70000 is too large; use 1 to 65535"),
         ({"mqtt": {"qos": 3}}, "mqtt.qos: 3 is not one of 0, 1, 2"),
         ({"mqtt": {"tls": True}}, "mqtt.tls: expected a table [mqtt.tls]"),
         ({"mqtt.tls": {"ca": "ca.pem"}}, "mqtt.tls.ca: cannot read file"),
         ({"mqtt": {"password_file": "pw"}}, "mqtt.password_file: cannot read file"),
         ({"mqtt": {"device_id": "a/b"}}, "mqtt.device_id: 'a/b' may only contain"),
         ({"mqtt": {"topic_prefix": "edge/#"}}, "mqtt.topic_prefix: 'edge/#' may not contain"),
-        ({"model": {"threads": 0}}, "model.threads: 0 is too small; use at least 1"),
+        ({"model": {"threads": 0}}, "model.threads: 0 is too small; use 1 to 64"),
         ({"model": {"threshold": 1.5}}, "model.threshold: 1.5 is too large"),
         ({"model": {"watch": "yes"}}, "model.watch: expected true or false, got 'yes'"),
         ({"model": {"path": "missing.tflite"}}, "model.path: cannot read file"),
@@ -108,23 +110,44 @@ def test_secret_from_credentials_directory_never_shown(tmp_path: Path, model: st
     assert cfg.mqtt.password_file == str(creds / "mqtt-password")
     assert cfg.password is not None and cfg.password.reveal() == "s3cr3t-pa55"
     assert "s3cr3t" not in repr(cfg) and "s3cr3t" not in to_toml(cfg)
-    assert cfg.mqtt_options().password == "s3cr3t-pa55"
-    assert "s3cr3t" not in repr(cfg.mqtt_options())
     (creds / "mqtt-password").write_text("")
-    with pytest.raises(EdgeError, match="is empty; write the password in it"):
+    with pytest.raises(EdgeError, match="the file is empty; write the password in it"):
         load_config(cfg_file, environ={"CREDENTIALS_DIRECTORY": str(creds)})
 
 
+def _encrypted_copy(key: Path, out: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+
+    k = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    out.write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.BestAvailableEncryption(b"passphrase")))  # fmt: skip
+    return out
+
+
 def test_tls_rules(tmp_path: Path, model: str) -> None:
-    (tmp_path / "ca.pem").write_text("x")
+    from tests.support.mosquitto import make_tls_files
+
+    f = make_tls_files(tmp_path / "pki")
+    (tmp_path / "junk.pem").write_text("x")
     base = {"model": {"path": model}}
+
+    def load(tls: dict) -> object:
+        return config_from_dict({**base, "mqtt": {"tls": tls}}, base=tmp_path, environ={})
+
     with pytest.raises(EdgeError, match=r"ca/cert/key/insecure are set but mqtt.tls.enabled is false"):
-        config_from_dict({**base, "mqtt": {"tls": {"ca": "ca.pem"}}}, base=tmp_path, environ={})
+        load({"ca": str(f.ca)})
     with pytest.raises(EdgeError, match="needs both cert and key"):
-        config_from_dict({**base, "mqtt": {"tls": {"enabled": True, "cert": "ca.pem"}}}, base=tmp_path, environ={})
-    cfg = config_from_dict({**base, "mqtt": {"tls": {"enabled": True, "ca": "ca.pem"}}}, base=tmp_path, environ={})
-    opts = cfg.mqtt_options()
-    assert opts.tls and opts.ca == str(tmp_path / "ca.pem") and opts.device_id == cfg.mqtt.device_id
+        load({"enabled": True, "cert": str(f.client_cert)})
+    with pytest.raises(EdgeError, match=r"^mqtt\.tls\.ca: .*junk.pem is not a readable PEM CA certificate"):
+        load({"enabled": True, "ca": "junk.pem"})
+    with pytest.raises(EdgeError, match=r"^mqtt\.tls\.cert/key: the key .*server.key does not belong to"):
+        load({"enabled": True, "ca": str(f.ca), "cert": str(f.client_cert), "key": str(f.server_key)})
+    encrypted = _encrypted_copy(f.client_key, tmp_path / "encrypted.key")
+    with pytest.raises(EdgeError, match=r"^mqtt\.tls\.key: .*encrypted.key is protected by a passphrase"):
+        load({"enabled": True, "ca": str(f.ca), "cert": str(f.client_cert), "key": str(encrypted)})
+    cfg = load({"enabled": True, "ca": str(f.ca), "cert": str(f.client_cert), "key": str(f.client_key)})
+    assert cfg.mqtt.tls.enabled and cfg.mqtt.tls.ca == str(f.ca)
+    assert cfg.mqtt.client_id == f"edge-daemon-{cfg.mqtt.device_id}"  # resolved once, by the config layer
 
 
 def test_check_config_cli(tmp_path: Path, model: str) -> None:
@@ -143,7 +166,7 @@ def test_check_config_cli(tmp_path: Path, model: str) -> None:
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         f"edge-daemon: error: {bad}: mqtt.prot: unknown key; did you mean 'port'? valid keys here: host, port, "
-        "username, password_file, client_id, qos, keepalive, topic_prefix, device_id, queue_size, tls"
+        "username, password_file, client_id, qos, keepalive, topic_prefix, device_id, queue_size, label_topic, tls"
     ]
 
 
@@ -167,7 +190,7 @@ def test_readme_reference_is_generated_from_the_schema() -> None:
         ("rtsp://admin:s3cret@10.0.0.2:554/live", "rtsp://admin:***@10.0.0.2:554/live"),
         ("http://u:p@cam/stream.mjpg", "http://u:***@cam/stream.mjpg"),
         ("rtsp://cam/live", "rtsp://cam/live"),
-        ("http://user@cam/x", "http://user@cam/x"),
+        ("http://user@cam/x", "http://***@cam/x"),  # a lone user info may be a token
         ("/dev/video0", "/dev/video0"),
     ],
 )

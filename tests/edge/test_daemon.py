@@ -22,8 +22,10 @@ import pytest
 from tests.edge.conftest import CLI, REPO, write_config
 from tests.support.media import MjpegServer
 from tests.support.mosquitto import MOSQUITTO_SUB, Subscriber, free_port
+from tests.support.payload_schemas import check_message
 
-CONTRACT_KEYS = {"label", "index", "score", "top_k", "timestamp", "frame", "inference_ms", "model"}
+CONTRACT_KEYS = {"label", "index", "score", "top_k", "reason", "timestamp", "published_at", "changed_at", "frame",
+                 "inference_ms", "model"}  # fmt: skip
 STATS_KEYS = {
     "fps_captured", "fps_classified", "fps_dropped", "inference_ms_p50", "inference_ms_p95", "camera_reconnects",
     "camera_connected", "uptime_s", "model", "device", "mqtt_reconnects", "queued", "dropped", "published",
@@ -44,6 +46,21 @@ def config(tmp_path: Path, broker, model_path: Path, source: str | Path, **secti
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
     return write_config(tmp_path / "config.toml", base)
+
+
+@pytest.fixture
+def subscriber_factory(subscriber_factory):
+    """The shared factory, and at teardown every message the daemon sent is checked against its JSON Schema."""
+    subs: list[Subscriber] = []
+
+    def make(*args, **kwargs) -> Subscriber:
+        subs.append(subscriber_factory(*args, **kwargs))
+        return subs[-1]
+
+    yield make
+    for sub in subs:
+        for m in sub.received():
+            check_message(m.topic, m.payload)
 
 
 def payloads(sub: Subscriber, topic: str) -> list[dict]:
@@ -172,19 +189,27 @@ def test_absent_then_killed_camera_stream_resumes(
         first = wait_payload(sub, f"{T}/classification", lambda p: True)
         assert first["label"] == fm_labels[0]
 
+        sub.wait_for(lambda ms: [m.text for m in ms if m.topic == f"{T}/camera"][-1:] == ["online"])
+        states = [m.text for m in sub.received(f"{T}/camera")]
+        assert [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]] == ["offline", "online"]
         server.stop()  # the stream dies
         wait_payload(sub, f"{T}/stats", lambda p: p["camera_connected"] is False and p["camera_reconnects"] == 1)
+        sub.wait_for(lambda ms: [m.text for m in ms if m.topic == f"{T}/camera"][-1] == "offline")
         n = max(p["frame"] for p in payloads(sub, f"{T}/classification"))
         time.sleep(1.5)
         away = [p for p in payloads(sub, f"{T}/classification") if p["frame"] == n]
         assert max(p["frame"] for p in payloads(sub, f"{T}/classification")) == n  # nothing classified while away
-        assert len(away) >= 2  # but the heartbeat (1 s) repeats the last state
+        beats = [p for p in away if p["reason"] == "heartbeat"]
+        assert len(beats) >= 2  # the heartbeat (1 s) repeats the last state ...
+        assert {p["timestamp"] for p in away} == {away[0]["timestamp"]}  # ... with the old capture time: not fresh
+        assert beats[-1]["published_at"] > beats[-1]["timestamp"]
         assert d.proc.poll() is None
 
         server.start()  # ... and comes back
         wait_payload(sub, f"{T}/classification", lambda p: p["frame"] > n, timeout=15)
         stats = wait_payload(sub, f"{T}/stats", lambda p: p["camera_connected"] and p["camera_reconnects"] == 2)
         stats = wait_payload(sub, f"{T}/stats", lambda p: p["frames_classified"] > stats["frames_classified"] + 3)
+        sub.wait_for(lambda ms: [m.text for m in ms if m.topic == f"{T}/camera"][-1] == "online")
         events = [(p["event"], p["reconnects"]) for p in payloads(sub, f"{T}/event")]
         assert events == [("camera_connected", 1), ("camera_lost", 1), ("camera_connected", 2)], events
         # camera.max_rate = 5 on a 15 fps stream: ~5 classified per second, the newest frame each time

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from edge.commands import DEMO_CLIP, DEMO_MODEL
+from edge.demo import DEMO_CLIP, DEMO_MODEL
 from tests.edge.conftest import CLI, REPO
 
 pytest.importorskip("amqtt", reason="the embedded broker needs the demo extra: pip install '.[demo]'")
@@ -56,7 +56,7 @@ def test_demo_bundled_assets_publish_the_clips_labels_in_order() -> None:
     ("args", "expected"),
     [
         (["--model", "nothere.tflite"], "edge-daemon: error: --model: nothere.tflite not found"),
-        (["--seconds", "0"], "edge-daemon: error: --seconds: must be positive"),
+        (["--seconds", "0"], "edge-daemon: error: --seconds: 0 is out of range; use a number above 0"),
         (["--broker", "nohost"], "edge-daemon: error: --broker: expected HOST:PORT"),
         (["--broker", "127.0.0.1:1"], "edge-daemon: error: --broker: cannot connect to 127.0.0.1:1"),
     ],

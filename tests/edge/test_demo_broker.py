@@ -1,4 +1,4 @@
-"""edge.broker.EmbeddedBroker (amqtt) with the real Publisher and a paho subscriber: QoS 1, retained, availability."""
+"""edge.demo_broker.EmbeddedBroker (amqtt) with the real Publisher and a paho subscriber: QoS 1, retained, LWT."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import socket
 
 import pytest
 
-from edge.broker import EmbeddedBroker
+from edge.demo_broker import EmbeddedBroker
 from edge.errors import EdgeError
-from edge.mqtt_contract import classification_payload, topics
+from edge.mqtt_contract import topics
 from edge.postprocess import Prediction
+from tests.edge.conftest import classification
 from tests.support.mosquitto import Subscriber
 
 pytest.importorskip("amqtt", reason="amqtt not installed: pip install 'edge-daemon[demo]'")
@@ -21,9 +22,7 @@ def test_round_trip_through_the_embedded_broker(publisher_factory) -> None:
         assert broker.host == "127.0.0.1" and broker.port > 0
         with Subscriber(broker, ["edge/#"]) as live:
             pub = publisher_factory(broker, ha_discovery=False)
-            payload = classification_payload(
-                (Prediction(0, "cat", 0.6),), frame=1, inference_ms=1.0, model="tiny", timestamp=0.0
-            )
+            payload = classification((Prediction(0, "cat", 0.6),), frame=1)
             pub.publish_classification(payload)
             pub.publish_stats({"fps_classified": 1.0})
             live.wait_for_topic(T.stats)

@@ -15,7 +15,7 @@ from edge.health import HealthReport, judge
 from tests.support.mosquitto import free_port
 from tests.support.shared_data import shared
 
-CLI = [sys.executable, "-c", "import sys\nfrom edge.cli import main\nsys.exit(main())"]
+CLI = [sys.executable, "-m", "edge.cli"]
 TOPIC = "edge/dev/classification"
 FRESH_A = {"label": "cat", "score": 0.9, "model": "a"}
 
@@ -95,7 +95,8 @@ def test_health_reports_an_unreachable_broker_and_a_bad_config_in_one_line(tmp_p
     config = write_config(tmp_path / "config.toml", free_port(), model, clip)
     t = time.monotonic()
     down = health(config, "--timeout", "3")
-    assert down.returncode == 1 and "unreachable" in down.stderr and len(down.stderr.splitlines()) == 1
+    assert down.returncode == 1 and "connection refused" in down.stderr and len(down.stderr.splitlines()) == 1
+    assert down.stderr.startswith("edge-daemon: error: unhealthy: dev: broker 127.0.0.1:")
     assert time.monotonic() - t < 15
 
     bad = tmp_path / "bad.toml"

@@ -1,84 +1,80 @@
-"""End to end with a real Home Assistant core (its MQTT integration only) against mosquitto.
+"""End to end with a real Home Assistant core (its MQTT integration only), a real daemon and mosquitto.
 
-Needs a Python with ``homeassistant`` installed (HA 2026.2.x runs on Python 3.13) named by EDGE_HA_PYTHON; skipped
-otherwise. HA discovers the publisher's sensors, shows their values, re-discovery follows HA's birth message, and
-the entities go unavailable when the publisher stops.
+Needs a Python with ``homeassistant`` installed (HA 2026.2.x runs on Python 3.13) named by EDGE_HA_PYTHON
+(`tests/run.sh` builds one when it finds a Python 3.13); skipped otherwise. HA discovers the daemon's entities
+and shows what is true through every event: the label; the camera going offline (camera off, label and score
+unavailable by the documented rule); the camera back (label back); the broker restarted without persistence
+(everything back, with no wait for a heartbeat); the daemon stopped (every entity unavailable).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import subprocess
-import threading
-import time
 
 import pytest
 
-from edge.mqtt_contract import SENSOR_KEYS, classification_payload
-from edge.postprocess import Prediction
-from tests.support.homeassistant import HA_TOOLS
+from tests.edge.test_daemon import DEV, config
+from tests.support.homeassistant import HA_MISSING, HA_PYTHON, HA_TOOLS
+from tests.support.media import MjpegServer
 
-HA_PYTHON = os.environ.get("EDGE_HA_PYTHON")
-pytestmark = pytest.mark.skipif(
-    not HA_PYTHON, reason="EDGE_HA_PYTHON unset: point it at a Python with homeassistant installed"
-)
+pytestmark = pytest.mark.skipif(not HA_PYTHON, reason=HA_MISSING)
+
+LABEL, SCORE, CAMERA = f"sensor.{DEV}_label", f"sensor.{DEV}_score", f"binary_sensor.{DEV}_camera"
+DIAGNOSTIC = (f"sensor.{DEV}_classified_fps", f"sensor.{DEV}_started", f"sensor.{DEV}_inference_time")
 
 
-def test_home_assistant_discovers_and_shows_the_sensors(mosquitto, publisher_factory, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="edge.publisher")
-    pub = publisher_factory(mosquitto, model="tiny", device="cpu")
-    pub.publish_classification(
-        classification_payload((Prediction(0, "cat", 0.8766),), frame=5, inference_ms=3.3, model="tiny",
-                               timestamp=time.time())
-    )  # fmt: skip
-    stop = threading.Event()
+class HomeAssistant:
+    """ha_e2e.py in a child process: `expect({entity: state})` waits until HA shows those states."""
 
-    def stats_ticker() -> None:  # stats are not retained: keep them coming until HA has subscribed
-        while not stop.wait(0.5):
-            pub.publish_stats({"fps_classified": 4.5, "uptime_s": 13.2, **pub.counters()})
+    def __init__(self, port: int) -> None:
+        self.proc = subprocess.Popen([HA_PYTHON, str(HA_TOOLS / "ha_e2e.py"), str(port)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
 
-    ticker = threading.Thread(target=stats_ticker)
-    ticker.start()
-    ha = subprocess.Popen(
-        [HA_PYTHON, str(HA_TOOLS / "ha_e2e.py"), str(mosquitto.port), str(len(SENSOR_KEYS))],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        states = json.loads(ha.stdout.readline())
-        stop.set()
-        ticker.join()
-        assert "timeout" not in states, states
-        got = {entity: s["state"] for entity, s in states.items()}
-        assert got == {
-            "sensor.pi1_label": "cat",
-            "sensor.pi1_score": "87.7",
-            "sensor.pi1_inference_time": "3.3",
-            "sensor.pi1_classified_fps": "4.5",
-            "sensor.pi1_dropped_mqtt_messages": "0",
-            "sensor.pi1_uptime": "13",
-        }
-        label = states["sensor.pi1_label"]["attributes"]
-        assert (label["frame"], label["model"], label["friendly_name"]) == (5, "tiny", "pi1 Label")
-        assert states["sensor.pi1_inference_time"]["attributes"]["unit_of_measurement"] == "ms"
-        deadline = time.monotonic() + 15  # HA's birth message ("online" on homeassistant/status) follows its start
-        while "Home Assistant is online: re-sending discovery" not in caplog.text:
-            assert time.monotonic() < deadline, "no re-discovery after Home Assistant's birth message"
-            time.sleep(0.1)
+    def expect(self, states: dict[str, str]) -> dict[str, dict]:
+        self.proc.stdin.write(json.dumps(states) + "\n")
+        self.proc.stdin.flush()
+        got = json.loads(self.proc.stdout.readline())
+        assert "timeout" not in got, {"expected": states, "got": {k: v["state"] for k, v in got["timeout"].items()}}
+        return got
 
-        pub.stop()
-        ha.stdin.write(f"{len(SENSOR_KEYS)}\n")
-        ha.stdin.flush()
-        after = json.loads(ha.stdout.readline())
-        assert "timeout" not in after, after
-        assert {s["state"] for s in after.values()} == {"unavailable"}
-    finally:
-        stop.set()
-        ticker.join()
-        ha.stdin.close()
+    def close(self) -> None:
+        self.proc.stdin.close()
         try:
-            ha.wait(30)
+            self.proc.wait(30)
         except subprocess.TimeoutExpired:
-            ha.kill()
-            ha.wait(5)
+            self.proc.kill()
+
+
+def test_home_assistant_shows_the_truth_through_every_event(
+    mosquitto, daemon_factory, demo_model, fm_images, fm_labels, tmp_path
+) -> None:
+    label = fm_labels[0]
+    camera = MjpegServer(fm_images, fps=10).start()
+    d = daemon_factory(config(tmp_path, mosquitto, demo_model, camera.url, camera={"max_rate": 5.0}))
+    ha = HomeAssistant(mosquitto.port)
+    try:
+        up = ha.expect({LABEL: label, SCORE: "*", CAMERA: "on", f"sensor.{DEV}_last_change": "*",
+                        **dict.fromkeys(DIAGNOSTIC, "*")})  # fmt: skip
+        assert up[LABEL]["attributes"]["device_class"] == "enum" and label in up[LABEL]["attributes"]["options"]
+        assert up[LABEL]["attributes"]["reason"] in ("change", "heartbeat", "reconnect")
+        assert up[CAMERA]["attributes"]["device_class"] == "connectivity"
+        assert up[f"sensor.{DEV}_started"]["attributes"]["device_class"] == "timestamp"
+        assert f"sensor.{DEV}_uptime" not in up  # the retired entity is gone
+
+        camera.stop()  # the camera goes away: HA says so, and shows no label it is not seeing any more
+        away = ha.expect({CAMERA: "off", LABEL: "unavailable", SCORE: "unavailable"})
+        assert all(away[e]["state"] not in ("unknown", "unavailable") for e in DIAGNOSTIC)  # the device is up
+
+        camera.start()
+        ha.expect({CAMERA: "on", LABEL: label, SCORE: "*"})
+
+        mosquitto.restart(down_for=1.0)  # no persistence: the broker forgot every retained message
+        ha.expect({CAMERA: "on", LABEL: label, SCORE: "*"})
+
+        assert d.stop()[0] == 0  # the device goes offline
+        gone = ha.expect({LABEL: "unavailable", CAMERA: "unavailable", **dict.fromkeys(DIAGNOSTIC, "unavailable")})
+        assert {s["state"] for e, s in gone.items() if e.split(".")[1].startswith(DEV)} == {"unavailable"}
+    finally:
+        camera.stop()
+        ha.close()

@@ -14,7 +14,7 @@ from edge.labels import align_labels, embedded_label_member, parse_labels, read_
         ("cat\ndog\n", {0: "cat", 1: "dog"}),
         ("background\ntench, Tinca tinca\n", {0: "background", 1: "tench, Tinca tinca"}),
         ("0 cat\n1 dog\n", {0: "cat", 1: "dog"}),
-        ("0: cat\n2: bird\n", {0: "cat", 2: "bird"}),
+        ("0: cat\n2: bird\n", {0: "cat", 2: "bird"}),  # the gap is refused by align_labels
         ("0  tiger cat\n1\tEgyptian cat", {0: "tiger cat", 1: "Egyptian cat"}),
         ("3d printer\nchair\n", {0: "3d printer", 1: "chair"}),  # not every line indexed: plain
         ("cat\n\ndog\n\n\n", {0: "cat", 1: "", 2: "dog"}),  # blank lines keep their place, trailing dropped
@@ -29,7 +29,8 @@ def test_parse_labels(text, expected):
 def test_align_labels_exact_and_default_names():
     assert align_labels({0: "a", 1: "b"}, 2, "f") == ("a", "b")
     assert align_labels(None, 3, "f") == ("class_0", "class_1", "class_2")
-    assert align_labels({0: "a", 2: "c"}, 3, "f") == ("a", "class_1", "c")
+    with pytest.raises(EdgeError, match=r"^f: no label for class 1; give every index from 0 to 2$"):
+        align_labels({0: "a", 2: "c"}, 3, "f")  # an indexed file that skips an index
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.config_schema import HomeAssistantConfig
 from edge.errors import EdgeError
-from edge.mqtt_contract import SENSOR_KEYS, classification_payload, topics
+from edge.ha_discovery import SENSOR_KEYS
+from edge.mqtt_contract import topics
 from edge.postprocess import Prediction
-from edge.publisher import MqttOptions, Publisher
+from edge.publisher import DISCOVERY_MIN_INTERVAL_S, Publisher
+from tests.edge.conftest import classification, mqtt_section
 from tests.support.mosquitto import MOSQUITTO_SUB, Mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,9 +54,7 @@ def test_messages_match_the_contract(mosquitto, subscriber_factory, publisher_fa
     live = subscriber_factory(mosquitto, ["edge/#"])
     pub = publisher_factory(mosquitto)
     wait_until(lambda: pub.connected, what="connected")
-    payload = classification_payload(
-        (Prediction(1, "dog", 0.9), Prediction(0, "cat", 0.07)), frame=3, inference_ms=4.2, model="tiny", timestamp=1.5
-    )
+    payload = classification((Prediction(1, "dog", 0.9), Prediction(0, "cat", 0.07)), frame=3, timestamp=1.5)
     pub.publish_classification(payload)
     stats = {"fps_classified": 5.0, "uptime_s": 1.0, **pub.counters()}
     pub.publish_stats(stats)
@@ -88,9 +89,10 @@ def test_offline_on_clean_stop(mosquitto, subscriber_factory, publisher_factory)
 
 KILLED_CHILD = """
 import sys, time
-from edge.publisher import MqttOptions, Publisher
-pub = Publisher(MqttOptions(device_id="pi1", host="127.0.0.1", port=int(sys.argv[1]), keepalive=60), model="m",
-                labels=["a"], device="cpu")
+from edge.config_schema import HomeAssistantConfig, MqttConfig
+from edge.publisher import Publisher
+pub = Publisher(MqttConfig(device_id="pi1", client_id="c1", host="127.0.0.1", port=int(sys.argv[1])),
+                HomeAssistantConfig(), model="m", device="cpu")
 pub.start()
 while not pub.connected:
     time.sleep(0.02)
@@ -208,56 +210,57 @@ def test_tls_hostname_check_and_insecure(mosquitto_factory, publisher_factory, c
     strict = publisher_factory(broker, tls=True, ca=ca, device_id="strict")
     insecure = publisher_factory(broker, tls=True, ca=ca, insecure=True, device_id="insecure")
     wait_until(lambda: insecure.connected, what="insecure TLS connection")
-    wait_until(lambda: "cannot reach broker" in caplog.text, what="strict failure logged")
+    wait_until(lambda: "TLS host name check failed" in caplog.text, what="strict failure logged with its reason")
     assert not strict.connected
 
 
-@pytest.mark.parametrize(
-    ("options", "field"),
-    [
-        ({"tls": True, "ca": "/nonexistent/ca.crt"}, "mqtt.tls.ca"),
-        ({"tls": True, "cert": "/etc/hostname"}, "mqtt.tls.cert and mqtt.tls.key"),
-        ({"qos": 3}, "mqtt.qos"),
-        ({"queue_size": 0}, "mqtt.queue_size"),
-        ({"device_id": "a/b"}, "mqtt.device_id"),
-    ],
-)
-def test_bad_options_are_one_line_errors(options: dict, field: str) -> None:
-    opts = MqttOptions(**{"device_id": "pi1", "port": 1, **options})
-    with pytest.raises(EdgeError, match=field) as info:
-        pub = Publisher(opts, model="m", labels=["a"], device="cpu")
-        try:
-            pub.start()
-        finally:
-            pub.stop(timeout=0.1)
+def test_unloadable_tls_files_are_one_line_errors() -> None:
+    with pytest.raises(EdgeError, match=r"mqtt\.tls\.ca") as info:
+        Publisher(mqtt_section(port=1, tls=True, ca="/nonexistent/ca.crt"), HomeAssistantConfig(), model="m",
+                  device="cpu")  # fmt: skip
     assert "\n" not in str(info.value)
 
 
-def test_password_not_in_repr() -> None:
-    assert "hunter2" not in repr(MqttOptions(device_id="pi1", password="hunter2"))
-
-
 def test_home_assistant_discovery_resent_when_ha_comes_online(mosquitto, subscriber_factory, publisher_factory) -> None:
-    sub = subscriber_factory(mosquitto, ["homeassistant/sensor/#"])
+    sub = subscriber_factory(mosquitto, ["homeassistant/+/+/config"])
+    configs = lambda: [m for m in sub.received() if m.payload]  # noqa: E731  (an empty one retires an entity)
     pub = publisher_factory(mosquitto, model="tiny", device="cpu")
     n = len(SENSOR_KEYS)
-    sub.wait_for(lambda ms: len(ms) == n)
-    first = {m.topic: m.json() for m in sub.received()}
+    sub.wait_for(lambda ms: len(configs()) == n)
+    first = {m.topic: m.json() for m in configs()}
     assert all(c["device"]["model"] == "tiny" for c in first.values())
-    assert "homeassistant/sensor/pi1_label/config" in first
+    assert {"homeassistant/sensor/pi1_label/config", "homeassistant/binary_sensor/pi1_camera/config"} <= set(first)
+    retired = sub.wait_for(lambda ms: any(not m.payload for m in ms))
+    assert [m.topic for m in retired if not m.payload] == ["homeassistant/sensor/pi1_uptime/config"]  # cleared
 
     publish_once(mosquitto, "homeassistant/status", "offline")
-    publish_once(mosquitto, "homeassistant/status", "online")  # Home Assistant restarted
-    sub.wait_for(lambda ms: len(ms) == 2 * n)
-    assert {m.topic for m in sub.received()[n:]} == set(first)
+    publish_once(mosquitto, "homeassistant/status", "online")  # Home Assistant restarted (soon after our connect)
+    time.sleep(0.5)
+    assert len(configs()) == n  # at most one discovery per DISCOVERY_MIN_INTERVAL_S: due, not yet sent
+    pub.tick(time.monotonic() + DISCOVERY_MIN_INTERVAL_S)  # the daemon's loop calls tick() all the time
+    sub.wait_for(lambda ms: len(configs()) == 2 * n)
+    assert {m.topic for m in configs()[n:]} == set(first)
 
-    pub.set_model("bigger", ["x", "y"], "edgetpu")  # after a reload: device model/hw updated
-    msgs = sub.wait_for(lambda ms: len(ms) == 3 * n)
-    assert {(m.json()["device"]["model"], m.json()["device"]["hw_version"]) for m in msgs[2 * n :]} == {
+    pub.set_model("bigger", "edgetpu", ("x", "y"))  # after a reload: device model/hw and the label options
+    sub.wait_for(lambda ms: len(configs()) == 3 * n)
+    assert {(m.json()["device"]["model"], m.json()["device"]["hw_version"]) for m in configs()[2 * n :]} == {
         ("bigger", "edgetpu")
     }
-    late = subscriber_factory(mosquitto, ["homeassistant/sensor/#"])  # configs are retained
-    assert all(m.retain for m in late.wait_for(lambda ms: len(ms) == n))
+    assert next(m.json()["options"] for m in configs()[2 * n :] if m.topic.endswith("_label/config")) == [
+        "x", "y", "none"]  # fmt: skip
+    late = subscriber_factory(mosquitto, ["homeassistant/+/+/config"])  # configs are retained, the retired one gone
+    assert all(m.retain and m.payload for m in late.wait_for(lambda ms: len(ms) == n))
+
+
+def test_camera_and_label_topics_are_retained_text(mosquitto, subscriber_factory, publisher_factory) -> None:
+    pub = publisher_factory(mosquitto)
+    wait_until(lambda: pub.connected and pub.take_reconnected(), what="connected, once")
+    assert not pub.take_reconnected()  # once per connect
+    pub.publish_camera("offline")
+    pub.publish_label("tabby cat")
+    late = subscriber_factory(mosquitto, [T.camera, T.label])
+    got = {m.topic: (m.text, m.retain) for m in late.wait_for(lambda ms: len(ms) == 2)}
+    assert got == {T.camera: ("offline", True), T.label: ("tabby cat", True)}
 
 
 def test_discovery_can_be_disabled(mosquitto, subscriber_factory, publisher_factory) -> None:
@@ -274,7 +277,7 @@ def test_received_by_mosquitto_sub(mosquitto, publisher_factory) -> None:
     if not os.access(MOSQUITTO_SUB, os.X_OK):
         pytest.skip("mosquitto_sub not installed (apt-get install mosquitto-clients)")
     pub = publisher_factory(mosquitto)
-    payload = classification_payload((Prediction(2, "bird", 0.75),), frame=11, inference_ms=2.0, model="tiny",
+    payload = classification((Prediction(2, "bird", 0.75),), frame=11, inference_ms=2.0, model="tiny",
                                      timestamp=0.0)  # fmt: skip
     pub.publish_classification(payload)
     wait_until(lambda: pub.counters()["published"] == 1, what="acknowledged")
@@ -305,7 +308,7 @@ def test_stop_while_broker_unreachable_is_bounded(publisher_factory, caplog) -> 
     pub = publisher_factory(Nowhere)
     for frame in range(5):
         pub.publish_classification({"frame": frame})
-    wait_until(lambda: "cannot reach broker" in caplog.text, what="failure logged")
+    wait_until(lambda: "connection refused" in caplog.text, what="failure logged")
     started = time.monotonic()
     pub.stop(timeout=1.0)
     assert time.monotonic() - started < 3.0

@@ -103,3 +103,55 @@ def test_top_k_and_labels_in_predictions() -> None:
 def test_bad_arguments(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         Smoother(LABELS, **kwargs)
+
+
+def scores(a: float, b: float, c: float | None = None) -> np.ndarray:
+    return np.array([a, b, max(0.0, 1 - a - b) if c is None else c], np.float32)
+
+
+@pytest.mark.parametrize(
+    ("frames_scores", "expected_labels"),
+    [
+        # a scene on the border: the runner-up never beats the current label by the hysteresis (0.1)
+        ([(0.8, 0.1)] * 3 + [(0.47, 0.53), (0.53, 0.47)] * 10, [0]),
+        # a clear switch beats it: published after `frames` (3) frames
+        ([(0.8, 0.1)] * 3 + [(0.2, 0.75)] * 3, [0, 1]),
+        # keeping a label needs only the threshold; entering from "nothing" needs threshold + hysteresis
+        ([(0.1, 0.1, 0.1)] * 3 + [(0.55, 0.1, 0.1)] * 3 + [(0.65, 0.1, 0.1)] * 3, [None, 0]),
+    ],
+)
+def test_hysteresis_entering_takes_more_than_keeping(frames_scores, expected_labels) -> None:
+    s = Smoother(LABELS, mode="stable", frames=3, threshold=0.5, hysteresis=0.1, heartbeat_s=0)
+    got = []
+    for n, frame in enumerate(frames_scores):
+        d = s.update(scores(*frame), n * 0.1)
+        if d is not None:
+            got.append(d.index)
+    assert got == expected_labels
+
+
+def test_dwell_delays_a_change_but_does_not_lose_it() -> None:
+    s = Smoother(LABELS, mode="stable", frames=1, min_dwell_s=10.0, heartbeat_s=0)
+    assert s.update(one_hot(0), 0.0).index == 0  # the first state is not a change: no dwell before the next
+    assert s.update(one_hot(1), 1.0).index == 1  # a change
+    assert s.update(one_hot(0), 2.0) is None  # too soon after the last change: held back ...
+    assert s.update(one_hot(0), 9.9) is None
+    d = s.update(one_hot(0), 11.0)  # ... and published once the dwell is over, since it still holds
+    assert (d.reason, d.index) == ("change", 0)
+    assert s.changed_at == 11.0
+    assert s.update(one_hot(2), 12.0) is None and s.update(one_hot(0), 25.0) is None  # gone back: nothing to say
+
+
+def test_a_label_kept_by_hysteresis_is_published_first() -> None:
+    s = Smoother(LABELS, mode="stable", frames=1, top_k=1, hysteresis=0.2, heartbeat_s=1.0)
+    s.update(scores(0.6, 0.3), 0.0)
+    d = s.update(scores(0.45, 0.5), 1.5)  # b leads by 0.05 < 0.2: still a, and the heartbeat says so
+    assert d.reason == "heartbeat" and d.predictions[0].label == "a" and d.predictions[0].score == pytest.approx(0.45)
+
+
+@pytest.mark.parametrize("mode", ["stable", "average", "off"])
+def test_every_configured_mode_runs(mode) -> None:
+    from edge.config_schema import SMOOTHING_MODES
+
+    assert mode in SMOOTHING_MODES
+    assert Smoother(LABELS, mode=mode, frames=1).update(one_hot(0), 0.0) is not None

@@ -70,7 +70,7 @@ class MjpegServer:
                 pass
 
             def do_GET(self) -> None:
-                if self.path != "/stream.mjpg":
+                if self.path.split("?", 1)[0] != "/stream.mjpg":
                     self.send_error(404)
                     return
                 self.send_response(200)

@@ -67,6 +67,7 @@ def test_all_files_corrupt_in_a_class(tmp_path: Path) -> None:
         (["--backbone", "efficientnet-lite0", "--size", "16"], "--size: EfficientNet-Lite0 needs inputs of at least"),
         (["--backbone", "efficientnet-lite0", "--weights", "x.h5"], "--weights x.h5: EfficientNet-Lite0 takes"),
         (["--fine-tune-layers", "0"], "--fine-tune-layers: must be at least 1"),
+        (["--backbone", "resnet"], "--backbone: invalid choice: 'resnet'"),
         (["--epochs", "0"], "--epochs: must be at least 1"),
         (["--val-fraction", "0.6", "--test-fraction", "0.5"], "fractions"),
     ],

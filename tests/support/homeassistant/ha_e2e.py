@@ -1,9 +1,9 @@
 """A minimal Home Assistant core with only its MQTT integration, connected to a test broker (run by a test).
 
-Usage: ``ha_e2e.py PORT`` under a Python with ``homeassistant`` installed. It prints one JSON line
-``{entity_id: {"state", "attributes"}}`` once every ``sensor.*`` entity discovered over MQTT has a state other
-than ``unknown`` (or ``{"timeout": ...}``), then for each line read on stdin waits until that many entities are
-``unavailable`` (the line is the count) and prints the states again. Does not import this project.
+Usage: ``ha_e2e.py PORT`` under a Python with ``homeassistant`` installed. Each line read on stdin is a JSON
+object ``{entity_id: expected state}`` (``"*"``: any state but unknown/unavailable); it waits until every
+entity named has that state and prints one JSON line ``{entity_id: {"state", "attributes"}}`` of all sensor and
+binary_sensor entities, or ``{"timeout": <those states>}`` after TIMEOUT_S. Does not import this project.
 """
 
 from __future__ import annotations
@@ -22,8 +22,16 @@ TIMEOUT_S = 30.0
 def sensor_states(hass) -> dict[str, dict]:
     return {
         s.entity_id: {"state": s.state, "attributes": {k: v for k, v in s.attributes.items() if k != "top_k"}}
-        for s in hass.states.async_all("sensor")
+        for s in hass.states.async_all(("sensor", "binary_sensor"))
     }
+
+
+def matches(states: dict[str, dict], expected: dict[str, str]) -> bool:
+    for entity, want in expected.items():
+        state = states.get(entity, {}).get("state")
+        if state is None or (state in ("unknown", "unavailable") if want == "*" else state != want):
+            return False
+    return True
 
 
 async def wait_for(hass, predicate) -> dict:
@@ -37,7 +45,7 @@ async def wait_for(hass, predicate) -> dict:
     return {"timeout": sensor_states(hass)}
 
 
-async def main(port: int, expected: int) -> None:
+async def main(port: int) -> None:
     from homeassistant import bootstrap, config_entries, loader
     from homeassistant.auth import auth_manager_from_config
     from homeassistant.core import HomeAssistant
@@ -70,18 +78,14 @@ async def main(port: int, expected: int) -> None:
         )
         await hass.config_entries.async_add(entry)
         await hass.async_start()
-        states = await wait_for(
-            hass, lambda s: len(s) >= expected and all(v["state"] not in ("unknown", "unavailable") for v in s.values())
-        )
-        print(json.dumps(states, default=str), flush=True)
         reader = asyncio.StreamReader()
         await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         while line := await reader.readline():
-            count = int(line)
-            states = await wait_for(hass, lambda s, n=count: sum(v["state"] == "unavailable" for v in s.values()) >= n)
+            expected = json.loads(line)
+            states = await wait_for(hass, lambda s, e=expected: matches(s, e))
             print(json.dumps(states, default=str), flush=True)
         await hass.async_stop(force=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1))
+    asyncio.run(main(int(sys.argv[1])))

@@ -1,8 +1,9 @@
 """Validate discovery payloads with Home Assistant's own MQTT code (run by test_ha_schema.py under HA's Python).
 
 Reads ``{"configs": {topic: payload}}`` as JSON on stdin and prints ``{topic: {"ok", "error", "dropped",
-"expanded"}}``: each payload goes through HA's abbreviation expansion, origin check and the MQTT sensor platform's
-DISCOVERY_SCHEMA, as HA's discovery does. ``dropped`` lists keys HA silently ignored (typos). Needs a Python with
+"expanded"}}``: each payload goes through HA's abbreviation expansion, origin check and the
+DISCOVERY_SCHEMA of the entity's platform (`sensor`, `binary_sensor`: the topic's second level), as HA's
+discovery does. ``dropped`` lists keys HA silently ignored (typos). Needs a Python with
 ``homeassistant`` installed (HA 2026.2.3 runs on Python 3.13); it does not import this project.
 """
 
@@ -16,7 +17,9 @@ import tempfile
 
 
 async def validate(configs: dict[str, dict]) -> dict[str, dict]:
-    from homeassistant.components.mqtt import discovery, sensor
+    import importlib
+
+    from homeassistant.components.mqtt import discovery
     from homeassistant.core import HomeAssistant
 
     with tempfile.TemporaryDirectory() as config_dir:
@@ -30,7 +33,9 @@ async def validate(configs: dict[str, dict]) -> dict[str, dict]:
                 result["error"] = "origin rejected"
             else:
                 try:
-                    validated = sensor.DISCOVERY_SCHEMA(copy.deepcopy(expanded))
+                    platform = topic.split(":", 1)[-1].split("/")[1] if "/" in topic else "sensor"
+                    schema = importlib.import_module(f"homeassistant.components.mqtt.{platform}").DISCOVERY_SCHEMA
+                    validated = schema(copy.deepcopy(expanded))
                     result["ok"] = True
                     result["dropped"] = sorted(set(expanded) - set(validated))
                 except Exception as exc:  # voluptuous.Invalid and friends: reported, not raised

@@ -1,91 +1,26 @@
-"""The pure MQTT contract: topics, the classification payload, Home Assistant discovery configs."""
+"""Home Assistant discovery configs: keys HA knows, templates that render, and HA's own schema (when available)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from edge import __version__
-from edge.mqtt_contract import (
+from edge.ha_discovery import (
+    ENTITIES,
     SENSOR_KEYS,
-    classification_payload,
     discovery_configs,
     ha_status_topic,
-    iso_utc,
+    label_options,
     node_id,
-    topics,
+    retired_topics,
 )
+from edge.mqtt_contract import classification_payload, topics
 from edge.postprocess import Prediction
-
-
-@pytest.mark.parametrize(
-    ("prefix", "device_id", "base"),
-    [("edge", "pi1", "edge/pi1"), ("site/a", "cam-1", "site/a/cam-1"), ("edge", "pi.local", "edge/pi.local")],
-)
-def test_topics(prefix: str, device_id: str, base: str) -> None:
-    t = topics(prefix, device_id)
-    assert (t.availability, t.classification, t.stats, t.event) == (
-        f"{base}/availability",
-        f"{base}/classification",
-        f"{base}/stats",
-        f"{base}/event",
-    )
-
-
-@pytest.mark.parametrize(
-    ("prefix", "device_id", "field"),
-    [
-        ("edge", "", "mqtt.device_id"),
-        ("edge", "a/b", "mqtt.device_id"),
-        ("edge", "a+", "mqtt.device_id"),
-        ("edge", "#", "mqtt.device_id"),
-        ("", "pi1", "mqtt.topic_prefix"),
-        ("edge/", "pi1", "mqtt.topic_prefix"),
-        ("/edge", "pi1", "mqtt.topic_prefix"),
-        ("edge/#", "pi1", "mqtt.topic_prefix"),
-    ],
-)
-def test_topics_reject_unusable_names(prefix: str, device_id: str, field: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(field)):
-        topics(prefix, device_id)
-
-
-@pytest.mark.parametrize(
-    ("timestamp", "text"),
-    [
-        (0.0, "1970-01-01T00:00:00.000000Z"),
-        (1_700_000_000.5, "2023-11-14T22:13:20.500000Z"),
-        (1_767_225_599.25, "2025-12-31T23:59:59.250000Z"),
-    ],
-)
-def test_iso_utc(timestamp: float, text: str) -> None:
-    assert iso_utc(timestamp) == text
-
-
-def test_classification_payload() -> None:
-    preds = (Prediction(1, "dog", 0.912345), Prediction(0, "cat", 0.05))
-    payload = classification_payload(preds, frame=42, inference_ms=3.14159, model="tiny", timestamp=0.25)
-    assert payload == {
-        "label": "dog",
-        "index": 1,
-        "score": 0.9123,
-        "top_k": [{"index": 1, "label": "dog", "score": 0.9123}, {"index": 0, "label": "cat", "score": 0.05}],
-        "timestamp": "1970-01-01T00:00:00.250000Z",
-        "frame": 42,
-        "inference_ms": 3.14,
-        "model": "tiny",
-    }
-    assert json.loads(json.dumps(payload)) == payload
-
-
-def test_classification_payload_without_predictions() -> None:
-    payload = classification_payload((), frame=0, inference_ms=1.0, model="m", timestamp=0.0)
-    assert (payload["label"], payload["index"], payload["score"], payload["top_k"]) == (None, None, 0.0, [])
+from tests.support.homeassistant import HA_MISSING, HA_PYTHON, HA_TOOLS
 
 
 @pytest.mark.parametrize(
@@ -113,7 +48,10 @@ HA_SENSOR_KEYS = {
     "json_attributes_topic": "json_attr_t",
     "name": "name",
     "object_id": "obj_id",
+    "options": "ops",
     "origin": "o",
+    "payload_off": "pl_off",
+    "payload_on": "pl_on",
     "payload_available": "pl_avail",
     "payload_not_available": "pl_not_avail",
     "qos": "qos",
@@ -146,8 +84,11 @@ HA_DURATION_UNITS = {"d", "h", "min", "s", "ms"}
 OBJECT_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 
 
+LABELS = ("cat", "dog", "bird")
+
+
 def _configs(device_id: str = "pi.local") -> dict[str, dict]:
-    return discovery_configs("homeassistant", "edge", device_id, model="tiny", device="edgetpu")
+    return discovery_configs("homeassistant", "edge", device_id, model="tiny", device="edgetpu", labels=LABELS)
 
 
 def _abbreviate(config: dict) -> dict:
@@ -166,21 +107,37 @@ def _abbreviate(config: dict) -> dict:
 
 def test_discovery_topics_ids_and_required_keys() -> None:
     configs = _configs()
-    assert set(configs) == {f"homeassistant/sensor/pi_local_{key}/config" for key in SENSOR_KEYS}
+    platforms = {key: ENTITIES[key][0] for key in SENSOR_KEYS}
+    assert set(configs) == {f"homeassistant/{platforms[key]}/pi_local_{key}/config" for key in SENSOR_KEYS}
     for topic in configs:
         assert OBJECT_ID.match(topic.split("/")[2]), topic
     unique_ids = [c["unique_id"] for c in configs.values()]
     assert len(set(unique_ids)) == len(unique_ids)
     t = topics("edge", "pi.local")
-    for config in configs.values():
+    device_only = [{"topic": t.availability, "payload_available": "online", "payload_not_available": "offline"}]
+    with_camera = [*device_only, {"topic": t.camera, "payload_available": "online", "payload_not_available": "offline"}]
+    for key, config in zip(SENSOR_KEYS, configs.values(), strict=True):
         assert {"name", "unique_id", "state_topic", "device", "availability", "origin"} <= set(config)
-        assert config["state_topic"] in (t.classification, t.stats)
-        assert config["availability"] == [
-            {"topic": t.availability, "payload_available": "online", "payload_not_available": "offline"}
-        ]
+        assert config["unique_id"] == f"edge_daemon_pi_local_{key}"  # kept across releases: HA keys history on it
+        assert config["state_topic"] in (t.classification, t.stats, t.camera)
+        if key in ("label", "score"):  # the rule: unavailable while the device or the camera is offline
+            assert (config["availability"], config["availability_mode"]) == (with_camera, "all")
+        else:
+            assert config["availability"] == device_only and "availability_mode" not in config
         assert config["device"]["identifiers"] == ["edge_daemon_pi_local"]
         assert (config["device"]["model"], config["device"]["hw_version"]) == ("tiny", "edgetpu")
         assert config["origin"] == {"name": "edge-daemon", "sw_version": __version__}
+    label = configs["homeassistant/sensor/pi_local_label/config"]
+    assert (label["device_class"], label["options"]) == ("enum", ["cat", "dog", "bird", "none"])
+    camera = configs["homeassistant/binary_sensor/pi_local_camera/config"]
+    assert (camera["device_class"], camera["payload_on"], camera["payload_off"]) == ("connectivity", "online",
+                                                                                      "offline")  # fmt: skip
+    assert retired_topics("homeassistant", "pi.local") == ["homeassistant/sensor/pi_local_uptime/config"]
+
+
+@pytest.mark.parametrize(("labels", "options"), [(("a", "none", "a"), ["a", "none"]), ((), ["none"])])
+def test_label_options_once_each_with_none(labels, options) -> None:
+    assert label_options(labels) == options
 
 
 def test_discovery_keys_are_known_to_home_assistant() -> None:
@@ -211,26 +168,28 @@ def test_abbreviation_table_expands_back(full: str, abbreviation: str) -> None:
 
 
 def test_value_templates_render_against_real_payloads() -> None:
-    """Render each sensor's value_template with Jinja2 as HA does (value_json = the parsed payload)."""
+    """Render each entity's value_template with Jinja2 as HA does (value_json = the parsed payload)."""
     jinja2 = pytest.importorskip("jinja2", reason="jinja2 not installed")
     env = jinja2.Environment()
-    cls = classification_payload(
-        (Prediction(2, "bird", 0.8766),), frame=7, inference_ms=12.5, model="tiny", timestamp=0
-    )
-    empty = classification_payload((), frame=8, inference_ms=11.0, model="tiny", timestamp=0)
-    stats = {"fps_classified": 9.5, "dropped": 3, "uptime_s": 61.7}
+    cls = classification_payload((Prediction(2, "bird", 0.8766),), reason="change", frame=7, inference_ms=12.5,
+                                 model="tiny", timestamp=0, published_at=0, changed_at=1.5)  # fmt: skip
+    empty = classification_payload((), reason="heartbeat", frame=8, inference_ms=11.0, model="tiny", timestamp=0,
+                                   published_at=0, changed_at=None)  # fmt: skip
+    stats = {"fps_classified": 9.5, "dropped": 3, "started_at": "2026-12-05T10:00:00.000000Z"}
     t = topics("edge", "pi1")
     expected = {
         "label": ("bird", "none"),
         "score": ("87.7", "0.0"),
+        "last_change": ("1970-01-01T00:00:01.500000Z", "None"),  # "None": HA's MQTT sensor shows unknown
         "inference_ms": ("12.5", "11.0"),
         "fps": ("9.5", "9.5"),
         "dropped": ("3", "3"),
-        "uptime": ("62.0", "62.0"),
+        "started_at": ("2026-12-05T10:00:00.000000Z",) * 2,
     }
-    for key, config in zip(
-        SENSOR_KEYS, discovery_configs("homeassistant", "edge", "pi1", model="m", device="cpu").values(), strict=True
-    ):
+    for key, config in zip(SENSOR_KEYS, _configs("pi1").values(), strict=True):
+        if "value_template" not in config:  # the camera's binary sensor takes the payload as it is
+            assert key == "camera" and config["state_topic"] == t.camera
+            continue
         template = env.from_string(config["value_template"])
         payloads = (cls, empty) if config["state_topic"] == t.classification else (stats, stats)
         rendered = tuple(template.render(value_json=p) for p in payloads)
@@ -241,38 +200,7 @@ def test_ha_status_topic() -> None:
     assert ha_status_topic("homeassistant") == "homeassistant/status"
 
 
-def _readme_mqtt_section() -> str:
-    readme = Path(__file__).resolve().parents[2] / "README.md"
-    text = readme.read_text()
-    return text[text.index("<!-- BEGIN mqtt -->") : text.index("<!-- END mqtt -->")]
-
-
-def test_readme_examples_match_the_contract() -> None:
-    """The README's classification example has exactly the keys the code produces; topics in its table exist."""
-    section = _readme_mqtt_section()
-    blocks = re.findall(r"```json\n(.*?)```", section, re.S)
-    example = json.loads(blocks[0])
-    real = classification_payload((Prediction(0, "a", 0.5),), frame=1, inference_ms=1.0, model="m", timestamp=0)
-    assert set(example) == set(real)
-    assert {k for item in example["top_k"] for k in item} == set(real["top_k"][0])
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", example["timestamp"])
-    stats = json.loads(blocks[1])
-    assert {"mqtt_reconnects", "queued", "dropped", "published", "fps_classified", "uptime_s"} <= set(stats)
-    t = topics("edge", "<id>")
-    for topic in (t.availability, t.classification, t.stats, t.event):
-        assert f"`{topic}`" in section
-
-
-from tests.support.homeassistant import HA_TOOLS  # noqa: E402
-
-HA_PYTHON = os.environ.get("EDGE_HA_PYTHON")
-
-
-@pytest.mark.skipif(
-    not HA_PYTHON,
-    reason="EDGE_HA_PYTHON unset: point it at a Python with homeassistant installed to validate discovery with "
-    "HA's own schema (see tests/support/homeassistant/ha_validate.py)",
-)
+@pytest.mark.skipif(not HA_PYTHON, reason=HA_MISSING)
 def test_discovery_passes_home_assistants_own_schema() -> None:
     """Full and abbreviated configs go through HA's abbreviation expansion and the MQTT sensor DISCOVERY_SCHEMA;
     a deliberately misspelt key and an unknown device key are caught the same way (so the check can fail)."""

@@ -7,7 +7,7 @@ It listens on 127.0.0.1 only and allows anonymous clients; it is not meant for p
     with EmbeddedBroker(port=0) as broker:      # 0: a free port
         ...  # connect clients to 127.0.0.1:broker.port
 
-Standalone: ``python -m edge.broker --port 1883``.
+Standalone: ``python -m edge.demo_broker --port 1883``.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class EmbeddedBroker:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the embedded broker in the foreground until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="python -m edge.broker", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.demo_broker", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=1883, help="TCP port on 127.0.0.1 (0: a free one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"MQTT broker on {broker.host}:{broker.port} (Ctrl-C to stop)", flush=True)
             threading.Event().wait()
     except EdgeError as exc:
-        print(f"edge.broker: error: {exc}")
+        print(f"edge.demo_broker: error: {exc}")
         return 2
     except KeyboardInterrupt:
         pass
