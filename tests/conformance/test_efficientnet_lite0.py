@@ -27,11 +27,13 @@ EDGE_TPU_FRIENDLY = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN", "FULL
 
 
 @pytest.fixture(scope="module")
-def model(request: pytest.FixtureRequest) -> Path:
+def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     reason = lite0.unavailable()
     if reason:
         pytest.skip(reason)
-    return lite0.lite0_model(Path(request.config.cache.mkdir("edge-train-lite0")))
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider: build it for this session
+    folder = Path(cache.mkdir("edge-train-lite0")) if cache else tmp_path_factory.mktemp("edge-train-lite0")
+    return lite0.lite0_model(folder)
 
 
 @pytest.fixture(scope="module")
