@@ -4,7 +4,8 @@
 into the cache, which is what the suite should measure (its defaults are alpha 0.35, 96x96, uint8 I/O):
 
     edge-train export-dataset fashion-mnist .cache/benchmarks/edge-train/fm --per-class 40
-    edge-train train .cache/benchmarks/edge-train/fm -o .cache/benchmarks/edge-train/run --epochs 3
+    edge-train train .cache/benchmarks/edge-train/fm -o .cache/benchmarks/edge-train/run --backbone mobilenetv2 \\
+        --epochs 3
     python -m benchmarks.small_model --from .cache/benchmarks/edge-train/run/model.tflite
 
 Without it, the same graph is built here with Keras (MobileNetV2 alpha 0.35, 96x96 RGB input taking raw

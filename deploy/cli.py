@@ -1,8 +1,12 @@
-"""`edge-deploy`: the common fleet operations without writing playbooks; drives `deploy/ansible/playbook.yml`.
+"""`edge-deploy`: the common fleet operations without writing playbooks; drives the playbooks in `deploy/ansible/`.
 
     edge-deploy model birds-v3.tflite --hosts inventory.ini       push a model everywhere (batches, health, rollback)
     edge-deploy release dist/edge_daemon-0.2.0-py3-none-any.whl --hosts inventory.ini    install/upgrade the daemon
     edge-deploy status --hosts inventory.ini                      device, release, model, online, last classification
+    edge-deploy collect --hosts inventory.ini --out inbox/ [--remove]    gather the frames the devices kept
+
+`model` (and `release --model`) refuse a model whose held-out accuracy (its embedded `metrics.json`) is below
+that of the model it replaces, unless `--force` (`deploy.model_metrics`).
 
 Each device writes one JSON result into a temporary directory on this machine (the role's `edge_report_dir`);
 the tables are printed from those. The command line has the shape of all three CLIs (`edge.cli_main`). Exit
@@ -15,135 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from deploy.collect import add_collect_args, run_collect
+from deploy.model_metrics import check_model
+from deploy.playbooks import inventory_hosts, read_reports, run_playbook, table
 from edge import __version__, cli_main
 from edge.cli_main import EXIT_FAILURE, EXIT_OK, Command, run_main
-from edge.errors import EdgeError, Failure
-
-PLAYBOOK = Path(__file__).resolve().parent / "ansible" / "playbook.yml"
-
-
-def _tool(name: str) -> str:
-    """An Ansible executable: beside this Python first (a venv with the `deploy` extra), then on PATH."""
-    here = Path(sys.executable).parent / name
-    found = str(here) if here.exists() else shutil.which(name)
-    if not found:
-        raise EdgeError(f"{name} not found; install the deploy extra: pip install 'edge-daemon[deploy]'")
-    return found
-
-
-def project_dir() -> Path:
-    """The checkout holding `deploy/install.sh` and `systemd/`, which the role copies to the devices."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "systemd" / "edge-daemon.service").is_file():
-        raise EdgeError(f"{root}/systemd/edge-daemon.service missing; run edge-deploy from a project checkout")
-    return root
-
-
-def inventory_hosts(inventory: str, pattern: str) -> list[str]:
-    """The hosts of `pattern` in the inventory, in inventory order (via ansible-inventory)."""
-    proc = subprocess.run(
-        [_tool("ansible-inventory"), "-i", inventory, "--list"], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise EdgeError(f"--hosts {inventory}: ansible-inventory failed: {_last_line(proc.stderr)}")
-    data = json.loads(proc.stdout)
-
-    def hosts_of(group: str) -> list[str]:
-        entry = data.get(group, {})
-        out = list(entry.get("hosts", []))
-        for child in entry.get("children", []):
-            out += [h for h in hosts_of(child) if h not in out]
-        return out
-
-    hosts = hosts_of(pattern) if pattern in data else ([pattern] if pattern in data["_meta"]["hostvars"] else [])
-    if not hosts:
-        raise EdgeError(f"--hosts {inventory}: no hosts in group or host {pattern!r}; check --group")
-    return hosts
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-def run_playbook(args: argparse.Namespace, extra: dict[str, object], report_dir: Path) -> int:
-    """Run the playbook with `extra` vars; Ansible's own output goes to stderr with -v, else to a log file."""
-    variables = {
-        "edge_hosts": args.group,
-        "edge_project_dir": str(project_dir()),
-        "edge_report_dir": str(report_dir),
-        **extra,
-    }
-    if args.serial:
-        variables["edge_serial"] = args.serial
-    if args.max_fail_percent is not None:
-        variables["edge_max_fail_percentage"] = args.max_fail_percent
-    cmd = [_tool("ansible-playbook"), "-i", args.hosts, str(PLAYBOOK), "-e", json.dumps(variables)]
-    for item in args.extra_vars or ():
-        cmd += ["-e", item]
-    if args.limit:
-        cmd += ["--limit", args.limit]
-    env = {**os.environ, "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_NOCOLOR": "1"}
-    log = report_dir / "ansible.log"
-    with open(log, "w") as out:
-        proc = subprocess.run(cmd, stdout=None if args.verbose else out, stderr=subprocess.STDOUT, env=env, check=False)
-    if proc.returncode not in (0, 2, 4) and not args.verbose:  # 2: hosts failed, 4: unreachable (both reported)
-        raise Failure(f"ansible-playbook failed (exit {proc.returncode}): {_last_line(log.read_text())}")
-    return proc.returncode
-
-
-FATAL = re.compile(r"^fatal: \[([^\]]+)\]: (?:FAILED|UNREACHABLE)! => (\{.*\})\s*$", re.MULTILINE)
-
-
-def host_errors(log: str) -> dict[str, str]:
-    """The last Ansible failure message per host, from the playbook's output."""
-    out = {}
-    for host, blob in FATAL.findall(log):
-        try:
-            out[host] = " ".join(str(json.loads(blob).get("msg", "")).split())
-        except ValueError:
-            out[host] = blob[:200]
-    return out
-
-
-def first_error(log: str) -> str | None:
-    """Ansible's first `[ERROR]:` line (a broken task or inventory fails every host with it)."""
-    m = re.search(r"^\[ERROR\]: (.*)$", log, re.MULTILINE)
-    return m.group(1).strip() if m else None
-
-
-def read_reports(report_dir: Path, hosts: list[str]) -> list[dict]:
-    """One result per host; a host that wrote none failed early, was unreachable or was skipped (roll-out stopped)."""
-    log = report_dir / "ansible.log"
-    text = log.read_text(errors="replace") if log.exists() else ""
-    errors, general = host_errors(text), first_error(text)
-    out = []
-    for host in hosts:
-        path = report_dir / f"{host}.json"
-        if path.is_file():
-            out.append(json.loads(path.read_text()))
-        elif host in errors or general:
-            out.append({"host": host, "result": "failed", "message": errors.get(host) or general})
-        else:
-            why = "the roll-out stopped before this device (see max_fail_percentage), or it was unreachable"
-            out.append({"host": host, "result": "not reached", "message": why})
-    return out
-
-
-def table(rows: list[list[str]], header: list[str]) -> str:
-    """A plain text table."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
-    return "\n".join(lines)
+from edge.errors import EdgeError
 
 
 def status_row(r: dict) -> list[str]:
@@ -156,7 +42,7 @@ def status_row(r: dict) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace, report_dir: Path) -> int:
-    hosts = inventory_hosts(args.hosts, args.group)
+    hosts = inventory_hosts(args.hosts, args.group, args.limit)
     run_playbook(args, {"edge_action": "status", "edge_status_timeout": args.timeout}, report_dir)
     reports = read_reports(report_dir, hosts)
     if args.json:
@@ -170,7 +56,7 @@ def cmd_status(args: argparse.Namespace, report_dir: Path) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace, report_dir: Path, extra: dict[str, object]) -> int:
-    hosts = inventory_hosts(args.hosts, args.group)
+    hosts = inventory_hosts(args.hosts, args.group, args.limit)
     extra = {"edge_action": "deploy", "edge_health_timeout": args.timeout, **extra}
     run_playbook(args, extra, report_dir)
     reports = read_reports(report_dir, hosts)
@@ -202,10 +88,19 @@ def run_status(args: argparse.Namespace) -> int:
         return cmd_status(args, Path(tmp))
 
 
+def _guarded_model(path: str, force: bool) -> str:
+    """The model's path after the retrain guard (`deploy.model_metrics.check_model`); its warning on stderr."""
+    model = _existing(path, "model")
+    warning = check_model(model, force)
+    if warning:
+        print(f"edge-deploy: warning: {warning}", file=sys.stderr, flush=True)
+    return model
+
+
 def run_model(args: argparse.Namespace) -> int:
     """`edge-deploy model`."""
     _inventory(args)
-    extra: dict[str, object] = {"edge_model": _existing(args.model, "model")}
+    extra: dict[str, object] = {"edge_model": _guarded_model(args.model, args.force)}
     with tempfile.TemporaryDirectory(prefix="edge-deploy-") as tmp:
         return cmd_rollout(args, Path(tmp), extra)
 
@@ -217,9 +112,14 @@ def run_release(args: argparse.Namespace) -> int:
     if args.release:
         extra["edge_release"] = args.release
     if args.model:
-        extra["edge_model"] = _existing(args.model, "model")
+        extra["edge_model"] = _guarded_model(args.model, args.force)
     with tempfile.TemporaryDirectory(prefix="edge-deploy-") as tmp:
         return cmd_rollout(args, Path(tmp), extra)
+
+
+def add_force_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="deploy a model even if its held-out accuracy is below the model it replaces")  # fmt: skip
 
 
 def add_fleet_args(p: argparse.ArgumentParser) -> None:
@@ -237,6 +137,7 @@ def add_fleet_args(p: argparse.ArgumentParser) -> None:
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="the .tflite model")
     add_fleet_args(p)
+    add_force_arg(p)
     p.add_argument("--timeout", type=float, default=60, help="health check: seconds to wait for a classification")
 
 
@@ -245,6 +146,7 @@ def add_release_args(p: argparse.ArgumentParser) -> None:
     add_fleet_args(p)
     p.add_argument("--release", help="release name on the devices (default: the wheel's version)")
     p.add_argument("--model", help="also push this model")
+    add_force_arg(p)
     p.add_argument("--timeout", type=float, default=60, help="health check: seconds to wait for a classification")
 
 
@@ -257,13 +159,14 @@ COMMANDS = (
     Command("model", "push a model to every device (the usual roll-out)", add_model_args, run_model),
     Command("release", "install or upgrade the daemon from a wheel", add_release_args, run_release),
     Command("status", "table of device, release, model, online, last classification", add_status_args, run_status),
+    Command("collect", "gather the frames the devices kept into an inbox", add_collect_args, run_collect),
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """`edge-deploy`'s parser: the subcommands of `COMMANDS` on the shared shape (`edge.cli_main`)."""
     description = (
-        "Roll out edge-daemon and models to a fleet (drives deploy/ansible/playbook.yml).\n"
+        "Roll out edge-daemon and models to a fleet and gather what the devices kept (drives deploy/ansible/).\n"
         "Exit status 1 also when any device failed, was rolled back or was not reached."
     )
     return cli_main.build_parser("edge-deploy", description, COMMANDS, version=__version__)

@@ -140,10 +140,11 @@ def checked_config(path: str) -> Config:
     Raises:
         EdgeError: one line naming the file and the key, or the model and the problem.
     """
-    from edge.service import open_model
+    from edge.streams import model_keys, open_model
 
     cfg = load_config(path)
-    open_model(cfg).close()
+    for key in model_keys(cfg):  # the main model and each region's own
+        open_model(cfg, key).close()
     return cfg
 
 

@@ -25,16 +25,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def retained_topics(cfg) -> list[str]:  # cfg: edge.config.Config
-    """Every topic the daemon leaves a retained message on (HA discovery only when it is enabled)."""
-    from edge.ha_discovery import ENTITIES, config_topic, retired_topics
-    from edge.mqtt_contract import topics
+    """Every topic the daemon leaves a retained message on (HA discovery only when it is enabled), regions too."""
+    from edge.ha_discovery import discovery_configs, retired_topics
+    from edge.mqtt_contract import stream_topics, topics
 
-    device_id = str(cfg.mqtt.device_id)
-    t = topics(cfg.mqtt.topic_prefix, device_id)
-    out = [t.availability, t.camera, t.classification, t.label]
+    device_id, prefix = str(cfg.mqtt.device_id), cfg.mqtt.topic_prefix
+    t = topics(prefix, device_id)
+    streams = [stream_topics(prefix, device_id, r.name) for r in cfg.regions] or [stream_topics(prefix, device_id)]
+    out = [t.availability, t.camera, *(s.classification for s in streams), *(s.label for s in streams)]
     if cfg.homeassistant.discovery:
         ha = cfg.homeassistant.prefix
-        out += [config_topic(ha, platform, device_id, key) for key, (platform, *_) in ENTITIES.items()]
+        regions = [(r.name, ()) for r in cfg.regions]
+        out += list(discovery_configs(ha, prefix, device_id, model="", device="", regions=regions))
         out += retired_topics(ha, device_id)
     return out
 

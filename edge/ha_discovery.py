@@ -6,7 +6,8 @@ The value templates read the payloads of `edge.mqtt_contract`, whose keys the te
 
 Availability rule: every entity is unavailable while the device is `offline`; the Label and Score entities
 are also unavailable while the camera is `offline` (`availability_mode: all` over both topics), so a
-dashboard never shows a label the device is not seeing any more.
+dashboard never shows a label the device is not seeing any more. With regions of interest, the
+classification entities (Label, Score, Last change) exist once per region, named after it; the others once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from collections.abc import Sequence
 
 from edge import __version__
-from edge.mqtt_contract import NO_LABEL, PAYLOAD_OFFLINE, PAYLOAD_ONLINE, topics
+from edge.mqtt_contract import NO_LABEL, PAYLOAD_OFFLINE, PAYLOAD_ONLINE, stream_topics, topics
 
 ORIGIN_NAME = "edge-daemon"
 _NOT_NODE_ID = re.compile(r"[^a-zA-Z0-9_-]")
@@ -33,7 +34,7 @@ ENTITIES: dict[str, tuple[str, str, str, str | None, dict, bool]] = {
                     {"device_class": "timestamp", "icon": "mdi:swap-horizontal"}, False),
     "camera": ("binary_sensor", "Camera", "camera", None,
                {"device_class": "connectivity", "payload_on": PAYLOAD_ONLINE, "payload_off": PAYLOAD_OFFLINE}, False),
-    "inference_ms": ("sensor", "Inference time", "classification", "{{ value_json.inference_ms }}",
+    "inference_ms": ("sensor", "Inference time", "stats", "{{ value_json.inference_ms_p50 }}",
                      {"unit_of_measurement": "ms", "device_class": "duration", "state_class": "measurement",
                       **_DIAGNOSTIC}, False),
     "fps": ("sensor", "Classified FPS", "stats", "{{ value_json.fps_classified }}",
@@ -73,7 +74,8 @@ def label_options(labels: Sequence[str]) -> list[str]:
 
 
 def discovery_configs(ha_prefix: str, topic_prefix: str, device_id: str, *, model: str, device: str,
-                      labels: Sequence[str] = ()) -> dict[str, dict]:  # fmt: skip
+                      labels: Sequence[str] = (),
+                      regions: Sequence[tuple[str, Sequence[str]]] = ()) -> dict[str, dict]:  # fmt: skip
     """Home Assistant MQTT discovery: {config topic: config payload} for every entity of this device.
 
     All entities belong to one HA device named after `device_id` (model = the loaded model, hardware version =
@@ -85,10 +87,13 @@ def discovery_configs(ha_prefix: str, topic_prefix: str, device_id: str, *, mode
         device_id: this device's id.
         model: the loaded model's name; device: ``cpu`` or ``edgetpu``.
         labels: the model's labels (the Label entity's options).
+        regions: (name, labels) of each region of interest; none: the whole frame.
     """
     t = topics(topic_prefix, device_id)
     node = node_id(device_id)
-    state_topics = {"classification": t.classification, "stats": t.stats, "camera": t.camera}
+    streams = [(r, stream_topics(topic_prefix, device_id, r).classification, lbls) for r, lbls in regions] or [
+        (None, t.classification, labels)]  # fmt: skip
+    state_topics = {"stats": t.stats, "camera": t.camera}
     ha_device = {"identifiers": [f"edge_daemon_{node}"], "name": device_id, "manufacturer": "edge-daemon",
                  "model": model, "hw_version": device, "sw_version": __version__}  # fmt: skip
     origin = {"name": ORIGIN_NAME, "sw_version": __version__}
@@ -97,19 +102,21 @@ def discovery_configs(ha_prefix: str, topic_prefix: str, device_id: str, *, mode
         return {"topic": topic, "payload_available": PAYLOAD_ONLINE, "payload_not_available": PAYLOAD_OFFLINE}
 
     configs: dict[str, dict] = {}
-    for key, (platform, name, source, template, extra, needs_camera) in ENTITIES.items():
-        state_topic = state_topics[source]
-        config: dict = {"name": name, "unique_id": f"edge_daemon_{node}_{key}", "state_topic": state_topic}
-        if template is not None:
-            config["value_template"] = template
-        if needs_camera:
-            config["availability"] = [availability(t.availability), availability(t.camera)]
-            config["availability_mode"] = "all"
-        else:
+    for entity, (platform, name, source, template, extra, needs_camera) in ENTITIES.items():
+        for region, classification, stream_labels in streams if source == "classification" else [(None, None, ())]:
+            key = f"{region}_{entity}" if region else entity
+            state_topic = classification or state_topics[source]
+            config: dict = {"name": f"{region} {name}" if region else name, "unique_id": f"edge_daemon_{node}_{key}",
+                            "state_topic": state_topic}  # fmt: skip
+            if template is not None:
+                config["value_template"] = template
             config["availability"] = [availability(t.availability)]
-        config.update(device=ha_device, origin=origin)
-        config.update({k: (state_topic if v is None else v) for k, v in extra.items()})
-        if extra.get("device_class") == "enum":
-            config["options"] = label_options(labels)
-        configs[config_topic(ha_prefix, platform, device_id, key)] = config
+            if needs_camera:
+                config["availability"].append(availability(t.camera))
+                config["availability_mode"] = "all"
+            config.update(device=ha_device, origin=origin)
+            config.update({k: (state_topic if v is None else v) for k, v in extra.items()})
+            if extra.get("device_class") == "enum":
+                config["options"] = label_options(stream_labels)
+            configs[config_topic(ha_prefix, platform, device_id, key)] = config
     return configs

@@ -33,16 +33,17 @@ FPS_STALE_S = 2.0  # no frame for this long: the rate shown is 0
 IN_FLIGHT = 16  # frames taken and not yet classified that are kept (more than any worker pool holds)
 
 
+Verdict = tuple[str | None, Sequence[float], np.ndarray, Sequence[str]]  # (region name or None, box, scores, labels)
+
+
 @dataclass(frozen=True)
 class TappedFrame:
     """One classified frame: the camera's frame (`edge.camera.Frame`: `jpeg` bytes or `pixels`, not copied: the
-    camera never changes a frame it handed out) and its verdict."""
+    camera never changes a frame it handed out) and its verdicts (the whole frame, or one per region)."""
 
     seq: int
     frame: Any
-    scores: np.ndarray
-    labels: Sequence[str]
-    regions: Sequence[Region]
+    verdicts: Sequence[Verdict]
 
 
 class FrameTap:
@@ -78,9 +79,9 @@ class FrameTap:
             while len(self._taken) > IN_FLIGHT:
                 self._taken.popitem(last=False)
 
-    def offer(self, seq: int, scores: np.ndarray, labels: Sequence[str], inference_ms: float,
-              regions: Sequence[Region] = ()) -> None:  # fmt: skip
-        """Frame `seq` was classified (its class scores, the model's labels, inference time). Never blocks."""
+    def offer(self, seq: int, inference_ms: float, verdicts: Sequence[Verdict]) -> None:
+        """Frame `seq` was classified: its inference time and, per stream, (region name or None for the whole
+        frame, box as fractions of the frame, class scores, the model's labels). Never blocks."""
         if not self.active:
             return
         now = time.monotonic()
@@ -89,7 +90,7 @@ class FrameTap:
             while self._taken and next(iter(self._taken)) < seq:  # older ones failed: they will not come
                 self._taken.popitem(last=False)
             if frame is not None:
-                self._latest = TappedFrame(seq, frame, scores, labels, regions)
+                self._latest = TappedFrame(seq, frame, verdicts)
             self._times.append(now)
             self._window.add_inference(inference_ms)
             self._cond.notify_all()
@@ -167,12 +168,17 @@ class FrameTap:
         return decode_for(frame.jpeg, [view_size(*size)]) if size and not full else decode_jpeg(frame.jpeg)
 
     def _overlay(self, tapped: TappedFrame, image: np.ndarray) -> np.ndarray:
-        best = int(np.argmax(tapped.scores)) if tapped.scores.size else -1
-        label = tapped.labels[best] if 0 <= best < len(tapped.labels) else None
-        score = float(tapped.scores[best]) if best >= 0 else 0.0
+        label, score, regions = None, None, []
+        for name, box, scores, labels in tapped.verdicts:
+            best = int(np.argmax(scores)) if scores.size else -1
+            top = (labels[best] if 0 <= best < len(labels) else None), (float(scores[best]) if best >= 0 else 0.0)
+            if name is None:
+                label, score = top
+            else:
+                regions.append(Region(tuple(box), *top, name=name))  # type: ignore[arg-type]
         frame = tapped.frame
         full = frame_size(frame.jpeg) if frame.jpeg is not None else (image.shape[1], image.shape[0])
-        return draw_overlay(image, label, score, self.fps(time.monotonic()), tapped.regions, full or None)
+        return draw_overlay(image, label, score, self.fps(time.monotonic()), regions, full or None)
 
     # -- the live stats window ------------------------------------------------------------------------------------
 

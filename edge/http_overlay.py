@@ -30,6 +30,7 @@ class Region:
     box: tuple[float, float, float, float]
     label: str | None
     score: float
+    name: str = ""
 
 
 def verdict(label: str | None, score: float) -> str:
@@ -58,13 +59,14 @@ def as_view(image: np.ndarray) -> np.ndarray:
     return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def draw_overlay(image: np.ndarray, label: str | None, score: float, fps: float, regions: Sequence[Region] = (),
+def draw_overlay(image: np.ndarray, label: str | None, score: float | None, fps: float, regions: Sequence[Region] = (),
                  frame_size: tuple[int, int] | None = None) -> np.ndarray:  # fmt: skip
     """The frame at its view size with the verdict band and region boxes drawn on it (the input is not changed).
 
     Args:
         image: the frame (BGR or gray, uint8), possibly decoded at a reduced size.
-        label, score: the frame's best class (label None: nothing reached the threshold).
+        label, score: the whole frame's best class (label None: nothing reached the threshold; score None: the
+            whole frame is not classified, only regions).
         fps: frames classified per second lately.
         regions: boxes of the full frame with their verdicts.
         frame_size: the full frame's (width, height), which region boxes refer to (default: the image's).
@@ -79,13 +81,15 @@ def draw_overlay(image: np.ndarray, label: str | None, score: float, fps: float,
     top = view[:band]
     top[:] = (top * 0.35 + np.array(BAND) * 0.65).astype(np.uint8)  # darkened, the scene still shows through
     baseline = band - round(size * 14)
-    cv2.putText(view, verdict(label, score), (round(size * 12), baseline), FONT, size, TEXT, thick, cv2.LINE_AA)
+    text = verdict(label, score) if score is not None else f"{len(regions)} regions"
+    cv2.putText(view, text, (round(size * 12), baseline), FONT, size, TEXT, thick, cv2.LINE_AA)
     rate = f"{fps:.1f} fps"
     (tw, _), _ = cv2.getTextSize(rate, FONT, size * 0.8, thick)
     cv2.putText(view, rate, (w - tw - round(size * 12), baseline), FONT, size * 0.8, TEXT, thick, cv2.LINE_AA)
     for r in regions:
         x, y, x1, y1 = (round(v * scale) for v in pixel_box(r.box, full_w, full_h))
         cv2.rectangle(view, (x, y), (x1, y1), BOX, thick + 1)
-        cv2.putText(view, verdict(r.label, r.score), (x + 4, max(y - 6, band + round(size * 20))), FONT, size * 0.7,
-                    BOX, thick, cv2.LINE_AA)  # fmt: skip
+        text = f"{ascii_text(r.name)}: {verdict(r.label, r.score)}" if r.name else verdict(r.label, r.score)
+        cv2.putText(view, text, (x + 4, max(y - 6, band + round(size * 20))), FONT, size * 0.7, BOX, thick,
+                    cv2.LINE_AA)  # fmt: skip
     return view

@@ -25,7 +25,8 @@ class Snapshot:
         mqtt: the publisher's counters (`mqtt_reconnects`, `queued`, `dropped`, `published`); mqtt_connected.
         classified, errors: frames classified and frames whose inference failed since start-up.
         uptime_s: seconds since start-up; started_at: its Unix time; model, device: what classifies.
-        classification: the last classification payload published on MQTT (None before the first).
+        classifications: per stream, the last classification payload published on MQTT (None before the first):
+            the whole frame under None, each region under its name.
     """
 
     camera: Any
@@ -38,7 +39,7 @@ class Snapshot:
     started_at: float
     model: str
     device: str
-    classification: dict | None
+    classifications: Mapping[str | None, dict | None]
 
 
 def stale_after_s(max_rate: float) -> float:
@@ -55,7 +56,9 @@ def state_payload(snap: Snapshot, window: Mapping[str, float]) -> dict:
 
     Returns:
         ``{"availability": "online", "camera": <as on .../camera>, "classification": <as on .../classification>
-        or None, "stats": <as on .../stats>, "daemon": {"camera_source", "mqtt_connected"}}``.
+        or None, "regions": {name: <as on .../<name>/classification> or None}, "stats": <as on .../stats>,
+        "daemon": {"camera_source", "mqtt_connected"}}`` (without `[[regions]]`: `regions` is empty; with them,
+        `classification` is None, as no whole-frame topic is published).
     """
     stats = contract.stats_payload(window, snap.camera, snap.mqtt, classified=snap.classified, errors=snap.errors,
                                    uptime_s=snap.uptime_s, started_at=snap.started_at, model=snap.model,
@@ -63,7 +66,8 @@ def state_payload(snap: Snapshot, window: Mapping[str, float]) -> dict:
     return {
         "availability": contract.PAYLOAD_ONLINE,  # it answers, so it runs; MQTT says "offline" once it stops
         "camera": contract.camera_state(bool(snap.camera.connected)),
-        "classification": snap.classification,
+        "classification": snap.classifications.get(None),
+        "regions": {name: payload for name, payload in snap.classifications.items() if name is not None},
         "stats": stats,
         "daemon": {"camera_source": snap.camera_name, "mqtt_connected": bool(snap.mqtt_connected)},
     }

@@ -9,12 +9,13 @@ the model input allows), and one input tensor is made per job: by the main threa
 event set by the camera (a frame that was waited for) and by the workers (a result), so it never waits on
 one while the other has something.
 
-A job is a list of (crop, input format) pairs, one per classification of the frame: today one, the whole
-frame; regions of interest add one per region (each crop cut from the same decoded image).
+A job is a list of (crop, input format) pairs, one per classification of the frame: the whole frame, or one
+per region of interest (`edge.streams`), each crop cut from the same decoded image.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,56 +23,37 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edge.decode import decode_for
-from edge.errors import EdgeError
 from edge.preprocess import InputFormat, preprocess
+from edge.regions import WHOLE_FRAME, crop
 from edge.workers import Job, Result, Runner, WorkerPool
 
 if TYPE_CHECKING:
-    from edge.model import Classifier
+    pass
 
 
 @dataclass(frozen=True)
 class Task:
-    """One classification of each frame: the model input it needs (crops: regions of interest, to come)."""
+    """One classification of each frame: the part of it (a box in fractions of the frame) and the model input."""
 
     input: InputFormat
+    box: tuple[float, float, float, float] = WHOLE_FRAME
 
 
 def prepare(frame: Any, tasks: Sequence[Task]) -> Job:
-    """Decode a camera frame once (a JPEG at the smallest size all tasks allow) and make each task's tensor.
+    """Decode a camera frame once (a JPEG at the smallest size that still gives every crop its model's input
+    size) and make each task's tensor from its crop.
 
     A frame that does not decode makes a job with no tensors and an error, so the order is kept.
     """
     gray = all(t.input.channels == 1 for t in tasks)
     if frame.jpeg is not None:
-        image = decode_for(frame.jpeg, [(t.input.width, t.input.height) for t in tasks], gray)
+        needs = [(math.ceil(t.input.width / t.box[2]), math.ceil(t.input.height / t.box[3])) for t in tasks]
+        image = decode_for(frame.jpeg, needs, gray)
         if image is None:
             return Job(frame.seq, frame.captured_at, (), error=f"frame {frame.seq} is not a decodable JPEG image")
     else:
         image = frame.pixels
-    return Job(frame.seq, frame.captured_at, tuple(preprocess(image, t.input) for t in tasks))
-
-
-def open_models(open_one: Callable[[], Classifier], workers: int) -> list[Classifier]:
-    """One loaded, test-run classifier per worker (`model.workers`); the first one's spec describes them all.
-
-    Raises:
-        EdgeError: from `open_one`; the ones opened before are closed.
-    """
-    models: list[Classifier] = []
-    try:
-        for _ in range(workers):
-            models.append(open_one())
-    except EdgeError:
-        for clf in models:
-            clf.close()
-        raise
-    return models
-
-
-def flow_args(models: Sequence[Classifier]) -> tuple[list[Task], list[list[Runner]]]:
-    """The tasks every frame is classified with (today: the whole frame, one model) and each worker's runners."""
-    return [Task(models[0].spec.input)], [[clf.infer] for clf in models]
+    return Job(frame.seq, frame.captured_at, tuple(preprocess(crop(image, t.box), t.input) for t in tasks))
 
 
 class FrameFlow:

@@ -209,16 +209,6 @@ class Classifier:
         self.close()
 
 
-def file_signature(path: str) -> tuple[int, int, int] | None:
-    """What identifies a version of a model file (mtime, size, inode), or None when it cannot be read (the
-    service's `edge.model_watch` compares them)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
 def load_model(
     path: str | Path,
     *,
@@ -291,3 +281,12 @@ def load_model(
         threads=threads,
     )
     return Classifier(interpreter, spec)
+
+
+def file_signature(path: str) -> tuple[int, int, int] | None:
+    """What identifies a version of the model file (mtime, size, inode), or None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)

@@ -10,6 +10,7 @@ No I/O here: `edge.publisher` sends what these functions return. Each JSON paylo
     {prefix}/{device_id}/label            the label as plain text, retained, on change (optional, Frigate-style)
     {prefix}/{device_id}/stats            JSON, not retained        stats_payload()
     {prefix}/{device_id}/event            JSON, not retained        camera_event(), model_reloaded(), ...
+    {prefix}/{device_id}/{region}/classification, .../{region}/label: the same, per region of interest
 
 Compatibility: within a major version keys are only ever added, never removed or changed in meaning.
 Names are validated once, by the config layer (`edge.config_checks`); these functions trust them.
@@ -47,6 +48,20 @@ def topics(prefix: str, device_id: str) -> Topics:
     base = f"{prefix}/{device_id}"
     return Topics(*(f"{base}/{name}" for name in ("availability", "camera", "classification", "label", "stats",
                                                   "event")))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StreamTopics:
+    """Where one classification stream goes: the whole frame (the device's own topics) or a region's."""
+
+    classification: str
+    label: str
+
+
+def stream_topics(prefix: str, device_id: str, region: str | None = None) -> StreamTopics:
+    """`{prefix}/{device_id}[/{region}]/classification` and `.../label` (regions of interest get a level)."""
+    base = f"{prefix}/{device_id}" + (f"/{region}" if region else "")
+    return StreamTopics(f"{base}/classification", f"{base}/label")
 
 
 def iso_utc(timestamp: float) -> str:

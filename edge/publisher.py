@@ -1,21 +1,14 @@
 """MQTT I/O for the daemon: one paho client on its own thread, availability, Home Assistant discovery, offline queue.
 
-Topics and payloads come from `edge.mqtt_contract` and `edge.ha_discovery` (pure); this module only moves bytes.
-Nothing here blocks the caller on the network: `publish_*` put the message in a bounded deque and hand it to
-paho when there is room.
-
-Delivery of QoS >= 1 messages (the default, qos = 1):
-  * While connected, at most `INFLIGHT` messages are handed to paho and not yet acknowledged; the rest wait in
-    our queue. Paho keeps its unacknowledged messages across a reconnect and re-sends them first.
-  * While disconnected, messages wait in our queue (at most `queue_size`; when full the OLDEST is dropped and
-    counted in `counters()["dropped"]`). After the reconnect they are sent in order.
-  * QoS 0 messages are sent only while connected; otherwise they are dropped (and counted).
-
-Availability: the retained last will is ``offline``; ``online`` (retained) is published on every connect;
-`stop()` publishes ``offline`` and disconnects cleanly. A refused CONNACK (bad credentials...) never counts as
-connected. Paho reconnects by itself every 0.5-1.5 s; each failure is logged once with its reason
-(`edge.mqtt_client.ConnectionReporter`). Nothing another client sends can make this grow or fail: Home
-Assistant's `online` announcements re-send discovery at most once per `DISCOVERY_MIN_INTERVAL_S`.
+Topics and payloads come from `edge.mqtt_contract` and `edge.ha_discovery` (pure); this module only moves bytes
+and never blocks the caller on the network. QoS >= 1 messages (the default) go through `edge.outbox`: at most
+`INFLIGHT` unacknowledged in paho, the rest queued in order (at most `queue_size`; when full the OLDEST is dropped
+and counted); paho re-sends its unacknowledged ones first after a reconnect. QoS 0 messages are sent only while
+connected, else dropped and counted. The retained last will is ``offline``; ``online`` is published on every
+connect; `stop()` publishes ``offline`` and disconnects. A refused CONNACK never counts as connected; paho
+reconnects every 0.5-1.5 s and each failure is logged once with its reason (`edge.mqtt_client`). Nothing another
+client sends makes this grow or fail: Home Assistant's `online` announcements re-send discovery at most once
+per `DISCOVERY_MIN_INTERVAL_S`.
 """
 
 from __future__ import annotations
@@ -26,6 +19,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
@@ -57,13 +51,15 @@ class Publisher:
         password: the secret read from `mqtt.password_file`, if any.
         model: the loaded model's name (in discovery and payloads); device: ``cpu`` or ``edgetpu``.
         labels: the model's labels (the options of Home Assistant's Label entity).
+        regions: (name, labels) per region of interest (their own Home Assistant entities).
     """
 
     def __init__(self, mqtt_cfg: MqttConfig, ha_cfg: HomeAssistantConfig, *, password: Secret | None = None,
-                 model: str, device: str, labels: tuple[str, ...] = ()) -> None:  # fmt: skip
+                 model: str, device: str, labels: tuple[str, ...] = (),
+                 regions: Sequence[tuple[str, Sequence[str]]] = ()) -> None:  # fmt: skip
         self.mqtt, self.ha = mqtt_cfg, ha_cfg
         self.topics = topics(mqtt_cfg.topic_prefix, str(mqtt_cfg.device_id))
-        self._model, self._device, self._labels = model, device, labels
+        self._model, self._device, self._labels, self._regions = model, device, labels, tuple(regions)
         self._reconnected = False  # set on each connect; the daemon then re-sends its current state
         self._qos = mqtt_cfg.qos
         self._lock = threading.Lock()  # guards the state below; never held while calling into paho
@@ -102,9 +98,9 @@ class Publisher:
         self._client.connect_async(m.host, m.port, keepalive=m.keepalive)
         self._client.loop_start()
 
-    def publish_classification(self, payload: dict) -> None:
-        """Publish a classification payload (retained). Never blocks on the network."""
-        self._enqueue(self.topics.classification, payload, retain=True)
+    def publish_classification(self, payload: dict, topic: str | None = None) -> None:
+        """Publish a classification payload (retained; `topic`: a region's). Never blocks on the network."""
+        self._enqueue(topic or self.topics.classification, payload, retain=True)
 
     def publish_stats(self, payload: dict) -> None:
         """Publish a stats payload (not retained). Never blocks on the network."""
@@ -118,22 +114,22 @@ class Publisher:
         """Publish the camera's state (``online``/``offline``, retained) on ``.../camera``."""
         self._enqueue(self.topics.camera, state, retain=True)
 
-    def publish_label(self, text: str) -> None:
-        """Publish the plain-text label (retained) on ``.../label``."""
-        self._enqueue(self.topics.label, text, retain=True)
+    def publish_label(self, text: str, topic: str | None = None) -> None:
+        """Publish the plain-text label (retained) on ``.../label`` (`topic`: a region's)."""
+        self._enqueue(topic or self.topics.label, text, retain=True)
 
     def take_reconnected(self) -> bool:
-        """True once after each (re)connect: the daemon then re-sends its current state (the broker may have
-        restarted without persistence and lost the retained messages)."""
+        """True once after each (re)connect: the daemon then re-sends its state (the broker may have lost it)."""
         if not self._reconnected:
             return False
         self._reconnected = False
         return True
 
-    def set_model(self, model: str, device: str, labels: tuple[str, ...] = ()) -> None:
+    def set_model(self, model: str, device: str, labels: tuple[str, ...] = (),
+                  regions: Sequence[tuple[str, Sequence[str]]] = ()) -> None:  # fmt: skip
         """Record a reloaded model and re-send Home Assistant discovery (when connected)."""
         with self._lock:
-            self._model, self._device, self._labels = model, device, labels
+            self._model, self._device, self._labels, self._regions = model, device, labels, tuple(regions)
         if self._connected:
             self._send_discovery(time.monotonic())
 
@@ -237,7 +233,6 @@ class Publisher:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._pump()
-
     def _on_ha_status(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         if message.payload.strip().lower() != PAYLOAD_ONLINE.encode():
             return
@@ -300,11 +295,11 @@ class Publisher:
         if not self.ha.discovery:
             return
         with self._lock:
-            model, device, labels = self._model, self._device, self._labels
+            model, device, labels, regions = self._model, self._device, self._labels, self._regions
             self._discovery_due, self._discovery_at = False, now
         m = self.mqtt
         configs = discovery_configs(self.ha.prefix, m.topic_prefix, str(m.device_id), model=model, device=device,
-                                    labels=labels)  # fmt: skip
+                                    labels=labels, regions=regions)  # fmt: skip
         for topic, config in configs.items():
             self._publish_direct(topic, json.dumps(config, separators=(",", ":")))
         log.debug("MQTT: sent Home Assistant discovery for %d entities under %s/", len(configs), self.ha.prefix)

@@ -18,16 +18,11 @@ from edge import mqtt_contract as contract
 from edge.smoothing import Publish
 
 
-def wall_time(monotonic: float | None) -> float | None:
-    """A `time.monotonic()` reading as Unix time (None stays None)."""
-    return None if monotonic is None else time.time() - (time.monotonic() - monotonic)
-
-
 class Sink(Protocol):
     """Where the payloads go (the publisher)."""
 
-    def publish_classification(self, payload: dict) -> None: ...
-    def publish_label(self, text: str) -> None: ...
+    def publish_classification(self, payload: dict, topic: str | None = None) -> None: ...
+    def publish_label(self, text: str, topic: str | None = None) -> None: ...
     def publish_camera(self, state: str) -> None: ...
     def publish_event(self, payload: dict) -> None: ...
 
@@ -40,11 +35,13 @@ class Reporter:
         model: the model's name (in every classification).
         label_topic: also publish the plain label on `.../label` (on changes and re-sends).
         clock: wall-clock time (Unix seconds), for `published_at`.
+        topics: a region's topics (`edge.mqtt_contract.stream_topics`); None: the device's own.
     """
 
-    def __init__(self, sink: Sink, *, model: str, label_topic: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(self, sink: Sink, *, model: str, label_topic: bool = False, clock: Callable[[], float] = time.time,
+                 topics: contract.StreamTopics | None = None) -> None:  # fmt: skip
         self._sink, self.model, self._label_topic, self._clock = sink, model, label_topic, clock
+        self._topics = topics
         self._lock = threading.Lock()  # state() may be read from another thread
         self._frame, self._inference_ms, self._captured_at = 0, 0.0, None  # the last classified frame
         self._decision: Publish | None = None
@@ -72,10 +69,11 @@ class Reporter:
         )  # fmt: skip
         with self._lock:
             self._decision, self._changed_at, self._payload = decision, changed_at, payload
-        self._sink.publish_classification(payload)
+        topics = self._topics
+        self._sink.publish_classification(payload, topics.classification if topics else None)
         text = contract.label_text(decision.predictions)
         if self._label_topic and (text != self._label or reason == "reconnect"):
-            self._sink.publish_label(text)
+            self._sink.publish_label(text, topics.label if topics else None)
         self._label = text
         return payload
 
@@ -100,3 +98,8 @@ class Reporter:
         """The last classification payload sent (None before the first)."""
         with self._lock:
             return None if self._payload is None else dict(self._payload)
+
+
+def wall_time(monotonic: float | None) -> float | None:
+    """A `time.monotonic()` reading as Unix time (None stays None)."""
+    return None if monotonic is None else time.time() - (time.monotonic() - monotonic)

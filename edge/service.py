@@ -20,14 +20,23 @@ from edge.camera import Camera
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.http_server import HttpServer, Snapshot
-from edge.inference import FrameFlow, flow_args, open_models
-from edge.model import Classifier, file_signature, load_model
+from edge.inference import FrameFlow
+from edge.model import Classifier, file_signature
 from edge.model_watch import ModelFileWatcher
 from edge.publisher import Publisher
-from edge.reporter import Reporter, wall_time
+from edge.reporter import wall_time
 from edge.sdnotify import Notifier
-from edge.smoothing import Smoother
 from edge.stats import StatsWindow
+from edge.streams import (
+    ModelKey,
+    Stream,
+    build_streams,
+    model_keys,
+    open_model,
+    open_per_worker,
+    renew,
+    tasks_and_runners,
+)
 from edge.workers import Result
 
 log = logging.getLogger(__name__)
@@ -35,32 +44,6 @@ log = logging.getLogger(__name__)
 READ_TIMEOUT_S = 0.25  # the longest the loop waits for a frame before looking at signals, timers, heartbeats
 QUICK_STATS_S = 5.0  # after a (re)connect: stats at once, then after this long (a real frame rate for dashboards)
 EXIT_THREAD_DIED = 1
-
-
-def open_model(cfg: Config) -> Classifier:
-    """Load the configured model and run it once on a blank frame, so a model that cannot run is refused here.
-
-    Raises:
-        EdgeError: `<config file>: model: <the model's problem>`, one line.
-    """
-    m = cfg.model
-    try:
-        clf = load_model(m.path, labels=m.labels, device=m.device, threads=m.threads)
-    except EdgeError as e:
-        raise EdgeError(f"{cfg.source}: model: {e}") from None
-    try:
-        clf.warm_up()
-    except EdgeError as e:
-        clf.close()
-        raise EdgeError(f"{cfg.source}: model: {e}") from None
-    return clf
-
-
-def new_smoother(cfg: Config, labels: tuple[str, ...]) -> Smoother:
-    """The smoother for the configured `[smoothing]` and the model's `top_k`/`threshold`."""
-    s, m = cfg.smoothing, cfg.model
-    return Smoother(labels, mode=s.mode, frames=s.frames, top_k=m.top_k, threshold=m.threshold,
-                    hysteresis=s.hysteresis, min_dwell_s=s.min_dwell_s, heartbeat_s=s.heartbeat_s)  # fmt: skip
 
 
 class Service:
@@ -80,19 +63,18 @@ class Service:
         self._signalled_stop = False
         self._reload = False
         self._dead_thread: str | None = None
-        self.clf: Classifier | None = None
-        self.models: list[Classifier] = []  # one per worker; models[0] is self.clf
+        self.clf: Classifier | None = None  # the first stream's model: what stats and discovery name
+        self.models: list[dict[ModelKey, Classifier]] = []  # per worker: one interpreter per distinct model
+        self.streams: list[Stream] = []  # the whole frame, or one per region of interest
         self.frames: FrameFlow | None = None
         self.publisher: Publisher | None = None
         self.camera: Camera | None = None
-        self.smoother: Smoother | None = None
         self.classified = 0
         self.errors = 0  # frames whose inference failed
         self._failing = 0  # consecutive failed frames
-        self.reporter: Reporter | None = None
+        self._started, self._started_wall = time.monotonic(), time.time()
         self.http = HttpServer(config.http, token=config.http_token, snapshot=self._snapshot,
                                max_rate=config.camera.max_rate)  # the live page and /metrics: `[http]`
-        self._started, self._started_wall = time.monotonic(), time.time()
         self._window = StatsWindow(self._started)  # the current stats interval (replaced by the loop)
 
     # -- control (thread-safe) -------------------------------------------------------------------------------------
@@ -121,16 +103,17 @@ class Service:
         cfg = self.config
         restore = process_hooks.install(self._on_stop_signal, self.request_reload, self._on_thread_death)
         try:
-            self.models = open_models(lambda: open_model(cfg), cfg.model.workers)
-            self.clf = self.models[0]
+            self.models = open_per_worker(model_keys(cfg), cfg.model.workers, lambda key: open_model(cfg, key))
+            self.clf = next(iter(self.models[0].values()))
             spec = self.clf.spec
-            self.smoother = new_smoother(cfg, spec.labels)
             self.publisher = Publisher(cfg.mqtt, cfg.homeassistant, password=cfg.password, model=spec.name,
-                                       device=spec.device, labels=spec.labels)  # fmt: skip
-            self.reporter = Reporter(self.publisher, model=spec.name, label_topic=cfg.mqtt.label_topic)
+                                       device=spec.device, labels=spec.labels,
+                                       regions=self._region_labels())  # fmt: skip
+            self.streams = build_streams(cfg, self.models[0], self.publisher)
             self.publisher.start()
             self.camera = Camera(cfg.camera, size_hint=(spec.input.width, spec.input.height))
-            self.frames = FrameFlow(self.camera, *flow_args(self.models), max_rate=cfg.camera.max_rate)
+            self.frames = FrameFlow(self.camera, *tasks_and_runners(self.streams, self.models),
+                                    max_rate=cfg.camera.max_rate)  # fmt: skip
             self.frames.on_take = self.http.tap.taken  # the frames classified, for the live page
             self.camera.start()
             self.http.start()
@@ -151,8 +134,15 @@ class Service:
         self._dead_thread = name
 
     def _close_models(self) -> None:
-        for clf in self.models:
-            clf.close()
+        for worker in self.models:
+            for clf in worker.values():
+                clf.close()
+
+    def _region_labels(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(name, labels) of each region, for Home Assistant's entities (empty without regions)."""
+        keys = {r.name: (r.model, r.labels) if r.model else (self.config.model.path, self.config.model.labels)
+                for r in self.config.regions}  # fmt: skip
+        return [(name, self.models[0][key].spec.labels) for name, key in keys.items()]
 
     def _shutdown(self) -> None:
         if self.publisher is None:  # failed before anything ran: the caller reports the error
@@ -175,7 +165,7 @@ class Service:
     def _loop(self) -> None:
         """Until stopped: take the newest frame when due, classify, publish; heartbeats, reloads, watchdog, stats."""
         cfg, camera, publisher, frames = self.config, self.camera, self.publisher, self.frames
-        assert camera is not None and publisher is not None and frames is not None and self.smoother is not None
+        assert camera is not None and publisher is not None and frames is not None
         now = time.monotonic()
         next_stats, quick = now + cfg.stats.interval_s, False
         window = self._window = StatsWindow(now)
@@ -193,8 +183,10 @@ class Service:
             elif camera.stats.ended and frames.idle:
                 log.info("video file ended and camera.loop is false: stopping")
                 break
-            elif (decision := self.smoother.heartbeat(now)) is not None:
-                self.reporter.publish(decision, wall_time(self.smoother.changed_at))
+            else:
+                for st in self.streams:
+                    if (decision := st.smoother.heartbeat(now)) is not None:
+                        st.reporter.publish(decision, wall_time(st.smoother.changed_at))
             if self._dead_thread or not publisher.network_alive:
                 self._dead_thread = self._dead_thread or "MQTT network"
                 log.error("the %s thread is dead: exiting with status %d", self._dead_thread, EXIT_THREAD_DIED)
@@ -202,7 +194,8 @@ class Service:
             publisher.tick(now)
             self._check_camera()
             if publisher.take_reconnected():  # the broker may have lost every retained message: all again
-                self.reporter.resend()
+                for st in self.streams:
+                    st.reporter.resend()
                 next_stats, quick = now, True  # stats at once, and again soon with a real frame rate
             self._check_reload(watcher, now)
             if ping_every and now >= next_ping and (resting or self._progressing(pinged_at, now)):
@@ -217,7 +210,7 @@ class Service:
         """Report the camera's state (retained) and its coming and going (events); its thread logs them."""
         cam = self.camera.stats
         if cam.connected or cam.open_failures:  # unknown until the first open attempt ends
-            self.reporter.camera(cam.connected, source=self.camera.name, reconnects=cam.reconnects)
+            self.streams[0].reporter.camera(cam.connected, source=self.camera.name, reconnects=cam.reconnects)
 
     def _check_reload(self, watcher: ModelFileWatcher, now: float) -> None:
         """Reload on SIGHUP, or when the model file changed and then stayed the same for one more poll."""
@@ -244,38 +237,40 @@ class Service:
             if self._failing == 1:  # once per run of failures, not once per frame
                 log.error("classification failed (trying the next frames): %s", result.error)
             return
-        class_scores, ms, captured_at = result.scores[0], result.inference_ms[0], result.captured_at
         if self._failing:
             log.info("classification works again after %d failed frame(s)", self._failing)
             self._failing = 0
         self.classified += 1
-        window.add_inference(ms)
-        self.http.tap.offer(result.frame, class_scores, self.clf.spec.labels, ms)
-        self.reporter.frame(self.classified, ms, wall_time(captured_at))
-        decision = self.smoother.update(class_scores, time.monotonic())
-        if decision is not None:
-            payload = self.reporter.publish(decision, wall_time(self.smoother.changed_at))
-            if decision.reason == "change":
-                log.info("label: %s (%.2f)", payload["label"], payload["score"])
+        window.add_inference(sum(result.inference_ms))
+        self.http.tap.offer(result.frame, sum(result.inference_ms), [(st.name, st.box, sc, st.smoother.labels)
+                            for st, sc in zip(self.streams, result.scores, strict=True)])  # fmt: skip
+        captured, now = wall_time(result.captured_at), time.monotonic()
+        for st, class_scores, ms in zip(self.streams, result.scores, result.inference_ms, strict=True):
+            st.reporter.frame(self.classified, ms, captured)
+            decision = st.smoother.update(class_scores, now)
+            if decision is not None:
+                payload = st.reporter.publish(decision, wall_time(st.smoother.changed_at))
+                if decision.reason == "change":
+                    log.info("label%s: %s (%.2f)", f" ({st.name})" if st.name else "", payload["label"],
+                             payload["score"])  # fmt: skip
 
     def _reload_model(self, why: str) -> None:
-        old, path = self.clf, self.config.model.path
+        old, path, cfg = self.clf, self.config.model.path, self.config
         try:
-            models = open_models(lambda: open_model(self.config), self.config.model.workers)
+            models = open_per_worker(model_keys(cfg), cfg.model.workers, lambda key: open_model(cfg, key))
         except EdgeError as e:
             log.error("model reload (%s) rejected, keeping %s: %s", why, old.spec.name, e)
             event = contract.model_reload_failed(reason=why, path=path, error=str(e), model=old.spec.name,
                                                  timestamp=time.time())  # fmt: skip
             self.publisher.publish_event(event)
             return
-        for result in self.frames.swap(*flow_args(models)):  # the old model's last frames, with its labels
+        for result in self.frames.swap(*tasks_and_runners(self.streams, models)):  # the old model's last frames
             self._on_result(result, self._window)
         self._close_models()
-        self.models, self.clf = models, models[0]
+        self.models, self.clf = models, next(iter(models[0].values()))
         spec = self.clf.spec
-        self.smoother = new_smoother(self.config, spec.labels)
-        self.reporter.model = spec.name
-        self.publisher.set_model(spec.name, spec.device, spec.labels)
+        renew(cfg, self.streams, models[0])
+        self.publisher.set_model(spec.name, spec.device, spec.labels, self._region_labels())
         event = contract.model_reloaded(reason=why, path=path, model=spec.name, classes=spec.num_classes,
                                         device=spec.device, timestamp=time.time())  # fmt: skip
         self.publisher.publish_event(event)
@@ -284,8 +279,9 @@ class Service:
     def _snapshot(self) -> Snapshot:
         """The state the HTTP server shows, read from its threads (`edge.http_state.Snapshot`)."""
         spec, pub, uptime = self.clf.spec, self.publisher, time.monotonic() - self._started
+        states = {st.name: st.reporter.state() for st in self.streams}
         return Snapshot(self.camera.stats, self.camera.name, pub.counters(), pub.connected, self.classified,
-                        self.errors, uptime, self._started_wall, spec.name, spec.device, self.reporter.state())
+                        self.errors, uptime, self._started_wall, spec.name, spec.device, states)
 
     def _publish_stats(self, window: StatsWindow, now: float) -> None:
         cam = self.camera.stats

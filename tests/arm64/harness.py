@@ -3,9 +3,10 @@
 Steps: a cached Debian bookworm arm64 sysroot (tests.arm64.sysroot); the daemon's aarch64 cp311 wheels
 resolved from pyproject.toml and the project built as a wheel (tests.arm64.wheels); then ONE emulated process
 (`qemu-aarch64-static -cpu cortex-a72`, a Pi 4's core) runs tests/arm64/guest.py: import, `edge-daemon info`
-and `classify` on a published int8 model and on the trainer's demo model, then `edge-daemon run` on a video
-file publishing to a real mosquitto on the host, until the harness sends SIGTERM once a subscriber has the
-frames. The harness checks every result (top-1, messages, clean exit) and prints the emulated timings.
+and `classify` on a published int8 model, on the trainer's demo model and on EfficientNet-Lite0 as
+`edge-train pretrained` exports it, then `edge-daemon run` on a video file publishing to a real mosquitto on
+the host, until the harness sends SIGTERM once a subscriber has the frames. The harness checks every result
+(top-1, messages, clean exit) and prints the emulated timings.
 
 Exit status 0 when everything held, 1 with one line per failed check, 2 when it could not run at all.
 Cache: `$EDGE_ARM64_CACHE` or `~/.cache/edge-daemon-arm64` (about 370 MB; delete it to rebuild).
@@ -111,7 +112,7 @@ def trainer_cases(work: Path, report: Report, count: int = 3) -> list[Case]:
 
     from edge.errors import EdgeError
     from edge.model import load_model
-    from trainer.datasets_export import FASHION_CLASSES, FASHION_FILES, find_fashion_mnist, read_idx
+    from trainer.offline_datasets import FASHION_CLASSES, FASHION_FILES, find_fashion_mnist, read_idx
 
     try:
         folder = find_fashion_mnist()
@@ -137,6 +138,30 @@ def trainer_cases(work: Path, report: Report, count: int = 3) -> list[Case]:
                 cases.append(Case(DEMO_MODEL, path, expected, labels.index(expected)))
     report.check(bool(cases), f"{DEMO_MODEL.name} got no Fashion-MNIST test image right by a clear margin on x86")
     return cases
+
+
+def lite0_cases(cache: Path, report: Report) -> list[Case]:
+    """EfficientNet-Lite0 int8 (`edge-train pretrained efficientnet-lite0`, built on the host once and cached)
+    on the published parrot photo. The expected top-1 is what LiteRT on this x86 host says, used only when it
+    leads by a clear margin, so the emulated run must reproduce a correct answer, not a coin toss."""
+    from tests.conformance import lite0
+
+    image = SHARED / "coral/parrot.jpg"
+    reason = lite0.unavailable() or (None if image.exists() else f"{image} not found")
+    if reason:
+        report.notes.append(f"SKIPPED EfficientNet-Lite0: {reason}")
+        return []
+    model = lite0.lite0_model(cache / "lite0")
+    from edge.images import read_image
+    from edge.model import load_model
+
+    with load_model(model, device="cpu", threads=1) as clf:
+        scores = clf.scores(read_image(image))
+        best = int(scores.argmax())
+        label, margin = clf.spec.labels[best], float(sorted(scores)[-1] - sorted(scores)[-2])
+    if not report.check(margin >= 0.3, f"{model.name} on {image.name}: x86 top-1 {label} leads by only {margin:.2f}"):
+        return []
+    return [Case(model, image, label, best)]
 
 
 def make_clip(image: Path, out: Path, frames: int = 30, fps: float = 10.0) -> Path:
@@ -249,7 +274,7 @@ def _run_locked(cache: Path, frames: int, pi5: bool, report: Report, lap: Callab
         published = published_case()
         if published is None:
             report.notes.append(f"SKIPPED published model: {SHARED} not found")
-        trained = trainer_cases(work, report)
+        trained = trainer_cases(work, report) + lite0_cases(cache, report)
         cases = ([published] if published else []) + trained
         case_args = [a for c in cases for a in ("--case", str(c.model), str(c.image))]
         run_case = cases[0] if cases else None

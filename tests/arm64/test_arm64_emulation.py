@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.arm64 import harness
+from tests.conformance import lite0
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,3 +33,5 @@ def test_daemon_on_emulated_raspberry_pi_os():
     # The run really happened: these are the guest's own result lines, not defaults.
     assert [s["step"] for s in report.steps][:1] == ["import"]
     assert report.step("run-end"), "the daemon's run step did not finish"
+    if lite0.unavailable() is None and (harness.SHARED / "coral/parrot.jpg").exists():
+        assert any("efficientnet_lite0" in s["model"] for s in report.step("classify")), "Lite0 was not classified"

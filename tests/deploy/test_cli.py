@@ -4,12 +4,30 @@ failures and for a device that is not fine), result tables, and reading Ansible'
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import zipfile
+from pathlib import Path
 
 import pytest
 
-from deploy.cli import COMMANDS, build_parser, first_error, host_errors, read_reports, status_row, table
+from deploy.cli import COMMANDS, build_parser, status_row
+from deploy.collect import collect_row
+from deploy.playbooks import first_error, host_errors, read_reports, table
 from tests.support.mosquitto import free_port
+
+DEMO = Path(__file__).resolve().parents[2] / "edge/assets/demo_model.tflite"
+
+
+def model_with_metrics(tmp_path: Path, accuracy: float, previous: float) -> Path:
+    """The demo model with a `metrics.json` saying it replaces v1.tflite (as `edge-train --from` embeds it)."""
+    model = tmp_path / "v2.tflite"
+    shutil.copy(DEMO, model)
+    metrics = {"heldout_accuracy": accuracy, "heldout_images": 40,
+               "previous": {"model": "v1.tflite", "heldout_accuracy": previous}}  # fmt: skip
+    with zipfile.ZipFile(model, "a") as z:
+        z.writestr("metrics.json", json.dumps(metrics))
+    return model
 
 
 def edge_deploy(*args: str) -> subprocess.CompletedProcess:
@@ -39,6 +57,14 @@ def inventory(tmp_path):
         (["status", "--hosts", "INVENTORY", "--frobnicate"], 2, "unrecognized arguments: --frobnicate"),
         (["status"], 2, "the following arguments are required: --hosts/-i; see edge-deploy status --help"),
         (["--log-level", "loud", "status", "--hosts", "INVENTORY"], 2, "'loud' is not a log level"),
+        (["collect", "--hosts", "/nonexistent/inv.ini", "--out", "INBOX"], 2,
+         "--hosts /nonexistent/inv.ini: no such inventory file"),
+        (["collect", "--hosts", "INVENTORY"], 2, "the following arguments are required: --out/-o"),
+        (["collect", "--hosts", "INVENTORY", "--out", "WHEEL"], 2, "not a folder; give the inbox folder"),
+        (["collect", "--hosts", "INVENTORY", "--out", "INBOX", "--limit", "dev9"], 2, "--limit dev9: matches no host"),
+        (["collect", "--hosts", "INVENTORY", "--out", "INBOX", "--serial", "2"], 2, "unrecognized arguments: --serial"),
+        (["model", "WORSE", "--hosts", "INVENTORY"], 2, "held-out accuracy 80.00% is below 85.00% of v1.tflite"),
+        (["release", "WHEEL", "--model", "WORSE", "--hosts", "INVENTORY"], 2, "give --force to deploy it anyway"),
         # Ansible itself fails (not a device): a runtime failure, with Ansible's own last line.
         (["status", "--hosts", "INVENTORY", "-e", "@/nonexistent/vars.yml"], 1, "ansible-playbook failed (exit"),
     ],
@@ -46,7 +72,8 @@ def inventory(tmp_path):
 def test_errors_are_one_line(tmp_path, inventory, args, status, message):
     wheel = tmp_path / "edge_daemon-9.9-py3-none-any.whl"
     wheel.write_bytes(b"")
-    subst = {"INVENTORY": str(inventory), "WHEEL": str(wheel)}
+    subst = {"INVENTORY": str(inventory), "WHEEL": str(wheel), "INBOX": str(tmp_path / "inbox"),
+             "WORSE": str(model_with_metrics(tmp_path, 0.8, 0.85))}  # fmt: skip
     r = edge_deploy(*[subst.get(a, a) for a in args])
     lines = r.stderr.strip().splitlines()
     assert r.returncode == status, r.stderr
@@ -70,7 +97,7 @@ def test_the_command_table_is_the_parser():
     """Every subcommand comes from COMMANDS (the shared shape of the three CLIs) and documents the exit status."""
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert list(sub.choices) == [c.name for c in COMMANDS] == ["model", "release", "status"]
+    assert list(sub.choices) == [c.name for c in COMMANDS] == ["model", "release", "status", "collect"]
     assert "exit status" in parser.format_help() and "rolled back" in parser.format_help()
 
 
@@ -115,3 +142,35 @@ def test_reports_name_each_device_s_failure(tmp_path):
     assert [r["result"] for r in reports] == ["deployed", "failed", "not reached"]
     assert "Failed to connect to the host via ssh" in reports[1]["message"]
     assert host_errors("nothing") == {} and first_error("x\n[ERROR]: bad task\n") == "bad task"
+
+
+def test_a_forced_or_unmeasured_model_goes_out_with_one_warning(tmp_path, inventory):
+    """`--force` deploys a worse model, a published model (no metrics) deploys: one warning line, then the roll-out."""
+    for model, extra, warning in [
+        (model_with_metrics(tmp_path, 0.8, 0.85), ["--force"], "below 85.00% of v1.tflite"),
+        (DEMO, [], "demo_model.tflite carries no metrics.json"),
+    ]:
+        r = edge_deploy("model", str(model), "--hosts", str(inventory), "--timeout", "1", *extra)
+        lines = r.stderr.splitlines()
+        assert lines[0].startswith("edge-deploy: warning: ") and warning in lines[0], r.stderr
+        assert r.returncode == 1 and r.stdout.splitlines()[1].split()[:2] == ["dev1", "failed"], r.stdout
+
+
+def test_a_better_model_goes_out_without_a_word(tmp_path, inventory):
+    r = edge_deploy("model", str(model_with_metrics(tmp_path, 0.9, 0.85)), "--hosts", str(inventory), "--timeout", "1")
+    assert r.returncode == 1 and "warning" not in r.stderr and "dev1" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    ("report", "row"),
+    [
+        ({"host": "d", "result": "collected", "collected": 3, "duplicates": 1, "removed": None},
+         ["d", "3", "1", "-", "-"]),
+        ({"host": "d", "result": "collected", "collected": 0, "duplicates": 2, "removed": 2},
+         ["d", "0", "2", "2", "-"]),
+        ({"host": "d", "result": "failed", "message": "unreachable"}, ["d", "-", "-", "-", "unreachable"]),
+        ({"host": "d", "result": "not reached"}, ["d", "-", "-", "-", "not reached"]),
+    ],
+)  # fmt: skip
+def test_collect_row(report, row):
+    assert collect_row(report) == row

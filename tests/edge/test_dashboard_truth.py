@@ -65,9 +65,11 @@ def test_a_borderline_scene_is_calm_and_a_clean_switch_is_quick(
     assert d.wait(60) == 0  # the clip ends: the daemon exits
     changes = [p for p in payloads(sub, f"{T}/classification") if p["reason"] == "change"]
     assert [p["label"] for p in changes[:2]] == [label_a, label_b], changes
-    start = _seconds(changes[0]["timestamp"]) - (changes[0]["frame"] - 1) / FPS  # the clip's first frame
+    # The clip's first frame, from the first change (its `frame`-th classified frame). Frames dropped under load
+    # before it would make this later, and the delay below smaller: the precise figure is the benchmark's.
+    start = _seconds(changes[0]["timestamp"]) - (changes[0]["frame"] - 1) / FPS
     switch = _seconds(changes[1]["timestamp"]) - (start + 12.0)
-    assert -0.05 <= switch <= 1.0, f"the clean switch was published {switch:.2f} s after it happened"
+    assert switch <= 1.0, f"the clean switch was published {switch:.2f} s after it happened"
     borderline = [p for p in changes if _seconds(p["timestamp"]) >= start + 15.0]
     assert len(borderline) <= 2, [(p["label"], p["timestamp"]) for p in borderline]  # 15 s: at most 1 per 10 s
     labels = [m.text for m in sub.received(f"{T}/label")]

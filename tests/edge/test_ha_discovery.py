@@ -175,13 +175,13 @@ def test_value_templates_render_against_real_payloads() -> None:
                                  model="tiny", timestamp=0, published_at=0, changed_at=1.5)  # fmt: skip
     empty = classification_payload((), reason="heartbeat", frame=8, inference_ms=11.0, model="tiny", timestamp=0,
                                    published_at=0, changed_at=None)  # fmt: skip
-    stats = {"fps_classified": 9.5, "dropped": 3, "started_at": "2026-12-05T10:00:00.000000Z"}
+    stats = {"fps_classified": 9.5, "dropped": 3, "started_at": "2026-12-05T10:00:00.000000Z", "inference_ms_p50": 11.5}
     t = topics("edge", "pi1")
     expected = {
         "label": ("bird", "none"),
         "score": ("87.7", "0.0"),
         "last_change": ("1970-01-01T00:00:01.500000Z", "None"),  # "None": HA's MQTT sensor shows unknown
-        "inference_ms": ("12.5", "11.0"),
+        "inference_ms": ("11.5", "11.5"),  # the median over the stats interval
         "fps": ("9.5", "9.5"),
         "dropped": ("3", "3"),
         "started_at": ("2026-12-05T10:00:00.000000Z",) * 2,

@@ -5,6 +5,7 @@ built with the MQTT contract (checked against its JSON Schema), the overlay's bo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -141,7 +142,8 @@ def snap(connected: bool = True, classified: int = 10, errors: int = 0, ended: b
     payload = contract.classification_payload([Prediction(1, "Bag", 0.99)], reason="change", frame=10,
                                               inference_ms=1.2, model="m", timestamp=1.8e9, published_at=1.8e9,
                                               changed_at=1.8e9)  # fmt: skip
-    return Snapshot(cam, "rtsp://u:***@cam/x", mqtt, False, classified, errors, 30.0, 1.8e9, "m", "cpu", payload)
+    return Snapshot(cam, "rtsp://u:***@cam/x", mqtt, False, classified, errors, 30.0, 1.8e9, "m", "cpu",
+                    {None: payload})  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -173,7 +175,11 @@ def test_state_is_the_mqtt_state() -> None:
     assert state["stats"]["frames_classified"] == 10 and state["stats"]["fps_classified"] == 9.5
     assert state["availability"] == "online" and state["camera"] == "online"
     assert state["daemon"] == {"camera_source": "rtsp://u:***@cam/x", "mqtt_connected": False}
-    assert state_payload(snap(connected=False), window)["camera"] == "offline"
+    assert state_payload(snap(connected=False), window)["camera"] == "offline" and state["regions"] == {}
+    regions = dataclasses.replace(snap(), classifications={"door": state["classification"], "gate": None})
+    with_regions = state_payload(regions, window)
+    assert with_regions["classification"] is None and with_regions["regions"]["gate"] is None
+    assert with_regions["regions"]["door"] == state["classification"]
     json.dumps(state)  # plain JSON
 
 

@@ -42,7 +42,8 @@ def snapshot(classified: int = 5) -> Snapshot:
     cam = CameraStats(captured=10, dropped=2, reconnects=1, connected=True, ended=False, last_activity=0.0,
                       open_failures=0)  # fmt: skip
     mqtt = {"mqtt_reconnects": 3, "queued": 4, "dropped": 5, "published": 6}
-    return Snapshot(cam, "/dev/video0", mqtt, True, classified, 0, 12.5, time.time() - 12.5, "demo_model", "cpu", None)
+    return Snapshot(cam, "/dev/video0", mqtt, True, classified, 0, 12.5, time.time() - 12.5, "demo_model", "cpu",
+                    {None: None})  # fmt: skip
 
 
 class Feeder:
@@ -63,7 +64,7 @@ class Feeder:
             else Frame(i + 1, time.monotonic(), pixels=image)  # fmt: skip
         t0 = time.perf_counter()
         self.server.tap.taken(frame)
-        self.server.tap.offer(frame.seq, self.scores[k], self.labels, 1.5)
+        self.server.tap.offer(frame.seq, 1.5, [(None, (0, 0, 1, 1), self.scores[k], self.labels)])
         self.offer_s.append(time.perf_counter() - t0)
 
     def run(self, fps: float) -> Feeder:
@@ -345,7 +346,7 @@ def test_off_by_default_costs_nothing(verdicts) -> None:
     server = HttpServer(HttpConfig(), token=None, snapshot=snapshot).start()
     assert server.where is None and server.metrics is None
     server.tap.taken(Frame(1, 0.0, pixels=frames[0]))
-    server.tap.offer(1, scores[0], labels, 1.0)
+    server.tap.offer(1, 1.0, [(None, (0, 0, 1, 1), scores[0], labels)])
     assert server.tap.seq == 0 and server.tap.jpeg() is None and not server.tap._taken
 
 
@@ -368,9 +369,9 @@ def test_results_find_their_frames_in_flight(serve, verdicts) -> None:
     tap = server.tap
     for seq in (1, 2, 3, 4):
         tap.taken(Frame(seq, 0.0, pixels=frames[seq % len(frames)]))
-    tap.offer(1, scores[0], labels, 1.0)
+    tap.offer(1, 1.0, [(None, (0, 0, 1, 1), scores[0], labels)])
     assert tap.seq == 1 and tap._latest.frame.pixels is frames[1]
-    tap.offer(3, scores[0], labels, 1.0)  # frame 2 failed (no result): dropped, not kept
+    tap.offer(3, 1.0, [(None, (0, 0, 1, 1), scores[0], labels)])  # frame 2 failed (no result): dropped, not kept
     assert tap.seq == 3 and list(tap._taken) == [4]
     for seq in range(5, 100):
         tap.taken(Frame(seq, 0.0, pixels=frames[0]))  # results that never come: bounded
@@ -391,3 +392,15 @@ def test_ipv6_loopback(verdicts) -> None:
             assert s.recv(100).startswith(b"HTTP/1.0 503")  # listening on ::1, nothing classified yet
     finally:
         server.stop()
+
+
+def test_regions_are_drawn_with_their_names_and_labels(serve, verdicts) -> None:
+    frames, scores, labels = verdicts
+    server, _ = serve()
+    frame = Frame(1, 0.0, pixels=cv2.resize(frames[0], (320, 240)))
+    server.tap.taken(frame)
+    server.tap.offer(1, 2.0, [("left", (0.0, 0.2, 0.5, 0.6), scores[0], labels),
+                              ("right", (0.5, 0.2, 0.5, 0.6), scores[1], labels)])  # fmt: skip
+    picture = cv2.imdecode(np.frombuffer(get(server.where.port, "/snapshot.jpg").body, np.uint8), cv2.IMREAD_COLOR)
+    amber = (np.abs(picture.astype(int) - (0, 200, 255)).sum(axis=2) < 90)
+    assert amber[int(360 * 0.8) - 3 : int(360 * 0.8) + 3, 10:230].any(axis=0).mean() > 0.8  # the left box's bottom

@@ -17,6 +17,8 @@ import pytest
 
 # No augmentation: on 1,400 images it slows learning more than a short test can afford (it has its own test).
 TRAIN_ARGS = [
+    "--backbone",
+    "mobilenetv2",
     "--size",
     "32",
     "--alpha",

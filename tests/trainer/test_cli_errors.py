@@ -60,10 +60,14 @@ def test_all_files_corrupt_in_a_class(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--weights", "imagenet", "--size", "50"], "--size 50: ImageNet weights exist for sizes"),
-        (["--weights", "imagenet", "--alpha", "0.2"], "--alpha 0.2: ImageNet weights exist"),
+        (["--backbone", "mobilenetv2", "--weights", "imagenet", "--size", "50"], "--size 50: ImageNet weights exist"),
+        (["--backbone", "mobilenetv2", "--weights", "imagenet", "--alpha", "0.2"], "--alpha 0.2: ImageNet weights"),
         (["--weights", "/nonexistent.h5"], "--weights /nonexistent.h5: no such file"),
-        (["--size", "16"], "--size: MobileNetV2 needs inputs of at least 32x32"),
+        (["--backbone", "mobilenetv2", "--size", "16"], "--size: MobileNetV2 needs inputs of at least 32x32"),
+        (["--backbone", "efficientnet-lite0", "--size", "16"], "--size: EfficientNet-Lite0 needs inputs of at least"),
+        (["--backbone", "efficientnet-lite0", "--weights", "x.h5"], "--weights x.h5: EfficientNet-Lite0 takes"),
+        (["--fine-tune-layers", "0"], "--fine-tune-layers: must be at least 1"),
+        (["--backbone", "resnet"], "--backbone: invalid choice: 'resnet'"),
         (["--epochs", "0"], "--epochs: must be at least 1"),
         (["--val-fraction", "0.6", "--test-fraction", "0.5"], "fractions"),
     ],

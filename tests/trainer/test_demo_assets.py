@@ -11,8 +11,8 @@ import pytest
 
 from edge.model import load_model
 from tests.support.media import read_frames
-from trainer.datasets_export import FASHION_CLASSES
 from trainer.demo import make_clip
+from trainer.offline_datasets import FASHION_CLASSES
 
 ASSETS = Path(__file__).resolve().parents[2] / "edge" / "assets"
 MODEL, CLIP = ASSETS / "demo_model.tflite", ASSETS / "demo_clip.avi"

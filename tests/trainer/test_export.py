@@ -115,37 +115,46 @@ def test_edgetpu_compile_reembeds_labels(tmp_path: Path, monkeypatch: pytest.Mon
     assert (tmp_path / "model_edgetpu.log").read_text() == "operation log"  # the compiler's own log is kept
 
 
-def test_weights_file_is_loaded(tmp_path: Path) -> None:
-    """--weights PATH: a MobileNetV2 (no top) weights file, e.g. Keras's ImageNet download copied offline."""
+def test_weights_file_loads_every_layer(tmp_path: Path) -> None:
+    """--weights PATH: a MobileNetV2 (no top) weights file, e.g. Keras's ImageNet download copied offline.
+
+    Every weight of the source is set to a random value first (BatchNorm statistics too, which a fresh layer
+    would otherwise share), so a layer that keeps its freshly-initialised weights fails the comparison."""
     pytest.importorskip("tensorflow")
     import keras
 
-    from trainer.model import ModelConfig, build_model
+    from trainer.model import TrainSpec, build_model
 
-    keras.utils.set_random_seed(1)
     source = keras.applications.MobileNetV2(
         input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None, pooling="avg"
     )
+    rng = np.random.default_rng(1)
+    for layer in source.layers:
+        if layer.weights:
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in layer.weights])
     path = tmp_path / "base.weights.h5"
     source.save_weights(path)
-    _, base = build_model(ModelConfig(num_classes=3, size=32, alpha=0.35, weights=str(path)))
-    for a, b in zip(source.get_weights(), base.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    _, base = build_model(TrainSpec(num_classes=3, size=32, alpha=0.35, weights=str(path)))
+    weighted = [layer for layer in source.layers if layer.weights]
+    assert len(weighted) == 104
+    for layer in weighted:
+        for a, b in zip(layer.get_weights(), base.get_layer(layer.name).get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=f"{layer.name} kept its fresh weights")
     assert not base.trainable  # pretrained: the base starts frozen
     with pytest.raises(EdgeError, match="cannot load"):
-        build_model(ModelConfig(num_classes=3, size=32, alpha=0.5, weights=str(path)))
+        build_model(TrainSpec(num_classes=3, size=32, alpha=0.5, weights=str(path)))
 
 
 def test_seeded_models_start_identical() -> None:
     pytest.importorskip("tensorflow")
     import keras
 
-    from trainer.model import ModelConfig, build_model
+    from trainer.model import TrainSpec, build_model
 
     weights = []
     for _ in range(2):
         keras.utils.set_random_seed(7)
-        net, _ = build_model(ModelConfig(num_classes=4, size=32), seed=7)
+        net, _ = build_model(TrainSpec(num_classes=4, size=32), seed=7)
         weights.append(net.get_weights())
     for a, b in zip(*weights, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -162,14 +171,15 @@ def test_inspect_rejects_an_input_that_is_not_raw_pixels() -> None:
         export.inspect_int8(shared("coral/mobilenet_v1_0.25_128_quant.tflite"), "uint8")
 
 
-def test_augmentation_acts_in_training_only() -> None:
+def test_augmentation_acts_in_training_only_and_flips_only_when_asked() -> None:
     pytest.importorskip("tensorflow")
     import keras
 
-    from trainer.model import ModelConfig, build_model
+    from trainer.model import TrainSpec, build_model
 
     keras.utils.set_random_seed(2)
-    net, _ = build_model(ModelConfig(num_classes=3, size=32, dropout=0.0), seed=2)
+    assert not any("flip" in layer.name for layer in build_model(TrainSpec(num_classes=3, size=32))[0].layers)
+    net, _ = build_model(TrainSpec(num_classes=3, size=32, dropout=0.0, flip=True), seed=2)
     augment = keras.Model(net.input, net.get_layer("normalise").input)  # pixels -> augmented pixels
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(augment(x, training=False)), x)

@@ -12,7 +12,8 @@ def test_frozen_base_then_fine_tune_top(tmp_path: Path) -> None:
     pytest.importorskip("tensorflow")
     import keras
 
-    from trainer.model import ModelConfig, build_model, train
+    from trainer.model import TrainSpec, build_model
+    from trainer.training import train
 
     keras.utils.set_random_seed(5)
     pretrained = keras.applications.MobileNetV2(
@@ -20,7 +21,7 @@ def test_frozen_base_then_fine_tune_top(tmp_path: Path) -> None:
     )
     weights = tmp_path / "base.weights.h5"
     pretrained.save_weights(weights)  # stands in for the ImageNet file (tests never download)
-    cfg = ModelConfig(num_classes=2, size=32, alpha=0.35, weights=str(weights), flip=False, crop=0, brightness=0)
+    cfg = TrainSpec(num_classes=2, size=32, alpha=0.35, weights=str(weights), crop=0, brightness=0)
     net, base = build_model(cfg, seed=5)
     assert not base.trainable and len(net.trainable_weights) == 2  # only the new head's kernel and bias
 
