@@ -49,8 +49,9 @@ def confident(demo_model, fm_segments) -> tuple[str, np.ndarray]:
     return best[2], next(frame for p, frame in scored if p.label == best[2])
 
 
-def start(tmp_path: Path, daemon_factory, broker, model: Path, clip: Path, **sections: dict):
-    """`edge-daemon run` with the server on 127.0.0.1 and a token; returns (daemon, http port) once it is healthy."""
+def start(tmp_path: Path, daemon_factory, broker, model: Path, clip: Path, extra: str = "", **sections: dict):
+    """`edge-daemon run` with the server on 127.0.0.1 and a token (`extra`: more TOML, e.g. `[[regions]]`);
+    returns (daemon, http port) once it is healthy."""
     (tmp_path / "token").write_text(TOKEN + "\n")
     port = free_port()
     base = {
@@ -63,7 +64,9 @@ def start(tmp_path: Path, daemon_factory, broker, model: Path, clip: Path, **sec
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
-    d = daemon_factory(write_config(tmp_path / "config.toml", base))
+    cfg = write_config(tmp_path / "config.toml", base)
+    cfg.write_text(cfg.read_text() + extra)
+    d = daemon_factory(cfg)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert d.proc.poll() is None, d.log()
@@ -251,3 +254,28 @@ def test_the_server_makes_only_system_calls_the_unit_allows(mosquitto, demo_mode
     assert {"bind", "listen"} <= used and ({"accept", "accept4"} & used), sorted(used)
     refused = used - unit_allowed_syscalls()
     assert not refused, f"calls the unit's SystemCallFilter= would refuse: {sorted(refused)}"
+
+
+def test_regions_on_the_page(mosquitto, subscriber_factory, daemon_factory, demo_model, fm_segments, tmp_path) -> None:
+    """Two regions side by side: /api/state gives each region's classification as MQTT has it, and the picture
+    has a box per region."""
+    (label_a, a), (label_b, b) = fm_segments[:2]
+    frame = np.concatenate([cv2.resize(a, (160, 120)), cv2.resize(b, (160, 120))], axis=1)
+    clip = write_video(tmp_path / "two.avi", [frame] * 30, fps=15)
+    sub = subscriber_factory(mosquitto, [f"edge/{DEV}/+/classification"])
+    regions = ('\n[[regions]]\nname = "left"\nbox = [0, 0, 0.5, 1]\n'
+               '[[regions]]\nname = "right"\nbox = [0.5, 0, 0.5, 1]\n')
+    d, port = start(tmp_path, daemon_factory, mosquitto, demo_model, clip, extra=regions)
+    deadline = time.monotonic() + 15
+    while None in (state := json.loads(get(port, "/api/state", headers=AUTH).body))["regions"].values():
+        assert time.monotonic() < deadline, state
+        time.sleep(0.3)
+    assert state["classification"] is None and set(state["regions"]) == {"left", "right"}
+    assert (state["regions"]["left"]["label"], state["regions"]["right"]["label"]) == (label_a, label_b)
+    published = {m.topic.split("/")[2]: m.json() for m in sub.received()}
+    assert published["left"]["label"] == label_a and published["right"]["label"] == label_b
+    picture = cv2.imdecode(np.frombuffer(get(port, f"/snapshot.jpg?token={TOKEN}").body, np.uint8), 1)
+    amber = np.abs(picture.astype(int) - (0, 200, 255)).sum(axis=2) < 90
+    w = amber.shape[1]
+    assert amber[:, : w // 2].sum() > 200 and amber[:, w // 2 :].sum() > 200, "a box on each half"
+    assert d.stop(signal.SIGTERM)[0] == 0
