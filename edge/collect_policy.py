@@ -30,18 +30,37 @@ class CollectRules:
     max_per_hour: int = 120
 
 
+class HourlyCap:
+    """At most `per_hour` frames kept in any hour (a sliding window), shared by every stream of a device."""
+
+    def __init__(self, per_hour: int) -> None:
+        self.per_hour = per_hour
+        self._kept: deque[float] = deque()  # times of kept frames within the last hour
+        self.refused = 0  # frames a policy wanted but the cap refused
+
+    def admit(self, now: float) -> bool:
+        """Take one slot at `now`; False (and counted) when the cap is reached."""
+        while self._kept and now - self._kept[0] >= HOUR_S:
+            self._kept.popleft()
+        if len(self._kept) >= self.per_hour:
+            self.refused += 1
+            return False
+        self._kept.append(now)
+        return True
+
+
 class CollectPolicy:
-    """Decides, frame by frame, whether to keep it and why.
+    """Decides, frame by frame, whether to keep it and why (one per stream: `every_s` samples each).
 
     Args:
-        rules: the policies and the cap.
+        rules: the policies.
+        cap: the device's hourly cap (a new one of `rules.max_per_hour` when not given).
     """
 
-    def __init__(self, rules: CollectRules) -> None:
+    def __init__(self, rules: CollectRules, cap: HourlyCap | None = None) -> None:
         self.rules = rules
-        self._kept: deque[float] = deque()  # times of kept frames within the last hour
+        self.cap = cap or HourlyCap(rules.max_per_hour)
         self._last_sample: float | None = None
-        self.capped = 0  # frames a policy wanted but the hourly cap refused
 
     def reasons(self, predictions: Sequence[Prediction], now: float, changed: bool) -> list[str]:
         """Why this frame should be kept (empty: it should not), before the hourly cap.
@@ -63,13 +82,3 @@ class CollectPolicy:
             self._last_sample = now
             out.append("every_s")
         return out
-
-    def admit(self, now: float) -> bool:
-        """Take one slot of the hourly cap at `now`; False (and counted) when the cap is reached."""
-        while self._kept and now - self._kept[0] >= HOUR_S:
-            self._kept.popleft()
-        if len(self._kept) >= self.rules.max_per_hour:
-            self.capped += 1
-            return False
-        self._kept.append(now)
-        return True

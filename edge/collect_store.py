@@ -18,6 +18,7 @@ import re
 import shutil
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -70,8 +71,9 @@ class FrameStore:
         self._thread.start()
         return self
 
-    def submit(self, image: np.ndarray, sidecar: dict, stem: str) -> bool:
-        """Queue a frame (BGR or gray uint8) and its sidecar; False when the writer is behind (dropped)."""
+    def submit(self, image: np.ndarray | Callable[[], np.ndarray | None], sidecar: dict, stem: str) -> bool:
+        """Queue a frame (BGR or gray uint8, or a function making it on the writer's thread: a decode) and its
+        sidecar; False when the writer is behind (dropped)."""
         try:
             self._queue.put_nowait((image, sidecar, stem))
             return True
@@ -106,11 +108,14 @@ class FrameStore:
                 with self._lock:
                     self._dropped += 1
 
-    def _write(self, image: np.ndarray, sidecar: dict, stem: str) -> None:
+    def _write(self, image: np.ndarray | Callable[[], np.ndarray | None], sidecar: dict, stem: str) -> None:
         if shutil.disk_usage(self.directory).free < self.min_free_bytes:
             with self._lock:
                 self._low_disk += 1
             return
+        image = image() if callable(image) else image
+        if image is None:
+            raise OSError("the frame does not decode")
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             raise OSError("JPEG encoding failed")

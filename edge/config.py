@@ -252,7 +252,7 @@ def config_from_dict(
         _apply_env(raw, environ)
         cfg = _build(Config, raw, "")
         cfg = _resolve_paths(cfg, base, environ, "")
-        cfg = cross_checks(cfg, base)
+        cfg = cross_checks(cfg, base, environ)
         if cfg.mqtt.password_file:
             cfg = dataclasses.replace(cfg, password=_read_password(cfg.mqtt.password_file))
     except EdgeError as e:

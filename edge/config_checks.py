@@ -11,6 +11,7 @@ import dataclasses
 import re
 import shutil
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 from edge.config_schema import MQTT_STRING_BYTES, Config, Secret
@@ -86,7 +87,7 @@ def camera_source(source: str, base: Path) -> str:
     return str(p)
 
 
-def cross_checks(cfg: Config, base: Path) -> Config:
+def cross_checks(cfg: Config, base: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Rules between fields, and values resolved once (camera source path, device id); returns the new Config."""
     cam, m, tls = cfg.camera, cfg.mqtt, cfg.mqtt.tls
     cam = dataclasses.replace(cam, source=camera_source(cam.source, base))
@@ -107,12 +108,14 @@ def cross_checks(cfg: Config, base: Path) -> Config:
     if m.password_file and not m.username:
         raise EdgeError("mqtt.password_file: set, but mqtt.username is not; give the user name too")
     check_regions(cfg)
+    collect = dataclasses.replace(cfg.collect, dir=collect_dir(cfg.collect.dir, base, environ or {}))
     device_id = m.device_id or default_device_id()
     check_text(device_id, "mqtt.device_id", "level")
     client_id = m.client_id or f"edge-daemon-{device_id}"
     check_text(client_id, "mqtt.client_id", "string")
     cfg = check_http(cfg)
-    return dataclasses.replace(cfg, camera=cam, mqtt=dataclasses.replace(m, device_id=device_id, client_id=client_id))
+    return dataclasses.replace(cfg, camera=cam, collect=collect,
+                               mqtt=dataclasses.replace(m, device_id=device_id, client_id=client_id))  # fmt: skip
 
 
 def check_http(cfg: Config) -> Config:
@@ -178,3 +181,13 @@ def check_regions(cfg: Config) -> None:
         if w < 1 or h < 1 or x + w > cam.width or y + h > cam.height:
             raise EdgeError(f"{key}.box: {[int(v) for v in r.box]} is not inside the {cam.width}x{cam.height} frame "
                             "(camera.width/height); x + w and y + h must fit")  # fmt: skip
+
+
+def collect_dir(value: str | None, base: Path, environ: Mapping[str, str]) -> str:
+    """`[collect] dir` made absolute: relative to the config file; default `collected` in the state directory
+    (`$STATE_DIRECTORY`, which systemd sets from `StateDirectory=`, else /var/lib/edge-daemon)."""
+    if value is None:
+        state = environ.get("STATE_DIRECTORY", "").split(":")[0] or "/var/lib/edge-daemon"
+        return str(Path(state) / "collected")
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else base / p)

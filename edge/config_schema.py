@@ -184,6 +184,25 @@ class RegionConfig:
 
 
 @dataclass(frozen=True)
+class CollectConfig:
+    enabled: bool = _f(False, "keep the frames the policies below pick, for retraining (`edge-deploy collect`)")
+    dir: str | None = _f(None, "where: `<dir>/<predicted label>/<stem>.jpg` + `.json`; default: `collected` in the "
+                               "service's state directory (`$STATE_DIRECTORY`, else /var/lib/edge-daemon)")  # fmt: skip
+    max_mb: float = _f(500.0, "hard quota for everything kept, MB; the oldest frames are deleted first", min=1,
+                       max=1_000_000)  # fmt: skip
+    min_free_mb: float = _f(200.0, "keep nothing while the file system has less free space than this, MB", min=0,
+                            max=1_000_000)  # fmt: skip
+    max_per_hour: int = _f(120, "frames kept in any hour at most, whatever the policies say", min=1, max=100_000)
+    below_score: float = _f(0.0, "keep a frame whose best score is below this (0 = off)", min=0, max=1)
+    margin: float = _f(0.0, "keep a frame whose best score minus the second best is below this (0 = off)", min=0,
+                       max=1)  # fmt: skip
+    on_change: bool = _f(False, "keep the frames around a published label change (the last before, the first after)")
+    every_s: float = _f(0.0, "keep one frame every this many seconds, a sample of the ordinary (0 = off)", min=0,
+                        max=86400)  # fmt: skip
+    jpeg_quality: int = _f(90, "JPEG quality of the kept frames", min=10, max=100)
+
+
+@dataclass(frozen=True)
 class StatsConfig:
     interval_s: float = _f(30.0, "publish statistics (and update the systemd status) this often", min=1, max=86400)
 
@@ -218,6 +237,7 @@ class Config:
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
     regions: tuple[RegionConfig, ...] = field(default=(), metadata={
         "doc": "regions of interest (`[[regions]]` tables): each is cropped from every classified frame, classified "
                "and published on its own; none: the whole frame, on the device's own topics"})  # fmt: skip

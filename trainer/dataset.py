@@ -62,8 +62,13 @@ class Splits:
         return self.train.classes
 
 
+SIDECAR_SUFFIX = ".json"  # what a collected frame carries beside it (`edge.collector`): not an image
+
+
 def _visible_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.parts[-1:]))
+    """The files of a class folder that may be images: no hidden files, no JSON sidecars of collected frames."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+                  and p.suffix.lower() != SIDECAR_SUFFIX)  # fmt: skip
 
 
 def _class_dirs(root: Path) -> list[Path]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.collect_policy import CollectPolicy, CollectRules
+from edge.collect_policy import CollectPolicy, CollectRules, HourlyCap
 from edge.collect_store import FrameStore, folder_name
 from edge.postprocess import Prediction
 
@@ -39,11 +39,12 @@ def test_policies(rules, frame, changed, expected) -> None:
 
 
 def test_every_s_samples_and_the_hourly_cap_holds() -> None:
-    policy = CollectPolicy(CollectRules(every_s=10.0, max_per_hour=3))
+    policy = CollectPolicy(CollectRules(every_s=10.0))
     sampled = [t for t in range(0, 100) if policy.reasons(preds(0.9), float(t), False)]
     assert sampled == list(range(0, 100, 10))
-    admitted = [t for t in range(0, 7200, 600) if policy.admit(float(t))]  # one every 10 minutes, 3 an hour
-    assert admitted == [0, 600, 1200, 3600, 4200, 4800] and policy.capped == 6
+    cap = HourlyCap(3)
+    admitted = [t for t in range(0, 7200, 600) if cap.admit(float(t))]  # one every 10 minutes, 3 an hour
+    assert admitted == [0, 600, 1200, 3600, 4200, 4800] and cap.refused == 6
 
 
 @pytest.mark.parametrize(("label", "folder"), [("tabby cat", "tabby_cat"), ("a/b", "a_b"), (None, "none"),

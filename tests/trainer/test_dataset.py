@@ -191,3 +191,12 @@ def test_eval_set_with_test_folder(tmp_path: Path) -> None:
     assert len(dataset.load_eval_set(tmp_path, 32, ("a", "b"), "all", seed=0)) == 25
     with pytest.raises(EdgeError, match="class 'b' is not among"):
         dataset.load_eval_set(tmp_path, 32, ("a", "x"), "all", seed=0)
+
+
+def test_sidecars_of_collected_frames_are_not_images(tmp_path: Path) -> None:
+    """Frames a device collected and a review moved into the dataset keep their JSON sidecar beside them."""
+    root = _folder(tmp_path / "data", {"a": 12, "b": 12})
+    for image in (root / "a").glob("*.png"):
+        image.with_suffix(".json").write_text('{"label": "b", "reason": ["margin"]}')
+    splits = dataset.load_dataset(root, 16, seed=0)
+    assert splits.skipped == [] and len(splits.train) + len(splits.val) + len(splits.test) == 24
