@@ -8,17 +8,31 @@ OpenCV's own error lines are silenced; ours name the file.
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
-MAX_PIXELS = 64 * 1024 * 1024  # 64 MP: larger than any camera frame or photo a classifier needs
-MAX_FILE_BYTES = 256 << 20  # a compressed image this large is not a photo to classify
-# Read by OpenCV when it first decodes: it then refuses larger images itself, from their header.
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402  (after the budget is in the environment)
-import numpy as np  # noqa: E402
+from edge.errors import EdgeError
+from edge.mjpeg import jpeg_size
 
-from edge.errors import EdgeError  # noqa: E402
+MAX_PIXELS = 64 * 1024 * 1024  # 64 MP: larger than any camera frame or photo a classifier needs (edge/__init__.py
+MAX_FILE_BYTES = 256 << 20  # gives OpenCV the same limit); a compressed image this large is not a photo
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG, BMP, GIF or JPEG header, without decoding; None for other formats."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] == b"BM" and len(data) >= 26:
+        w, h = struct.unpack("<ii", data[18:26])
+        return abs(w), abs(h)
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data[:2] == b"\xff\xd8":
+        return jpeg_size(memoryview(data))
+    return None
 
 
 def quiet_opencv() -> None:
@@ -46,6 +60,10 @@ def read_image(path: str | Path) -> np.ndarray:
         raise EdgeError(f"{p}: {p.stat().st_size >> 20} MB is too large for an image to classify; downscale it")
     quiet_opencv()
     data = np.fromfile(p, dtype=np.uint8)
+    size = header_size(data[:65536].tobytes())
+    if size and size[0] * size[1] > MAX_PIXELS:
+        raise EdgeError(f"{p}: {size[0]}x{size[1]} is larger than {MAX_PIXELS // (1 << 20)} megapixels, the decode "
+                        "limit; downscale it first")  # fmt: skip
     try:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     except cv2.error:  # the header claims more than MAX_PIXELS (OpenCV refuses before allocating)
