@@ -111,6 +111,8 @@ def resolve_options(args: argparse.Namespace, prev: PreviousRun | None) -> None:
                         "with --from (a new input size needs a new model: train without --from)")
     if args.weights is not None:
         raise EdgeError("--weights: not with --from; the weights are the previous model's")
+    if prev.backbone is not None and args.backbone not in ("auto", prev.backbone):
+        raise EdgeError(f"--backbone {args.backbone}: {prev.run}'s model is {prev.backbone}; with --from leave it out")
     args.size = prev.size
     args.seed = int(_inherited(prev, "seed", DEFAULT_SEED)) if args.seed is None else args.seed
     for name in ("val_fraction", "test_fraction"):
