@@ -26,9 +26,9 @@ from pathlib import Path
 
 from deploy.collect import add_collect_args, run_collect
 from deploy.model_metrics import check_model
-from deploy.playbooks import inventory_hosts, read_reports, run_playbook, table
+from deploy.playbooks import fleet_outcome, inventory_hosts, read_reports, run_playbook, table
 from edge import __version__, cli_main
-from edge.cli_main import EXIT_FAILURE, EXIT_OK, Command, run_main
+from edge.cli_main import Command, run_main
 from edge.errors import EdgeError
 
 
@@ -49,10 +49,8 @@ def cmd_status(args: argparse.Namespace, report_dir: Path) -> int:
         print(json.dumps(reports))
     else:
         print(table([status_row(r) for r in reports], ["DEVICE", "RELEASE", "MODEL", "ONLINE", "LAST CLASSIFICATION"]))
-        for r in reports:
-            if r.get("message") or r.get("error"):
-                print(f"{r['host']}: {r.get('message') or r.get('error')}", file=sys.stderr)
-    return EXIT_OK if all(r.get("release") and not r.get("result") for r in reports) else EXIT_FAILURE
+    sys.stdout.flush()
+    return fleet_outcome(reports, lambda r: bool(r.get("release")) and not r.get("result"))
 
 
 def cmd_rollout(args: argparse.Namespace, report_dir: Path, extra: dict[str, object]) -> int:
@@ -66,7 +64,8 @@ def cmd_rollout(args: argparse.Namespace, report_dir: Path, extra: dict[str, obj
         rows = [[r["host"], r["result"], r.get("release") or "-", r.get("model") or "-", r.get("message", "")]
                 for r in reports]  # fmt: skip
         print(table(rows, ["DEVICE", "RESULT", "RELEASE", "MODEL", "DETAIL"]))
-    return EXIT_OK if all(r["result"] in ("deployed", "unchanged") for r in reports) else EXIT_FAILURE
+    sys.stdout.flush()
+    return fleet_outcome(reports, lambda r: r["result"] in ("deployed", "unchanged"))
 
 
 def _existing(path: str, what: str) -> str:

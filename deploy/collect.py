@@ -17,8 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from deploy.playbooks import COLLECT, inventory_hosts, read_reports, run_playbook, table
-from edge.cli_main import EXIT_FAILURE, EXIT_OK
+from deploy.playbooks import COLLECT, fleet_outcome, inventory_hosts, read_reports, run_playbook, table
 from edge.errors import EdgeError
 
 HEADER = ["DEVICE", "COLLECTED", "DUPLICATES", "REMOVED", "FAILED"]
@@ -64,8 +63,9 @@ def run_collect(args: argparse.Namespace) -> int:
         print(table([collect_row(r) for r in reports], HEADER))
         for r in reports:
             if r.get("result") == "collected" and r.get("message"):
-                print(f"{r['host']}: {r['message']}", file=sys.stderr)
-    return EXIT_OK if all(r.get("result") == "collected" for r in reports) else EXIT_FAILURE
+                print(f"edge-deploy: warning: {r['host']}: {r['message']}", file=sys.stderr)
+    sys.stdout.flush()
+    return fleet_outcome(reports, lambda r: r.get("result") == "collected")
 
 
 def add_collect_args(p: argparse.ArgumentParser) -> None:

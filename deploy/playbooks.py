@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from edge.errors import EdgeError, Failure
@@ -148,3 +149,12 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     return "\n".join(lines)
+
+
+def fleet_outcome(reports: list[dict], fine: Callable[[dict], bool]) -> int:
+    """0 when every device is fine; else one `Failure` line naming each device that is not, and why."""
+    bad = [r for r in reports if not fine(r)]
+    if not bad:
+        return 0
+    why = "; ".join(f"{r['host']}: {r.get('message') or r.get('error') or r.get('result') or 'not fine'}" for r in bad)
+    raise Failure(f"{len(bad)} of {len(reports)} device(s) not fine: {why[:600]}")

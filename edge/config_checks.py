@@ -14,14 +14,17 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
-from edge.config_schema import MQTT_STRING_BYTES, Config
+from edge.config_schema import MQTT_STRING_BYTES, Config, Secret
 from edge.devices import parse_device
 from edge.errors import EdgeError
+from edge.http_listen import parse_listen
 from edge.source_commands import command_for
 from edge.tls import ssl_context
 from edge.urls import is_url
 
 _TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
+TOKEN_MIN_CHARS, TOKEN_MAX_BYTES = 16, 4096
+_TOKEN = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: fits an HTTP header and a URL query as it is
 
 
 def check_text(value: str, key: str, mqtt: str | None) -> None:
@@ -110,8 +113,43 @@ def cross_checks(cfg: Config, base: Path, environ: Mapping[str, str] | None = No
     check_text(device_id, "mqtt.device_id", "level")
     client_id = m.client_id or f"edge-daemon-{device_id}"
     check_text(client_id, "mqtt.client_id", "string")
+    cfg = check_http(cfg)
     return dataclasses.replace(cfg, camera=cam, collect=collect,
                                mqtt=dataclasses.replace(m, device_id=device_id, client_id=client_id))  # fmt: skip
+
+
+def check_http(cfg: Config) -> Config:
+    """`[http]`: a valid address; a token whenever other machines can connect; the token read into `http_token`."""
+    h = cfg.http
+    if h.listen is None:
+        if h.token_file:
+            raise EdgeError('http.token_file: set, but http.listen is not; set listen (e.g. "127.0.0.1:8080")')
+        return cfg
+    where = parse_listen(h.listen)
+    if not where.loopback and not h.token_file:
+        raise EdgeError(
+            f"http.listen: {where.host} lets other machines connect, so http.token_file is required; set it "
+            "(a file holding e.g. `openssl rand -hex 32`) or listen on 127.0.0.1"
+        )
+    return dataclasses.replace(cfg, http_token=read_token(h.token_file) if h.token_file else None)
+
+
+def read_token(path: str, key: str = "http.token_file") -> Secret:
+    """The access token from its file (trailing newline removed): 16 to 4096 visible ASCII characters."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(TOKEN_MAX_BYTES + 2)
+    except OSError as e:
+        raise EdgeError(f"{key}: cannot read {path} ({e.__class__.__name__}); fix the file") from None
+    text = data.rstrip(b"\r\n").decode("ascii", "replace")
+    if len(text) > TOKEN_MAX_BYTES:
+        raise EdgeError(f"{key}: {path} is over {TOKEN_MAX_BYTES} bytes; it should hold only the token")
+    if len(text) < TOKEN_MIN_CHARS or not _TOKEN.match(text):
+        raise EdgeError(
+            f"{key}: {path} must hold one token of at least {TOKEN_MIN_CHARS} visible ASCII characters (no spaces); "
+            "make one with `openssl rand -hex 32`"
+        )
+    return Secret(text, path)
 
 
 def check_password(text: str, key: str) -> None:

@@ -208,8 +208,27 @@ class StatsConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    listen: str | None = _f(
+        None,
+        "address:port of the live page, snapshots, `/healthz` and Prometheus `/metrics`, e.g. `127.0.0.1:8080` "
+        "(this machine only) or `0.0.0.0:8080` (every interface: needs `token_file`); not set = no server",
+    )
+    token_file: str | None = _f(
+        None,
+        "file holding the access token clients must send (`Authorization: Bearer`), at least 16 visible ASCII "
+        "characters (`$CREDENTIALS_DIRECTORY` first); required when `listen` is not a loopback address",
+        path=1,
+        secret=1,
+    )
+    max_clients: int = _f(8, "connections served at once (viewers, scrapes); more are refused with 503", min=1, max=64)
+    stream_fps: float = _f(5.0, "frames per second at most sent to each `/stream.mjpg` viewer", min=0.1, max=30)
+
+
+@dataclass(frozen=True)
 class Config:
-    """The whole configuration, validated; `password` is the secret read from `mqtt.password_file`."""
+    """The whole configuration, validated; `password` and `http_token` are the secrets read from
+    `mqtt.password_file` and `http.token_file`."""
 
     camera: CameraConfig = field(default_factory=CameraConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -217,11 +236,13 @@ class Config:
     homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
     regions: tuple[RegionConfig, ...] = field(default=(), metadata={
         "doc": "regions of interest (`[[regions]]` tables): each is cropped from every classified frame, classified "
                "and published on its own; none: the whole frame, on the device's own topics"})  # fmt: skip
     password: Secret | None = field(default=None, metadata={"internal": 1})
+    http_token: Secret | None = field(default=None, metadata={"internal": 1})
     source: str = field(default="<defaults>", metadata={"internal": 1})
 
 

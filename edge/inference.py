@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,7 @@ class FrameFlow:
         camera.on_frame = self._wake.set
         self._pool = self._new_pool(runners)
         self._next_slot = time.monotonic()
+        self.on_take: Callable[[Any], None] | None = None  # sees each frame handed out (the live page's tap)
 
     def _new_pool(self, runners: Sequence[Sequence[Runner]]) -> WorkerPool:
         # One worker: the main thread decodes the next frame while it invokes. Several: each decodes its own
@@ -123,6 +124,8 @@ class FrameFlow:
             frame = self.camera.take(since)
             if frame is None:
                 return
+            if self.on_take is not None:
+                self.on_take(frame)
             if self._decode_here:
                 self._pool.submit(prepare(frame, self.tasks))
             else:

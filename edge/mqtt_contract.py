@@ -124,7 +124,8 @@ MQTT_COUNTER_KEYS = ("mqtt_reconnects", "queued", "dropped", "published")
 
 
 def stats_payload(window: Mapping[str, float], camera: Any, mqtt: Mapping[str, int], *, classified: int,
-                  errors: int, uptime_s: float, started_at: float, model: str, device: str) -> dict:  # fmt: skip
+                  errors: int, uptime_s: float, started_at: float, model: str, device: str,
+                  collect: Mapping[str, int] | None = None) -> dict:  # fmt: skip
     """The JSON object published on `.../stats` every `stats.interval_s` (and at once after each connect).
 
     Args:
@@ -134,6 +135,8 @@ def stats_payload(window: Mapping[str, float], camera: Any, mqtt: Mapping[str, i
         mqtt: the publisher's counters (`mqtt_reconnects`, `queued`, `dropped`, `published`).
         classified: frames classified since start-up; errors: frames whose inference failed.
         uptime_s: seconds since start-up; started_at: Unix time of start-up; model, device: what classifies.
+        collect: the frame collection's counters when `[collect]` is enabled (`collected`, `collect_dropped`,
+            `collect_pruned`, `collect_bytes`, `collect_capped`).
     """
     return {
         **{k: round(float(window[k]), 2) for k in STATS_WINDOW_KEYS},
@@ -147,6 +150,7 @@ def stats_payload(window: Mapping[str, float], camera: Any, mqtt: Mapping[str, i
         "model": model,
         "device": device,
         **{k: int(mqtt[k]) for k in MQTT_COUNTER_KEYS},
+        **{k: int(v) for k, v in (collect or {}).items()},
     }
 
 

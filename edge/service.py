@@ -17,15 +17,17 @@ import time
 from edge import mqtt_contract as contract
 from edge import process_hooks
 from edge.camera import Camera
+from edge.collector import Collector
 from edge.config import Config
 from edge.errors import EdgeError
+from edge.http_server import HttpServer, Snapshot
 from edge.inference import FrameFlow
 from edge.model import Classifier, file_signature
 from edge.model_watch import ModelFileWatcher
 from edge.publisher import Publisher
 from edge.reporter import wall_time
 from edge.sdnotify import Notifier
-from edge.stats import StatsWindow
+from edge.stats import StatsWindow, status_line
 from edge.streams import (
     ModelKey,
     Stream,
@@ -33,6 +35,8 @@ from edge.streams import (
     model_keys,
     open_model,
     open_per_worker,
+    publish_result,
+    region_labels,
     renew,
     tasks_and_runners,
 )
@@ -72,7 +76,10 @@ class Service:
         self.errors = 0  # frames whose inference failed
         self._failing = 0  # consecutive failed frames
         self._started, self._started_wall = time.monotonic(), time.time()
+        self.http = HttpServer(config.http, token=config.http_token, snapshot=self._snapshot,
+                               max_rate=config.camera.max_rate)  # the live page and /metrics: `[http]`
         self._window = StatsWindow(self._started)  # the current stats interval (replaced by the loop)
+        self.collector: Collector | None = None  # `[collect]`: the frames kept for retraining
 
     # -- control (thread-safe) -------------------------------------------------------------------------------------
 
@@ -105,13 +112,18 @@ class Service:
             spec = self.clf.spec
             self.publisher = Publisher(cfg.mqtt, cfg.homeassistant, password=cfg.password, model=spec.name,
                                        device=spec.device, labels=spec.labels,
-                                       regions=self._region_labels())  # fmt: skip
+                                       regions=region_labels(cfg, self.models[0]))  # fmt: skip
             self.streams = build_streams(cfg, self.models[0], self.publisher)
+            if cfg.collect.enabled:
+                streams = [(st.name, st.box) for st in self.streams]
+                self.collector = Collector(cfg.collect, str(cfg.mqtt.device_id), streams).start()
             self.publisher.start()
             self.camera = Camera(cfg.camera, size_hint=(spec.input.width, spec.input.height))
             self.frames = FrameFlow(self.camera, *tasks_and_runners(self.streams, self.models),
                                     max_rate=cfg.camera.max_rate)  # fmt: skip
+            self.frames.on_take = self._taken  # the frames classified: the live page and the collector see them
             self.camera.start()
+            self.http.start()
             log.info("running: model %s (%d classes) on %s, %d workers x %d thread(s), camera %s, MQTT %s:%d as %s/%s",
                      spec.name, spec.num_classes, spec.device, len(self.models), spec.threads, self.camera.name,
                      cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.topic_prefix, cfg.mqtt.device_id)  # fmt: skip
@@ -121,6 +133,11 @@ class Service:
         finally:
             self._shutdown()
             restore()
+
+    def _taken(self, frame: object) -> None:
+        self.http.tap.taken(frame)
+        if self.collector is not None:
+            self.collector.taken(frame)
 
     def _on_stop_signal(self) -> None:
         self._signalled_stop = True
@@ -133,22 +150,19 @@ class Service:
             for clf in worker.values():
                 clf.close()
 
-    def _region_labels(self) -> list[tuple[str, tuple[str, ...]]]:
-        """(name, labels) of each region, for Home Assistant's entities (empty without regions)."""
-        keys = {r.name: (r.model, r.labels) if r.model else (self.config.model.path, self.config.model.labels)
-                for r in self.config.regions}  # fmt: skip
-        return [(name, self.models[0][key].spec.labels) for name, key in keys.items()]
-
     def _shutdown(self) -> None:
         if self.publisher is None:  # failed before anything ran: the caller reports the error
             self._close_models()
             return
         self.notifier.stopping()
         t0 = time.monotonic()
+        self.http.stop()
         if self.camera is not None:
             self.camera.close(timeout=1.0)
         if self.frames is not None:
             self.frames.close(timeout=1.0)  # results not published: the daemon is stopping
+        if self.collector is not None:
+            self.collector.close(timeout=2.0)  # what it already took is written
         self.publisher.stop(timeout=2.0)
         self._close_models()
         self.notifier.close()
@@ -236,15 +250,10 @@ class Service:
             self._failing = 0
         self.classified += 1
         window.add_inference(sum(result.inference_ms))
-        captured, now = wall_time(result.captured_at), time.monotonic()
-        for st, class_scores, ms in zip(self.streams, result.scores, result.inference_ms, strict=True):
-            st.reporter.frame(self.classified, ms, captured)
-            decision = st.smoother.update(class_scores, now)
-            if decision is not None:
-                payload = st.reporter.publish(decision, wall_time(st.smoother.changed_at))
-                if decision.reason == "change":
-                    log.info("label%s: %s (%.2f)", f" ({st.name})" if st.name else "", payload["label"],
-                             payload["score"])  # fmt: skip
+        self.http.tap.offer(result.frame, sum(result.inference_ms), [(st.name, st.box, sc, st.smoother.labels)
+                            for st, sc in zip(self.streams, result.scores, strict=True)])  # fmt: skip
+        publish_result(self.streams, result.scores, result.inference_ms, seq=result.frame, frame_no=self.classified,
+                       captured_at=wall_time(result.captured_at), now=time.monotonic(), collector=self.collector)
 
     def _reload_model(self, why: str) -> None:
         old, path, cfg = self.clf, self.config.model.path, self.config
@@ -262,11 +271,18 @@ class Service:
         self.models, self.clf = models, next(iter(models[0].values()))
         spec = self.clf.spec
         renew(cfg, self.streams, models[0])
-        self.publisher.set_model(spec.name, spec.device, spec.labels, self._region_labels())
+        self.publisher.set_model(spec.name, spec.device, spec.labels, region_labels(cfg, models[0]))
         event = contract.model_reloaded(reason=why, path=path, model=spec.name, classes=spec.num_classes,
                                         device=spec.device, timestamp=time.time())  # fmt: skip
         self.publisher.publish_event(event)
         log.info("model reloaded (%s): %s, %d classes on %s", why, spec.name, spec.num_classes, spec.device)
+
+    def _snapshot(self) -> Snapshot:
+        """The state the HTTP server shows, read from its threads (`edge.http_state.Snapshot`)."""
+        spec, pub, uptime = self.clf.spec, self.publisher, time.monotonic() - self._started
+        states = {st.name: st.reporter.state() for st in self.streams}
+        return Snapshot(self.camera.stats, self.camera.name, pub.counters(), pub.connected, self.classified,
+                        self.errors, uptime, self._started_wall, spec.name, spec.device, states)
 
     def _publish_stats(self, window: StatsWindow, now: float) -> None:
         cam = self.camera.stats
@@ -275,12 +291,8 @@ class Service:
         payload = contract.stats_payload(
             summary, cam, self.publisher.counters(), classified=self.classified, errors=self.errors,
             uptime_s=now - self._started, started_at=self._started_wall, model=spec.name, device=spec.device,
+            collect=self.collector.counters() if self.collector else None,
         )  # fmt: skip
         self.publisher.publish_stats(payload)
-        mqtt = "connected" if self.publisher.connected else "disconnected"
-        self.notifier.status(
-            f"{payload['fps_classified']} fps classified, p50 {payload['inference_ms_p50']} ms; "
-            f"camera {'ok' if payload['camera_connected'] else 'away'} ({payload['camera_reconnects']} reconnects); "
-            f"MQTT {mqtt}; model {payload['model']} on {payload['device']}"
-        )
+        self.notifier.status(status_line(payload, self.publisher.connected))
         log.debug("stats: %s", payload)

@@ -50,3 +50,11 @@ class StatsWindow:
             "inference_ms_p50": float(p50),
             "inference_ms_p95": float(p95),
         }
+
+
+def status_line(stats: dict, mqtt_connected: bool) -> str:
+    """The one-line systemd STATUS= for a stats payload (what `systemctl status edge-daemon` shows)."""
+    camera = "ok" if stats["camera_connected"] else "away"
+    return (f"{stats['fps_classified']} fps classified, p50 {stats['inference_ms_p50']} ms; camera {camera} "
+            f"({stats['camera_reconnects']} reconnects); MQTT {'connected' if mqtt_connected else 'disconnected'}; "
+            f"model {stats['model']} on {stats['device']}")  # fmt: skip

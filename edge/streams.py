@@ -8,6 +8,7 @@ smoothed by its own settings and published on `<prefix>/<device_id>/<region>/...
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,14 +17,19 @@ from edge.errors import EdgeError
 from edge.inference import Task
 from edge.model import Classifier, load_model
 from edge.mqtt_contract import stream_topics
+from edge.postprocess import top_k
 from edge.regions import WHOLE_FRAME
-from edge.reporter import Reporter, Sink
+from edge.reporter import Reporter, Sink, wall_time
 from edge.smoothing import Smoother
 
 if TYPE_CHECKING:
+    from edge.collector import Collector
     from edge.config_schema import Config
     from edge.workers import Runner
 
+import numpy as np
+
+log = logging.getLogger(__name__)
 ModelKey = tuple[str, str | None]  # (model file, label file): what identifies one loaded model
 
 
@@ -109,6 +115,12 @@ def build_streams(cfg: Config, models: dict[ModelKey, Classifier], sink: Sink) -
     return streams
 
 
+def region_labels(cfg: Config, models: dict[ModelKey, Classifier]) -> list[tuple[str, tuple[str, ...]]]:
+    """(name, labels) of each region, for its Home Assistant entities (empty without regions)."""
+    main = (cfg.model.path, cfg.model.labels)
+    return [(r.name, models[(r.model, r.labels) if r.model else main].spec.labels) for r in cfg.regions]
+
+
 def renew(cfg: Config, streams: Sequence[Stream], models: dict[ModelKey, Classifier]) -> None:
     """After a model reload: new smoothers for the new labels, the reporters told the new names."""
     regions = {r.name: r for r in cfg.regions}
@@ -141,3 +153,24 @@ def open_per_worker(keys: Sequence[ModelKey], workers: int,
                 clf.close()
         raise
     return opened
+
+
+def publish_result(streams: Sequence[Stream], scores: Sequence[np.ndarray], inference_ms: Sequence[float], *,
+                   seq: int, frame_no: int, captured_at: float | None, now: float,
+                   collector: Collector | None = None) -> None:  # fmt: skip
+    """One frame's scores, stream by stream: smooth, publish what the smoother decides, offer it for collection.
+
+    `seq`: the camera's frame number; `frame_no`: frames classified so far; `captured_at`: Unix time.
+    """
+    for i, (st, class_scores, ms) in enumerate(zip(streams, scores, inference_ms, strict=True)):
+        st.reporter.frame(frame_no, ms, captured_at)
+        decision = st.smoother.update(class_scores, now)
+        changed = decision is not None and decision.reason == "change"
+        if decision is not None:
+            payload = st.reporter.publish(decision, wall_time(st.smoother.changed_at))
+            if changed:
+                log.info("label%s: %s (%.2f)", f" ({st.name})" if st.name else "", payload["label"], payload["score"])
+        if collector is not None and captured_at is not None:
+            preds = top_k(class_scores, st.smoother.labels, 3)
+            collector.offer(seq, i, preds, class_scores, now=now, changed=changed, model=st.reporter.model,
+                            captured_at=captured_at, frame_no=frame_no)  # fmt: skip

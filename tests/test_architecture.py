@@ -20,9 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 EDGE = REPO / "edge"
 
 PURE = {"errors", "config_schema", "urls", "devices", "preprocess", "postprocess", "smoothing", "mqtt_contract",
-        "ha_discovery", "stats", "model_watch", "outbox", "collect_policy", "mjpeg", "decode"}  # fmt: skip
+        "ha_discovery", "stats", "model_watch", "outbox", "collect_policy", "mjpeg", "decode", "regions", "http_state",
+        "http_overlay"}  # fmt: skip
 CONFIG_LAYER = {"config_schema", "config_checks", "config", "config_docs", "tls", "urls", "devices", "errors",
-                "source_commands"}  # fmt: skip
+                "source_commands", "http_listen"}  # fmt: skip
 WIRING = {"service", "cli", "cli_main", "commands", "health", "demo", "forget"}  # may load and read the config
 # Outside libraries a pure module may use: no I/O among them (cv2 only for preprocess's resize/colour).
 PURE_EXTERNAL = {"__future__", "dataclasses", "typing", "collections", "math", "re", "json", "datetime", "enum",

@@ -90,7 +90,7 @@ def test_an_unreachable_device_is_a_failure_named_in_the_table(inventory):
     assert "ssh" in report["message"].lower() or "connect" in report["message"].lower(), report
     r = edge_deploy("status", "--hosts", str(inventory))
     assert r.returncode == 1 and r.stdout.splitlines()[1].split()[:2] == ["dev1", "-"], r.stdout
-    assert r.stderr.startswith("dev1: "), r.stderr
+    assert r.stderr.startswith("edge-deploy: error: 1 of 1 device(s) not fine: dev1: "), r.stderr  # one line
 
 
 def test_the_command_table_is_the_parser():

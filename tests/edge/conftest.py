@@ -231,3 +231,13 @@ def classification(predictions=(), *, frame: int = 1, inference_ms: float = 1.0,
 
     return classification_payload(predictions, reason=reason, frame=frame, inference_ms=inference_ms, model=model,
                                   timestamp=timestamp, published_at=timestamp, changed_at=timestamp)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def side_by_side(fm_segments, tmp_path_factory):
+    """A clip of 320x120 frames: class A's image on the left half, class B's on the right half; their labels."""
+    (label_a, a), (label_b, b) = fm_segments[:2]
+    frame = np.concatenate([cv2.resize(a, (160, 120), interpolation=cv2.INTER_AREA),
+                            cv2.resize(b, (160, 120), interpolation=cv2.INTER_AREA)], axis=1)  # fmt: skip
+    assert frame.shape[:2] == (120, 320)
+    return write_video(tmp_path_factory.mktemp("regions") / "two.avi", [frame] * 30, fps=15), label_a, label_b

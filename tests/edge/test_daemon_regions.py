@@ -7,22 +7,9 @@ Assistant entities; the whole frame is not published on the device's own classif
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
 import pytest
 
 from tests.edge.test_daemon import DEV, T, config, payloads
-from tests.support.media import write_video
-
-
-@pytest.fixture(scope="module")
-def side_by_side(fm_segments, tmp_path_factory):
-    """A clip of 320x120 frames: class A's image on the left half, class B's on the right half; their labels."""
-    (label_a, a), (label_b, b) = fm_segments[:2]
-    frame = np.concatenate([cv2.resize(a, (160, 120), interpolation=cv2.INTER_AREA),
-                            cv2.resize(b, (160, 120), interpolation=cv2.INTER_AREA)], axis=1)  # fmt: skip
-    assert frame.shape[:2] == (120, 320)
-    return write_video(tmp_path_factory.mktemp("regions") / "two.avi", [frame] * 30, fps=15), label_a, label_b
 
 
 @pytest.mark.parametrize(

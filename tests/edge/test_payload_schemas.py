@@ -36,7 +36,9 @@ def test_schema_documents_every_property(kind: str) -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"] and schema["title"] and schema["description"]
     for branch in schema.get("oneOf", [schema]):
-        assert branch["additionalProperties"] is False and set(branch["required"]) == set(branch["properties"])
+        assert branch["additionalProperties"] is False and set(branch["required"]) <= set(branch["properties"])
+        for name in set(branch["properties"]) - set(branch["required"]):  # optional keys say when they are there
+            assert "(only with" in branch["properties"][name]["description"], name
     for name, prop in _properties(schema):
         assert prop.get("description"), f"{kind}: property {name} has no description"
 

@@ -23,6 +23,7 @@ import pytest
 
 from edge.collect_store import FrameStore, folder_name
 from edge.model import load_model
+from tests.support.browser import FLAGS
 from tests.support.media import read_frames
 from trainer import inbox as box
 from trainer.review import ReviewServer
@@ -100,9 +101,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}"):  # fmt: skip
+    for flag in (*FLAGS, "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     try:
