@@ -103,8 +103,9 @@ def test_from_a_previous_run_with_other_classes(trained, tmp_path: Path, capsys:
 
 def test_the_comparison_is_printed(trained, tmp_path: Path) -> None:
     out = tmp_path / "again"
-    proc = subprocess.run(["edge-train", "train", str(trained.data), "--out", str(out), "--from", str(trained.out),
-                           "--epochs", "1", "--fine-tune-epochs", "0"], capture_output=True, text=True, timeout=600)  # fmt: skip
+    cmd = ["edge-train", "train", str(trained.data), "--out", str(out), "--from", str(trained.out), "--epochs", "1",
+           "--fine-tune-epochs", "0"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "continuing from run" in proc.stderr and "the same 10 classes" in proc.stderr
     table = proc.stdout.splitlines()
