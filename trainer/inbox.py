@@ -221,7 +221,7 @@ def assign(inbox: str | Path, dataset: str | Path, files: list[Any], class_name:
     inbox, dataset = Path(inbox), Path(dataset)
     check_folders(inbox, dataset)
     name = class_name if class_name in dataset_classes(dataset) else check_class_name(class_name)
-    target = class_root(dataset) / str(name).strip()
+    target = class_root(dataset) / str(name)
     return _move_all(inbox, files, lambda image: target)
 
 

@@ -106,6 +106,8 @@ def resolve_options(args: argparse.Namespace, prev: PreviousRun | None) -> None:
         for name in ("val_fraction", "test_fraction"):
             setattr(args, name, DEFAULT_FRACTION if getattr(args, name) is None else getattr(args, name))
         return
+    if Path(args.out).resolve() == prev.run.resolve():
+        raise EdgeError(f"--out {args.out}: the same folder as --from; give a new folder for the new run")
     if args.size is not None and args.size != prev.size:
         raise EdgeError(f"--size {args.size}: {prev.run}'s model takes {prev.size}x{prev.size}; leave --size out "
                         "with --from (a new input size needs a new model: train without --from)")

@@ -151,8 +151,9 @@ def test_from_the_bundled_demo_run(tmp_path: Path) -> None:
         (["--from", str(DEMO_RUN), "--size", "64"], "--size 64"),
         (["--from", str(DEMO_RUN), "--weights", "imagenet"], "--weights: not with --from"),
         (["--from", str(DEMO_RUN), "--backbone", "efficientnet-lite0"], "model is mobilenetv2"),
+        (["--from", str(DEMO_RUN), "--out", str(DEMO_RUN)], "the same folder as --from"),
     ],
-    ids=["missing", "size", "weights", "backbone"],
+    ids=["missing", "size", "weights", "backbone", "out-is-from"],
 )
 def test_bad_from_is_one_line(tmp_path: Path, extra: list[str], needle: str) -> None:
     data = tmp_path / "data"
