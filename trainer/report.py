@@ -120,7 +120,8 @@ def quality_warnings(n_classes: int, int8_acc: float | None, float_acc: float | 
     """What is wrong with a finished run, each with what to try; empty when the model looks usable."""
     out: list[str] = []
     if not test_images or int8_acc is None:
-        return ["no test images: the accuracy is unknown; give a test split (--test-fraction or a test/ folder)"]
+        return ["no test images: the accuracy is unknown (and the model carries no metrics.json for edge-deploy "
+                "model to check); give a test split (--test-fraction or a test/ folder)"]
     chance = 1 / max(1, n_classes)
     if int8_acc <= max(NEAR_CHANCE_FACTOR * chance, chance + 0.1):
         out.append(
