@@ -11,7 +11,9 @@
 #   /opt/edge-daemon/current -> releases/<version>    switched atomically (ln -s + mv -T); `previous` is the last one
 #   /etc/edge-daemon/config.toml          created once (never overwritten); /etc/credstore/ for secrets
 #   /var/lib/edge-daemon/models/          models; state of the service (owned by the edge-daemon user)
-#   /etc/systemd/system/edge-daemon.service, /etc/udev/rules.d/60-edge-daemon-coral.rules
+#   /etc/systemd/system/edge-daemon.service        the service, reading /etc/edge-daemon/config.toml
+#   /etc/systemd/system/edge-daemon@.service       one instance per camera, reading /etc/edge-daemon/NAME.toml
+#   /etc/udev/rules.d/60-edge-daemon-coral.rules, /etc/modules-load.d/edge-daemon.conf (V4L2 core at boot)
 # EDGE_ROOT=/some/dir makes a self-contained install that runs in place (the unit and config name the prefixed
 # paths; users go into $EDGE_ROOT/etc/passwd): tests use it for one root per simulated device.
 set -euo pipefail
@@ -52,6 +54,8 @@ ETC="$(P /etc/edge-daemon)"
 STATE="$(P /var/lib/edge-daemon)"
 CREDSTORE="$(P /etc/credstore)"
 UNIT="$(P /etc/systemd/system/edge-daemon.service)"
+TEMPLATE="$(P /etc/systemd/system/edge-daemon@.service)"
+MODULES_LOAD="$(P /etc/modules-load.d/edge-daemon.conf)"
 UDEV="$(P /etc/udev/rules.d/60-edge-daemon-coral.rules)"
 USER_NAME="${EDGE_USER:-edge-daemon}"
 
@@ -110,10 +114,16 @@ switch_to() {
   say "current release: $name${old:+ (previous: $old)}"
 }
 
+# The running per-camera instances (edge-daemon@NAME.service), one per line.
+instances() { systemctl list-units --plain --no-legend --state=active 'edge-daemon@*.service' 2>/dev/null | awk '{print $1}'; }
+
 restart_service() {
-  if [ "$SYSTEMD" = 1 ] && [ "$START" = 1 ] && systemctl is-enabled --quiet edge-daemon 2>/dev/null; then
-    systemctl restart edge-daemon
-    say "restarted edge-daemon"
+  if [ "$SYSTEMD" = 1 ] && [ "$START" = 1 ]; then
+    if systemctl is-enabled --quiet edge-daemon 2>/dev/null; then
+      systemctl restart edge-daemon
+      say "restarted edge-daemon"
+    fi
+    for unit in $(instances); do systemctl restart "$unit"; say "restarted $unit"; done
   fi
 }
 
@@ -129,8 +139,11 @@ fi
 
 # ---- uninstall ---------------------------------------------------------------------------------------------------
 if [ "$ACTION" = uninstall ]; then
-  if [ "$SYSTEMD" = 1 ]; then systemctl disable --now edge-daemon 2>/dev/null || true; fi
-  rm -f "$UNIT" "$UDEV"
+  if [ "$SYSTEMD" = 1 ]; then
+    systemctl disable --now edge-daemon 2>/dev/null || true
+    for unit in $(instances); do systemctl disable --now "$unit" || true; done
+  fi
+  rm -f "$UNIT" "$TEMPLATE" "$UDEV" "$MODULES_LOAD"
   systemctl_ daemon-reload
   if [ "$SYSTEMD" = 1 ] && command -v udevadm >/dev/null; then udevadm control --reload || true; fi
   rm -rf "$OPT"
@@ -247,21 +260,35 @@ else
   trap - ERR
 fi
 
-# Unit and udev rules (from the project's systemd/ directory next to this script).
+# Units and udev rules (from the project's systemd/ directory next to this script).
 UNIT_SRC=""
 for d in "$SCRIPT_DIR/../systemd" "$SCRIPT_DIR/systemd"; do [ -f "$d/edge-daemon.service" ] && UNIT_SRC="$d" && break; done
 [ -n "$UNIT_SRC" ] || die "edge-daemon.service not found in $SCRIPT_DIR/../systemd; copy the project's systemd/ directory"
-mkdir -p "$(dirname "$UNIT")" "$(dirname "$UDEV")"
-# Written only when different, so a repeated run touches nothing.
-unit_text="$(sed -e "s#/opt/edge-daemon/#$ROOT/opt/edge-daemon/#g" \
-  -e "s#/etc/edge-daemon/config#$ROOT/etc/edge-daemon/config#g" \
-  -e "s#^WorkingDirectory=/#WorkingDirectory=$ROOT/#" "$UNIT_SRC/edge-daemon.service")"
+[ -f "$UNIT_SRC/edge-daemon@.service" ] || die "edge-daemon@.service not found in $UNIT_SRC; copy the project's systemd/ directory"
+mkdir -p "$(dirname "$UNIT")" "$(dirname "$UDEV")" "$(dirname "$MODULES_LOAD")"
 UNIT_CHANGED=0
-if [ ! -f "$UNIT" ] || [ "$(cat "$UNIT")" != "$unit_text" ]; then
-  printf '%s\n' "$unit_text" > "$UNIT.new" && chmod 644 "$UNIT.new" && mv -T "$UNIT.new" "$UNIT"
-  UNIT_CHANGED=1
-fi
-cmp -s "$UNIT_SRC/60-edge-daemon-coral.rules" "$UDEV" || install -m 644 "$UNIT_SRC/60-edge-daemon-coral.rules" "$UDEV"
+# Written only when different (so a repeated run touches nothing), to a temporary file renamed over.
+put_file() {
+  local dest="$1" text="$2"
+  if [ ! -f "$dest" ] || [ "$(cat "$dest")" != "$text" ]; then
+    printf '%s\n' "$text" > "$dest.new" && chmod 644 "$dest.new" && mv -T "$dest.new" "$dest"
+    return 0
+  fi
+  return 1
+}
+for name in edge-daemon.service edge-daemon@.service; do
+  text="$(sed -e "s#/opt/edge-daemon/#$ROOT/opt/edge-daemon/#g" \
+    -e "s#/etc/edge-daemon/config#$ROOT/etc/edge-daemon/config#g" -e "s#/etc/edge-daemon/%i#$ROOT/etc/edge-daemon/%i#g" \
+    -e "s#^WorkingDirectory=/#WorkingDirectory=$ROOT/#" "$UNIT_SRC/$name")"
+  if put_file "$(dirname "$UNIT")/$name" "$text"; then UNIT_CHANGED=1; fi
+done
+put_file "$UDEV" "$(cat "$UNIT_SRC/60-edge-daemon-coral.rules")" || true
+# DeviceAllow=char-video4linux is resolved when the service starts, from the drivers loaded then: a camera
+# plugged in later (a USB webcam's uvcvideo loads videodev only then) would get EPERM until a restart. Loading
+# the V4L2 core at boot, before any service starts, keeps the "video4linux" device group known from the start.
+put_file "$MODULES_LOAD" "# edge-daemon (deploy/install.sh): V4L2 core at boot, so DeviceAllow=char-video4linux covers cameras
+# plugged in after the service started.
+videodev" || true
 
 # Models and config: created once, never overwritten (upgrades keep the user's settings).
 install -d -m 750 -o "$USER_UID" -g "$USER_GID" "$STATE" "$STATE/models"
@@ -305,6 +332,7 @@ if [ "$SWITCH" = 1 ] && switch_to "$RELEASE"; then CHANGED=1; fi
 
 if [ "$SYSTEMD" = 1 ]; then
   udevadm control --reload 2>/dev/null && udevadm trigger --subsystem-match=usb --subsystem-match=apex 2>/dev/null || true
+  modprobe -q videodev 2>/dev/null || true  # what modules-load.d does at the next boot
   if [ "$UNIT_CHANGED" = 1 ]; then systemctl daemon-reload; fi
   systemctl enable --quiet edge-daemon
   if [ "$START" = 1 ]; then
