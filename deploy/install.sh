@@ -236,10 +236,16 @@ else
   rm -rf "$DIR"
   trap 'rm -rf "$DIR"; echo "install.sh: error: installing release $RELEASE failed; nothing was switched" >&2' ERR
   VENV_ARGS=(); [ "$SYSTEM_SITE" = 0 ] || VENV_ARGS=(--system-site-packages)
+  # Debian's python3-venv brings pip as a wheel (python3-pip-whl); pip runs from it unpacked or not.
+  PIP_WHEEL="$(ls /usr/share/python-wheels/pip-*.whl 2>/dev/null | sort -V | tail -n 1 || true)"
   if "$PYTHON" -m pip --python "$(command -v "$PYTHON")" --version >/dev/null 2>&1; then
     # pip >= 22.3 beside the interpreter can install into a venv made without its own pip (seconds, not minutes)
     "$PYTHON" -m venv --without-pip "${VENV_ARGS[@]}" "$DIR"
     PIP=("$PYTHON" -m pip --python "$DIR/bin/python" install -q --disable-pip-version-check)
+  elif [ -n "$PIP_WHEEL" ] && "$PYTHON" "$PIP_WHEEL/pip" --python "$(command -v "$PYTHON")" --version >/dev/null 2>&1; then
+    # The same from the pip wheel that `venv` would otherwise unpack into every release (a minute on a Pi 3)
+    "$PYTHON" -m venv --without-pip "${VENV_ARGS[@]}" "$DIR"
+    PIP=("$PYTHON" "$PIP_WHEEL/pip" --python "$DIR/bin/python" install -q --disable-pip-version-check)
   else
     "$PYTHON" -m venv "${VENV_ARGS[@]}" "$DIR"
     PIP=("$DIR/bin/python" -m pip install -q --disable-pip-version-check)

@@ -7,6 +7,7 @@ nspawn machines share the host's loopback; the VM reaches the broker through QEM
 
 from __future__ import annotations
 
+import atexit
 import secrets
 import shutil
 import subprocess
@@ -142,6 +143,18 @@ class Lab:
                 if mount.is_mount():
                     subprocess.run(["umount", "-l", str(mount)], check=False)
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_SHARED: Lab | None = None
+
+
+def shared_lab() -> Lab:
+    """The one Lab of this process (pytest's tests/device and tests/deploy/test_fleet.py share it), closed at exit."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = Lab()
+        atexit.register(_SHARED.close)
+    return _SHARED
 
 
 def device_config(*, device_id: str, port: int, source: str, model: str = "demo_model.tflite",
