@@ -94,6 +94,22 @@ done
 
 systemctl_() { if [ "$SYSTEMD" = 1 ]; then systemctl "$@"; fi; }
 
+# ---- durability ------------------------------------------------------------------------------------------------
+# A power cut must never find a link, marker or config that points at data still in the page cache: ext4 commits
+# names (a rename, a new symlink) within seconds but writes new files' data back up to half a minute later, so a
+# release could be `current` with zero-length files (the device lab's power-cut trials found exactly that). Each
+# step below makes what it wrote durable before the next one refers to it.
+durable() { sync; }
+
+# Install a file as `dest` by writing a temporary copy, making it durable and renaming it over (atomic).
+put_copy() {
+  local src="$1" dest="$2" mode="$3" owner="${4:-}" group="${5:-}" tmp
+  tmp="$(dirname "$dest")/.$(basename "$dest").new"
+  install -m "$mode" ${owner:+-o "$owner"} ${group:+-g "$group"} "$src" "$tmp"
+  sync "$tmp"
+  mv -T "$tmp" "$dest"
+}
+
 # ---- release switching ---------------------------------------------------------------------------------------
 current_release() { if [ -L "$OPT/current" ]; then basename "$(readlink "$OPT/current")"; fi; }
 
@@ -102,6 +118,7 @@ flip() {
   local link="$1" name="$2"
   ln -sfn "releases/$name" "$OPT/.$link.new"
   mv -T "$OPT/.$link.new" "$OPT/$link"
+  durable
 }
 
 switch_to() {
@@ -262,7 +279,9 @@ else
   # The daemon's imports (NumPy, OpenCV, paho, LiteRT) must load in this venv before it can become current.
   "$DIR/bin/python" -c 'import edge.service, edge.publisher, edge.backends'
   "$DIR/bin/edge-daemon" --version >/dev/null
+  durable  # every file of the release is on the disk before the marker says it is complete
   echo "$RELEASE" > "$DIR/.complete"
+  durable
   trap - ERR
 fi
 
@@ -277,7 +296,7 @@ UNIT_CHANGED=0
 put_file() {
   local dest="$1" text="$2"
   if [ ! -f "$dest" ] || [ "$(cat "$dest")" != "$text" ]; then
-    printf '%s\n' "$text" > "$dest.new" && chmod 644 "$dest.new" && mv -T "$dest.new" "$dest"
+    printf '%s\n' "$text" > "$dest.new" && chmod 644 "$dest.new" && sync "$dest.new" && mv -T "$dest.new" "$dest"
     return 0
   fi
   return 1
@@ -301,20 +320,21 @@ install -d -m 750 -o "$USER_UID" -g "$USER_GID" "$STATE" "$STATE/models"
 install -d -m 700 "$CREDSTORE"
 if [ -n "$MODEL" ]; then
   [ -f "$MODEL" ] || die "--model: $MODEL does not exist"
-  cmp -s "$MODEL" "$STATE/models/$(basename "$MODEL")" || install -m 640 -o "$USER_UID" -g "$USER_GID" "$MODEL" "$STATE/models/"
+  cmp -s "$MODEL" "$STATE/models/$(basename "$MODEL")" \
+    || put_copy "$MODEL" "$STATE/models/$(basename "$MODEL")" 640 "$USER_UID" "$USER_GID"
 else
   MODEL="$("$DIR/bin/python" -c 'import edge, pathlib; p = pathlib.Path(edge.__file__).parent / "assets" / "demo_model.tflite"; print(p if p.is_file() else "")')"
   if [ -n "$MODEL" ] && [ -z "$(ls -A "$STATE/models")" ]; then
-    install -m 640 -o "$USER_UID" -g "$USER_GID" "$MODEL" "$STATE/models/"
+    put_copy "$MODEL" "$STATE/models/$(basename "$MODEL")" 640 "$USER_UID" "$USER_GID"
   fi
 fi
 install -d -m 750 -g "$USER_GID" "$ETC"
 if [ ! -e "$ETC/config.toml" ]; then
   if [ -n "$CONFIG" ]; then
-    install -m 640 -g "$USER_GID" "$CONFIG" "$ETC/config.toml"
+    put_copy "$CONFIG" "$ETC/config.toml" 640 "" "$USER_GID"
   else
     first_model="$(ls "$STATE/models" | head -n 1)"
-    cat > "$ETC/config.toml" <<EOF
+    cat > "$ETC/.config.toml.new" <<EOF
 # edge-daemon configuration written by install.sh; every key and its default: edge-daemon check-config --defaults
 # and the README. Secrets: put the MQTT password in $ROOT/etc/credstore/edge-daemon.mqtt-password and set
 # password_file = "edge-daemon.mqtt-password" below.
@@ -327,11 +347,14 @@ path = "$STATE/models/${first_model:-model.tflite}"
 [mqtt]
 host = "$MQTT_HOST"
 EOF
+    sync "$ETC/.config.toml.new"
+    mv -T "$ETC/.config.toml.new" "$ETC/config.toml"
   fi
   say "wrote $ETC/config.toml"
 fi
 # The service reads its config as group edge-daemon (cloud-init or a user may have written it as root:root).
 chgrp "$USER_GID" "$ETC/config.toml"; chmod 640 "$ETC/config.toml"
+durable  # models, config, units and rules are on the disk before the service (re)starts with them
 
 CHANGED=0
 if [ "$SWITCH" = 1 ] && switch_to "$RELEASE"; then CHANGED=1; fi

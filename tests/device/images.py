@@ -188,7 +188,7 @@ def vm_disk() -> Path:
         (root / "boot/firmware").mkdir(parents=True, exist_ok=True)
         net = root / "etc/systemd/network/20-wired.network"
         net.parent.mkdir(parents=True, exist_ok=True)
-        net.write_text("[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\n")
+        net.write_text("[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n")
         run(["chroot", root, "systemctl", "enable", "systemd-networkd", "systemd-networkd-wait-online", "ssh"],
             "enabling networkd and sshd")  # fmt: skip
         ssh = root / "root/.ssh"

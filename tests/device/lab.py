@@ -121,12 +121,15 @@ class Lab:
 
     # -- machines --------------------------------------------------------------------------------------------------
 
-    def machine(self, name: str, *, ssh: bool = False, binds_ro: dict[Path, str] | None = None) -> Machine:
-        """An nspawn machine over the cached rootfs with the wheels folder at /srv/edge-wheels (not started)."""
+    def machine(self, name: str, *, ssh: bool = False, binds_ro: dict[Path, str] | None = None,
+                disk: bool = False) -> Machine:  # fmt: skip
+        """An nspawn machine of the cached rootfs (an overlay, or with `disk` an ext4 image of its own that can
+        take power cuts), the wheels folder at /srv/edge-wheels, the demo clip in /srv/edge-media (not started)."""
         binds = {self.wheels(): "/srv/edge-wheels", DEMO_CLIP.parent: "/srv/edge-media", **(binds_ro or {})}
         key = images.lab_key().with_suffix(".pub").read_text() if ssh else ""
-        return Machine(name, self.rootfs(), self.dir / "machines" / name, binds_ro=binds,
-                       ssh_port=free_port() if ssh else None, authorized_key=key)  # fmt: skip
+        work = self.dir / "machines" / name
+        return Machine(name, self.rootfs(), work, binds_ro=binds, ssh_port=free_port() if ssh else None,
+                       authorized_key=key, disk=work.parent / f"{name}.ext4" if disk else None)  # fmt: skip
 
     def record(self, figure: Figure) -> Figure:
         self.figures.append(figure)
@@ -138,10 +141,10 @@ class Lab:
             self.dashboard.stop()
         if self.broker is not None:
             self.broker.close()
+        for mount in sorted(self.dir.glob("machines/*/root"), reverse=True):  # a machine left by a failed step
+            if mount.is_mount():
+                subprocess.run(["umount", "-l", str(mount)], check=False)
         if not self.keep:
-            for mount in sorted(self.dir.glob("machines/*/root"), reverse=True):
-                if mount.is_mount():
-                    subprocess.run(["umount", "-l", str(mount)], check=False)
             shutil.rmtree(self.dir, ignore_errors=True)
 
 

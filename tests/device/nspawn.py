@@ -1,7 +1,10 @@
 """systemd-nspawn machines: the lab's root file system booted with systemd as PID 1, at native speed.
 
 Each machine is an overlay (the cached rootfs read-only below, its own upper directory) booted with
-`systemd-nspawn -b`. It shares the host's network, so a broker on the host's 127.0.0.1 is reachable and an
+`systemd-nspawn -b`; or, for power cuts, an ext4 disk image of its own on a loop device: `power_cut()` shuts that
+file system down without flushing anything (EXT4_IOC_SHUTDOWN with NOLOGFLUSH, the "godown" that fstests uses to
+emulate a power failure: what was not on the disk yet is lost, the journal is replayed at the next mount) and
+kills the container. It shares the host's network, so a broker on the host's 127.0.0.1 is reachable and an
 sshd inside listens on a loopback port of its own. Facts this relies on (../shared/reference/device-lab.md):
 - without `--register=no` nspawn needs a host D-Bus ("Failed to open system bus"); there is no machinectl,
   so commands run through `nsenter` into the container's PID 1;
@@ -12,14 +15,19 @@ sshd inside listens on a loopback port of its own. Facts this relies on (../shar
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
 
 from tests.device.host import LabError, kill_group, log, run, spawn, tie, wait_until
 
+EXT4_IOC_SHUTDOWN = 0x8004587D  # _IOR('X', 125, __u32)
+EXT4_GOING_FLAGS_NOLOGFLUSH = 2  # do not flush the journal (nor any dirty data): a power failure
 ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
 
 
@@ -36,8 +44,9 @@ class Machine:
     """
 
     def __init__(self, name: str, base: Path, work: Path, *, binds_ro: dict[Path, str] | None = None,
-                 ssh_port: int | None = None, authorized_key: str = "") -> None:  # fmt: skip
+                 ssh_port: int | None = None, authorized_key: str = "", disk: Path | None = None) -> None:  # fmt: skip
         self.name, self.base, self.work = name, base, work
+        self.disk = disk  # an ext4 image holding the root file system (made from `base` when missing)
         self.root = work / "root"
         self.binds_ro = binds_ro or {}
         self.ssh_port = ssh_port
@@ -53,8 +62,15 @@ class Machine:
         """Mount the overlay, configure it, boot, and wait until systemd reports the system running."""
         for d in ("upper", "ovl", "root"):
             (self.work / d).mkdir(parents=True, exist_ok=True)
-        opts = f"lowerdir={self.base},upperdir={self.work / 'upper'},workdir={self.work / 'ovl'}"
-        run(["mount", "-t", "overlay", "overlay", "-o", opts, self.root], f"{self.name}: overlay mount")
+        if self.disk is None:
+            opts = f"lowerdir={self.base},upperdir={self.work / 'upper'},workdir={self.work / 'ovl'}"
+            run(["mount", "-t", "overlay", "overlay", "-o", opts, self.root], f"{self.name}: overlay mount")
+        else:
+            self._release_disk()
+            if not self.disk.exists():
+                run(["truncate", "-s", "8G", self.disk], "truncate")  # sparse; each release is ~300 MB
+                run(["mkfs.ext4", "-q", "-F", "-d", self.base, self.disk], f"{self.name}: mkfs.ext4 -d")
+            run(["mount", "-o", "loop", self.disk, self.root], f"{self.name}: mounting its disk")  # replays the journal
         self._configure()
         cmd = ["systemd-nspawn", "-b", "-D", self.root, "-M", self.name, "--register=no", "--keep-unit",
                "--console=pipe", "--system-call-filter=bpf", "--capability=CAP_BPF,CAP_PERFMON"]  # fmt: skip
@@ -63,7 +79,11 @@ class Machine:
         self.proc = spawn(cmd, self.console, env={"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"})
         self.leader = wait_until(self._find_leader, 20, f"{self.name}: the container's PID 1")
         tie(self.proc, self.leader)
-        state = self.sh("systemctl is-system-running --wait", check=False, timeout=timeout).stdout.strip()
+        # PID 1 exists a moment before systemd listens: until then systemctl answers nothing (or "offline").
+        state = wait_until(lambda: self.sh("systemctl is-system-running --wait", check=False,
+                                           timeout=timeout).stdout.strip() not in ("", "offline") and
+                           self.sh("systemctl is-system-running", check=False).stdout.strip(), timeout,
+                           f"{self.name}: systemd to answer", interval=0.2)  # fmt: skip
         self.boot_s = time.monotonic() - t0
         if state not in ("running", "degraded"):
             raise LabError(f"{self.name}: boot ended {state!r}; console: {self.console}")
@@ -141,6 +161,32 @@ class Machine:
         kill_group(self.proc, signal.SIGTERM, wait=timeout)
         self.proc = None
 
+    def power_cut(self) -> None:
+        """Lose everything not on the disk yet (ext4 shutdown, no flush) and kill the machine.
+
+        The dead file system is unmounted by the next start(), once whoever ran commands in the machine is gone
+        too (a process in its mount namespace keeps the file system, and its loop device, alive).
+        """
+        assert self.disk is not None, "power cuts need a machine with a disk image"
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.ioctl(fd, EXT4_IOC_SHUTDOWN, struct.pack("I", EXT4_GOING_FLAGS_NOLOGFLUSH))
+        finally:
+            os.close(fd)
+        if self.proc is not None:
+            kill_group(self.proc, signal.SIGKILL)
+            self.proc = None
+
+    def _release_disk(self) -> None:
+        """Unmount the disk if it is still mounted and wait until no loop device holds it (a fresh mount then
+        reads what is on the disk and replays the journal, instead of reusing the old file system)."""
+        assert self.disk is not None
+        if self.root.is_mount():
+            run(["umount", self.root], f"{self.name}: umount", timeout=60)
+        if self.disk.exists():
+            wait_until(lambda: not run(["losetup", "-j", self.disk], "losetup -j").stdout.strip(), 30,
+                       f"{self.name}: its disk's loop device to be released")  # fmt: skip
+
     def close(self) -> None:
         """Stop the machine, unmount the overlay, remove its working files."""
         try:
@@ -148,7 +194,7 @@ class Machine:
         finally:
             if self.root.is_mount():
                 run(["umount", self.root], f"{self.name}: umount", timeout=60)
-            shutil.rmtree(self.work, ignore_errors=True)
+            shutil.rmtree(self.work, ignore_errors=True)  # (a disk image lives beside `work`, for the next start)
 
     def __enter__(self) -> Machine:
         return self.start()

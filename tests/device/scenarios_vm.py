@@ -152,13 +152,12 @@ def scenario_3_late_camera(dev: Device) -> Figure:
     return late_camera_figure(late_camera(dev))
 
 
-def run_device_scenarios(lab: Lab) -> tuple[Device, list[Figure]]:
+def run_device_scenarios(dev: Device) -> list[Figure]:
     """Scenarios 4, 3 and 7 in the order a device lives them; the device stays up for scenario 5."""
-    dev = Device(lab)
-    s4 = scenario_4_first_boot(dev)
+    s4 = dev.first_boot = scenario_4_first_boot(dev)
     s3 = scenario_3_camera(dev)
     s7 = scenario_7_reboot(dev, s4["stamp"])
-    figures = [
+    return [
         Figure("4. first boot (VM, cloud-init)",
                "flashed image + project user-data on a NoCloud seed: installs offline from the boot partition, "
                "online and classifying with no login; the second boot does not reinstall",
@@ -172,5 +171,3 @@ def run_device_scenarios(lab: Lab) -> tuple[Device, list[Figure]]:
         Figure("7. reboot (VM)", "enabled service after a clean reboot",
                f"online {s7['online']:.0f} s, classifying {s7['first']:.0f} s after power-on"),
     ]  # fmt: skip
-    return dev, figures
-

@@ -1,26 +1,30 @@
 """The device lab in the test suite (HEAVY, marked slow: tens of minutes, most of it the emulated VM).
 
-Scenarios 1, 2 and the two-camera template on an nspawn machine; 4, 3, 7 and 5 on one VM device, in the order
-a device lives them (first boot, camera unplugged and back, clean reboot, power cuts during updates, the first
-of whose reboots has no camera until the service runs). Scenario 6 is tests/deploy/test_fleet.py. Each test
-prints its measured figure; `python -m tests.device` prints them all as a table. Skipped with the reason when
-this machine lacks a capability (not root, no systemd-nspawn, no QEMU, ...).
+Scenarios 1, 2 and the two-camera template on an nspawn machine; scenario 5's power cuts on an nspawn machine
+with its own ext4 disk (EDGE_LAB_TRIALS, default 10); 4, 3, 7 and 5 again on one VM device, in the order a
+device lives them (first boot, camera unplugged and back, clean reboot, power cuts during updates
+(EDGE_LAB_VM_TRIALS, default 2), the first of whose boots has no camera until the service runs). Scenario 6 is
+tests/deploy/test_fleet.py. Each test prints its measured figure; `python -m tests.device` prints them all as a
+table. Skipped with the reason when this machine lacks a capability (not root, no systemd-nspawn, no QEMU, ...).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.device import powercut, scenarios_systemd, scenarios_vm
+from tests.device import scenarios_systemd, scenarios_vm, targets
 from tests.device.host import missing_capability
 from tests.device.lab import Figure, Lab, shared_lab
 from tests.device.nspawn import Machine
 
 pytestmark = pytest.mark.slow
 TRIALS = int(os.environ.get("EDGE_LAB_TRIALS", "10"))
+VM_TRIALS = int(os.environ.get("EDGE_LAB_VM_TRIALS", "2"))
+SEED = int(os.environ.get("EDGE_LAB_SEED", str(int(time.time()))))
 
 
 def show(figure: Figure) -> None:
@@ -54,6 +58,11 @@ def test_two_cameras_template(lab, machine):
     show(scenarios_systemd.scenario_template(lab, machine))
 
 
+def test_5_power_cuts_of_an_nspawn_machine(lab):
+    for figure in targets.scenario_5_nspawn(lab, TRIALS, SEED):
+        show(figure)
+
+
 @pytest.fixture(scope="module")
 def device(lab: Lab) -> Iterator[scenarios_vm.Device]:
     """The VM device after its first boot (scenario 4's first half runs here: the rest needs it)."""
@@ -80,9 +89,9 @@ def test_7_reboot_and_second_boot_does_not_reinstall(device):
     print(f"\nonline {s7['online']:.0f} s, classifying {s7['first']:.0f} s after power-on")
 
 
-def test_5_power_cuts_and_the_late_camera(lab, device):
-    if TRIALS <= 0:
+def test_5_power_cuts_of_the_vm_and_the_late_camera(lab, device):
+    if VM_TRIALS <= 0:
         show(scenarios_vm.scenario_3_late_camera(device))
         return
-    for figure in powercut.scenario_5(lab, device, TRIALS):
+    for figure in targets.scenario_5_vm(lab, device, VM_TRIALS, SEED):
         show(figure)

@@ -57,13 +57,15 @@ def seed_iso(work: Path, user_data: str, instance_id: str) -> Path:
 class VM:
     """One lab VM; `boot()` powers it on, `power_cut()` kills it, `reboot()` is a clean reboot."""
 
-    def __init__(self, work: Path, broker_port: int, *, boot_img: Path, seed: Path | None = None) -> None:
+    def __init__(self, work: Path, broker_port: int, *, boot_img: Path, seed: Path | None = None,
+                 disk: Path | None = None) -> None:  # fmt: skip
         self.work = work
         work.mkdir(parents=True, exist_ok=True)
         cached = images.vm_disk()
         self.kernel, self.initrd = cached / "vmlinuz", cached / "initrd.img"
-        self.disk = work / "disk.raw"
-        run(["cp", "--sparse=always", cached / "disk.raw", self.disk], "copying the VM disk")
+        self.disk = disk or work / "disk.raw"  # `disk`: an existing device disk (a kept run), else a fresh copy
+        if disk is None:
+            run(["cp", "--sparse=always", cached / "disk.raw", self.disk], "copying the VM disk")
         self.boot_img, self.seed = boot_img, seed
         self.broker_port = broker_port
         self.ssh_port = free_port()
