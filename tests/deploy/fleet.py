@@ -7,9 +7,11 @@ device over SSH and manages the daemon with the real `systemctl`; the broker is 
 requires a password (each device's /etc/credstore holds it, as the README tells an operator to do).
 
 Scenario: `edge-deploy release` installs release 0.1.0-a with model A on all three devices in one batch; then a
-roll-out in two batches gives dev1 and dev2 model B and dev3 release 0.1.0-b with a published model that fails on
-invoke: dev1 and dev2 end on B, dev3 fails its health check and is rolled back by itself to 0.1.0-a and model A,
-and keeps classifying (systemd restarted it each time); `edge-deploy status` shows it all.
+roll-out in two batches gives dev1 and dev2 model B and dev3 release 0.1.0-b with model B and a broker port that
+is wrong for it: dev1 and dev2 end on B, dev3 switches, restarts, fails its health check and is rolled back by
+itself to 0.1.0-a, model A and its old config, and keeps classifying (systemd restarted it each time). Then a
+published model that fails on invoke is pushed to dev1: `check-config` test-runs it, so the config is refused
+before anything switches and dev1 goes on classifying with B. `edge-deploy status` shows it all.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tests.device.host import LabError, missing_capability, wait_until
 from tests.device.lab import REPO, Figure, Lab
 from tests.device.nspawn import Machine
 from tests.device.vm import ssh_options
+from tests.support.mosquitto import free_port
 
 EDGE_DEPLOY = [sys.executable, "-c", "import sys\nfrom deploy.cli import main\nsys.exit(main())"]
 NAMES = ("dev1", "dev2", "dev3")
@@ -142,9 +145,11 @@ def scenario_6(lab: Lab, models: dict[str, Path], image: Path) -> Figure:
             assert d.sh("systemctl is-active edge-daemon", check=False).stdout.strip() == "active"
             assert d.sh("systemctl is-enabled edge-daemon", check=False).stdout.strip() == "enabled"
 
-        # 2. Model B to dev1 and dev2; dev3 a new release 0.1.0-b with a broken model. Batches of 2, stop above
-        #    50 % failures per batch. dev3 must go back to release 0.1.0-a with model A by itself.
-        dev3_vars = {"edge_model": models["broken"], "edge_wheel": wheel, "edge_release": "0.1.0-b"}
+        # 2. Model B to dev1 and dev2; dev3 a new release 0.1.0-b with model B and a broker port nothing listens on
+        #    (valid config, dead device). Batches of 2, stop above 50 % failures per batch. dev3 must go back to
+        #    release 0.1.0-a, model A and its old config by itself.
+        dead_port = free_port()
+        dev3_vars = {"edge_wheel": wheel, "edge_release": "0.1.0-b", "edge_mqtt_port": dead_port}
         inventory2 = fleet.inventory(lab.dir / "inventory2.ini", {**group_vars, "edge_model": models["b"]},
                                      {"dev3": dev3_vars})  # fmt: skip
         reports = lab.dir / "reports"
@@ -162,7 +167,7 @@ def scenario_6(lab: Lab, models: dict[str, Path], image: Path) -> Figure:
         got = {p.stem: json.loads(p.read_text()) for p in reports.glob("*.json")}
         assert got["dev1"]["result"] == "deployed" and got["dev2"]["result"] == "deployed", got
         assert got["dev3"]["result"] == "rolled back", got
-        assert "model_invoking_error" in got["dev3"]["message"] or "classification" in got["dev3"]["message"]
+        assert str(dead_port) in got["dev3"]["message"], got["dev3"]["message"]
 
         # Independently of the playbook, on each device: dev1/dev2 classify with B, dev3 is back on A.
         for name, stem in (("dev1", models["b"].stem), ("dev2", models["b"].stem), ("dev3", models["a"].stem)):
@@ -172,10 +177,18 @@ def scenario_6(lab: Lab, models: dict[str, Path], image: Path) -> Figure:
         assert models["a"].name in dev3.sh("cat /etc/edge-daemon/config.toml").stdout
         assert dev3.sh("readlink /opt/edge-daemon/current").stdout.strip() == "releases/0.1.0-a"
         assert dev3.sh("test -e /opt/edge-daemon/releases/0.1.0-b/.complete", check=False).returncode == 0
+        assert f"port = {broker.port}" in dev3.sh("cat /etc/edge-daemon/config.toml").stdout, "old config back"
         starts = dev3.journal().count("Started edge-daemon.service")
         assert starts >= 3, f"dev3: systemd started the daemon {starts} times (install, switch, rollback)"
 
-        # 3. The status table: device, release, model, online, last classification.
+        # A model that loads but fails on invoke: refused by check-config before anything switches.
+        r = deploy("model", models["broken"], "--hosts", inventory2, "--limit", "dev1", "--timeout", "20", "--json")
+        assert r.returncode == 1, r.stdout + r.stderr
+        refused = {x["host"]: x for x in json.loads(r.stdout)}["dev1"]
+        assert refused["result"] == "failed" and models["broken"].name in refused["message"], refused
+        assert health(fleet.device("dev1"), models["b"].stem).returncode == 0, "dev1 must go on with model B"
+
+        # 4. The status table: device, release, model, online, last classification.
         r = deploy("status", "--hosts", inventory)
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()
@@ -191,7 +204,8 @@ def scenario_6(lab: Lab, models: dict[str, Path], image: Path) -> Figure:
     boots = ", ".join(f"{d.boot_s:.1f}" for d in fleet.devices)
     return Figure(
         "6. fleet on real init (nspawn + Ansible)",
-        "edge-deploy release to 3 systemd machines over SSH, then 2 batches: dev1+dev2 model B, dev3 new release "
-        "with a broken model -> rolled back by itself to the old release and model, still classifying",
+        "edge-deploy release to 3 systemd machines over SSH; 2 batches: dev1+dev2 model B, dev3 new release with a "
+        "dead broker port -> health check fails, rolled back by itself (release, model, config), classifying; a "
+        "model failing on invoke -> refused by check-config, nothing switched",
         f"boots {boots} s; first roll-out (3 installs) {first_s:.0f} s; second roll-out with rollback {second_s:.0f} s",
     )
