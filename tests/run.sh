@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 # systemd-analyze; ffmpeg for test clips; cloud-init's schema check; strace; GStreamer's RTSP server (a real
 # RTSP camera on loopback, run with the system python3); a browser, Prometheus and OCR for the live page (issue 15).
 # Only missing ones are installed.
-APT_PACKAGES="python3-venv unzip mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium prometheus tesseract-ocr"
+APT_PACKAGES="python3-venv unzip mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium prometheus tesseract-ocr systemd-container mmdebstrap qemu-system-x86 genisoimage netcat-openbsd dosfstools mtools"
 
 say() { echo "tests/run.sh: $*"; }
 die() { echo "tests/run.sh: error: $*" >&2; exit 1; }

@@ -1,7 +1,7 @@
 """deploy/install.sh into a throw-away root (EDGE_ROOT): layout, idempotence, release switch and rollback,
 uninstall keeping config and models, purge. systemd is not PID 1 here, so the systemctl step is skipped (the
 script says so); `systemd-analyze verify` checks the unit it installed, whose ExecStart names the real venv.
-Each release venv is installed offline from a wheels folder (the device lab's cached dependency wheels), never
+Each release venv is installed offline from a wheels folder (tests/deploy/wheelhouse.py), never
 from this machine's own site-packages. install.sh under systemd as PID 1 is the device lab's business.
 """
 
