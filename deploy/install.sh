@@ -292,6 +292,7 @@ for d in "$SCRIPT_DIR/../systemd" "$SCRIPT_DIR/systemd"; do [ -f "$d/edge-daemon
 [ -f "$UNIT_SRC/edge-daemon@.service" ] || die "edge-daemon@.service not found in $UNIT_SRC; copy the project's systemd/ directory"
 mkdir -p "$(dirname "$UNIT")" "$(dirname "$UDEV")" "$(dirname "$MODULES_LOAD")"
 UNIT_CHANGED=0
+FIRST_INSTALL=0; [ -f "$UNIT" ] || FIRST_INSTALL=1
 # Written only when different (so a repeated run touches nothing), to a temporary file renamed over.
 put_file() {
   local dest="$1" text="$2"
@@ -363,10 +364,17 @@ if [ "$SYSTEMD" = 1 ]; then
   udevadm control --reload 2>/dev/null && udevadm trigger --subsystem-match=usb --subsystem-match=apex 2>/dev/null || true
   modprobe -q videodev 2>/dev/null || true  # what modules-load.d does at the next boot
   if [ "$UNIT_CHANGED" = 1 ]; then systemctl daemon-reload; fi
-  systemctl enable --quiet edge-daemon
+  # Enabled on the first install only: a device that moved to per-camera instances (edge-daemon@NAME) and
+  # disabled the single-camera service keeps it disabled through upgrades.
+  if [ "$FIRST_INSTALL" = 1 ]; then systemctl enable --quiet edge-daemon; fi
   if [ "$START" = 1 ]; then
-    if [ "$CHANGED" = 1 ] || [ "$UNIT_CHANGED" = 1 ]; then systemctl restart edge-daemon; else systemctl start edge-daemon; fi
-    say "edge-daemon is $(systemctl is-active edge-daemon || true)"
+    if systemctl is-enabled --quiet edge-daemon; then
+      if [ "$CHANGED" = 1 ] || [ "$UNIT_CHANGED" = 1 ]; then systemctl restart edge-daemon; else systemctl start edge-daemon; fi
+      say "edge-daemon is $(systemctl is-active edge-daemon || true)"
+    fi
+    if [ "$CHANGED" = 1 ] || [ "$UNIT_CHANGED" = 1 ]; then
+      for unit in $(instances); do systemctl restart "$unit"; say "restarted $unit"; done
+    fi
   fi
 else
   say "service manager step skipped (--no-systemd): start $OPT/current/bin/edge-daemon run --config $ETC/config.toml yourself"
