@@ -10,9 +10,11 @@ from __future__ import annotations
 import atexit
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,7 +159,13 @@ def shared_lab() -> Lab:
     if _SHARED is None:
         _SHARED = Lab()
         atexit.register(_SHARED.close)
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _interrupt)  # a killed test run still stops its machines and VM
     return _SHARED
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
 
 
 def device_config(*, device_id: str, port: int, source: str, model: str = "demo_model.tflite",

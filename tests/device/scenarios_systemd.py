@@ -4,7 +4,7 @@
    project's file byte for byte; READY, the hardening in force (DevicePolicy probed from inside the service's
    cgroup), the password handed over by LoadCredential=, `systemctl stop` -> offline and exit 0, the journal.
 2. Watchdog and restarts: SIGSTOP -> watchdog kill and restart, kill -9 -> Restart=on-failure, the start limit.
-T. Several cameras: `edge-daemon@door` and `edge-daemon@yard`, two processes under their own ids.
+2b. Several cameras: `edge-daemon@door` and `edge-daemon@yard`, two processes under their own ids.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def scenario_template(lab: Lab, m: Machine) -> Figure:
         raise LabError("stopping edge-daemon@door stopped edge-daemon@yard too")
     m.sh("systemctl disable --now edge-daemon@yard")
     return Figure(
-        "T. two cameras (edge-daemon@.service)",
+        "2b. two cameras (edge-daemon@.service)",
         "two instances, own process, own config and id; a new release restarts both on it; stopping one leaves "
         "the other classifying",
         f"PIDs {pids['door']}/{pids['yard']}; online after {max(online.values()):.1f} s, classifying after "
@@ -215,5 +215,5 @@ def scenario_template(lab: Lab, m: Machine) -> Figure:
 SCENARIOS = (
     ("1. under systemd (nspawn)", scenario_1),
     ("2. watchdog and restarts (nspawn)", scenario_2),
-    ("T. two cameras (edge-daemon@.service)", scenario_template),
+    ("2b. two cameras (edge-daemon@.service)", scenario_template),
 )

@@ -40,22 +40,22 @@ def lab() -> Lab:
     return shared_lab()
 
 
-@pytest.fixture(scope="module")
-def machine(lab: Lab) -> Iterator[Machine]:
-    with lab.machine("edge-s1") as m:
-        yield m
+class TestSystemd:
+    """Scenarios 1, 2 and 2b on one nspawn machine (stopped when the class is done)."""
 
+    @pytest.fixture(scope="class")
+    def machine(self, lab: Lab) -> Iterator[Machine]:
+        with lab.machine("edge-s1") as m:
+            yield m
 
-def test_1_under_systemd(lab, machine):
-    show(scenarios_systemd.scenario_1(lab, machine))
+    def test_1_under_systemd(self, lab, machine):
+        show(scenarios_systemd.scenario_1(lab, machine))
 
+    def test_2_watchdog_and_restarts(self, lab, machine):
+        show(scenarios_systemd.scenario_2(lab, machine))
 
-def test_2_watchdog_and_restarts(lab, machine):
-    show(scenarios_systemd.scenario_2(lab, machine))
-
-
-def test_two_cameras_template(lab, machine):
-    show(scenarios_systemd.scenario_template(lab, machine))
+    def test_2b_two_cameras_template(self, lab, machine):
+        show(scenarios_systemd.scenario_template(lab, machine))
 
 
 def test_5_power_cuts_of_an_nspawn_machine(lab):
