@@ -6,7 +6,8 @@
 - `nspawn`: systemd-nspawn machines booting that root file system with systemd as PID 1 (native speed).
 - `vm`: a QEMU (TCG) VM of the same system with the Debian kernel: the `vivid` V4L2 camera driver, real power
   cuts (`kill -9` of QEMU), cloud-init's NoCloud seed.
-- `scenarios_*`, `powercut`: the scenarios of issue 12, each returning its measured figure.
+- `scenarios_systemd`, `scenarios_vm`, `powercut` + `targets`: the scenarios of issue 12, each returning its
+  measured figure (scenario 6, the fleet, is `tests/deploy/fleet.py`).
 
 Run it all with `python -m tests.device` (as root; a table of figures, exit 0 when every scenario holds) or
 through pytest (`tests/device/test_lab.py`, `tests/deploy/test_fleet.py`).
