@@ -40,13 +40,15 @@ def lab() -> Lab:
     return shared_lab()
 
 
-class TestSystemd:
-    """Scenarios 1, 2 and 2b on one nspawn machine (stopped when the class is done)."""
+@pytest.fixture(scope="class")
+def machine(lab: Lab) -> Iterator[Machine]:
+    """An nspawn machine for one class of tests (stopped when the class is done)."""
+    with lab.machine("edge-s1") as m:
+        yield m
 
-    @pytest.fixture(scope="class")
-    def machine(self, lab: Lab) -> Iterator[Machine]:
-        with lab.machine("edge-s1") as m:
-            yield m
+
+class TestSystemd:
+    """Scenarios 1, 2 and 2b on one nspawn machine."""
 
     def test_1_under_systemd(self, lab, machine):
         show(scenarios_systemd.scenario_1(lab, machine))
