@@ -11,7 +11,9 @@
 #   /opt/edge-daemon/current -> releases/<version>    switched atomically (ln -s + mv -T); `previous` is the last one
 #   /etc/edge-daemon/config.toml          created once (never overwritten); /etc/credstore/ for secrets
 #   /var/lib/edge-daemon/models/          models; state of the service (owned by the edge-daemon user)
-#   /etc/systemd/system/edge-daemon.service, /etc/udev/rules.d/60-edge-daemon-coral.rules
+#   /etc/systemd/system/edge-daemon.service        the service, reading /etc/edge-daemon/config.toml
+#   /etc/systemd/system/edge-daemon@.service       one instance per camera, reading /etc/edge-daemon/NAME.toml
+#   /etc/udev/rules.d/60-edge-daemon-coral.rules, /etc/modules-load.d/edge-daemon.conf (V4L2 core at boot)
 # EDGE_ROOT=/some/dir makes a self-contained install that runs in place (the unit and config name the prefixed
 # paths; users go into $EDGE_ROOT/etc/passwd): tests use it for one root per simulated device.
 set -euo pipefail
@@ -52,6 +54,8 @@ ETC="$(P /etc/edge-daemon)"
 STATE="$(P /var/lib/edge-daemon)"
 CREDSTORE="$(P /etc/credstore)"
 UNIT="$(P /etc/systemd/system/edge-daemon.service)"
+TEMPLATE="$(P /etc/systemd/system/edge-daemon@.service)"
+MODULES_LOAD="$(P /etc/modules-load.d/edge-daemon.conf)"
 UDEV="$(P /etc/udev/rules.d/60-edge-daemon-coral.rules)"
 USER_NAME="${EDGE_USER:-edge-daemon}"
 
@@ -90,6 +94,22 @@ done
 
 systemctl_() { if [ "$SYSTEMD" = 1 ]; then systemctl "$@"; fi; }
 
+# ---- durability ------------------------------------------------------------------------------------------------
+# A power cut must never find a link, marker or config that points at data still in the page cache: ext4 commits
+# names (a rename, a new symlink) within seconds but writes new files' data back up to half a minute later, so a
+# release could be `current` with zero-length files (the device lab's power-cut trials found exactly that). Each
+# step below makes what it wrote durable before the next one refers to it.
+durable() { sync; }
+
+# Install a file as `dest` by writing a temporary copy, making it durable and renaming it over (atomic).
+put_copy() {
+  local src="$1" dest="$2" mode="$3" owner="${4:-}" group="${5:-}" tmp
+  tmp="$(dirname "$dest")/.$(basename "$dest").new"
+  install -m "$mode" ${owner:+-o "$owner"} ${group:+-g "$group"} "$src" "$tmp"
+  sync "$tmp"
+  mv -T "$tmp" "$dest"
+}
+
 # ---- release switching ---------------------------------------------------------------------------------------
 current_release() { if [ -L "$OPT/current" ]; then basename "$(readlink "$OPT/current")"; fi; }
 
@@ -98,6 +118,7 @@ flip() {
   local link="$1" name="$2"
   ln -sfn "releases/$name" "$OPT/.$link.new"
   mv -T "$OPT/.$link.new" "$OPT/$link"
+  durable
 }
 
 switch_to() {
@@ -110,10 +131,16 @@ switch_to() {
   say "current release: $name${old:+ (previous: $old)}"
 }
 
+# The running per-camera instances (edge-daemon@NAME.service), one per line.
+instances() { systemctl list-units --plain --no-legend --state=active 'edge-daemon@*.service' 2>/dev/null | awk '{print $1}'; }
+
 restart_service() {
-  if [ "$SYSTEMD" = 1 ] && [ "$START" = 1 ] && systemctl is-enabled --quiet edge-daemon 2>/dev/null; then
-    systemctl restart edge-daemon
-    say "restarted edge-daemon"
+  if [ "$SYSTEMD" = 1 ] && [ "$START" = 1 ]; then
+    if systemctl is-enabled --quiet edge-daemon 2>/dev/null; then
+      systemctl restart edge-daemon
+      say "restarted edge-daemon"
+    fi
+    for unit in $(instances); do systemctl restart "$unit"; say "restarted $unit"; done
   fi
 }
 
@@ -129,8 +156,11 @@ fi
 
 # ---- uninstall ---------------------------------------------------------------------------------------------------
 if [ "$ACTION" = uninstall ]; then
-  if [ "$SYSTEMD" = 1 ]; then systemctl disable --now edge-daemon 2>/dev/null || true; fi
-  rm -f "$UNIT" "$UDEV"
+  if [ "$SYSTEMD" = 1 ]; then
+    systemctl disable --now edge-daemon 2>/dev/null || true
+    for unit in $(instances); do systemctl disable --now "$unit" || true; done
+  fi
+  rm -f "$UNIT" "$TEMPLATE" "$UDEV" "$MODULES_LOAD"
   systemctl_ daemon-reload
   if [ "$SYSTEMD" = 1 ] && command -v udevadm >/dev/null; then udevadm control --reload || true; fi
   rm -rf "$OPT"
@@ -223,10 +253,16 @@ else
   rm -rf "$DIR"
   trap 'rm -rf "$DIR"; echo "install.sh: error: installing release $RELEASE failed; nothing was switched" >&2' ERR
   VENV_ARGS=(); [ "$SYSTEM_SITE" = 0 ] || VENV_ARGS=(--system-site-packages)
+  # Debian's python3-venv brings pip as a wheel (python3-pip-whl); pip runs from it unpacked or not.
+  PIP_WHEEL="$(ls /usr/share/python-wheels/pip-*.whl 2>/dev/null | sort -V | tail -n 1 || true)"
   if "$PYTHON" -m pip --python "$(command -v "$PYTHON")" --version >/dev/null 2>&1; then
     # pip >= 22.3 beside the interpreter can install into a venv made without its own pip (seconds, not minutes)
     "$PYTHON" -m venv --without-pip "${VENV_ARGS[@]}" "$DIR"
     PIP=("$PYTHON" -m pip --python "$DIR/bin/python" install -q --disable-pip-version-check)
+  elif [ -n "$PIP_WHEEL" ] && "$PYTHON" "$PIP_WHEEL/pip" --python "$(command -v "$PYTHON")" --version >/dev/null 2>&1; then
+    # The same from the pip wheel that `venv` would otherwise unpack into every release (a minute on a Pi 3)
+    "$PYTHON" -m venv --without-pip "${VENV_ARGS[@]}" "$DIR"
+    PIP=("$PYTHON" "$PIP_WHEEL/pip" --python "$DIR/bin/python" install -q --disable-pip-version-check)
   else
     "$PYTHON" -m venv "${VENV_ARGS[@]}" "$DIR"
     PIP=("$DIR/bin/python" -m pip install -q --disable-pip-version-check)
@@ -243,45 +279,63 @@ else
   # The daemon's imports (NumPy, OpenCV, paho, LiteRT) must load in this venv before it can become current.
   "$DIR/bin/python" -c 'import edge.service, edge.publisher, edge.backends'
   "$DIR/bin/edge-daemon" --version >/dev/null
+  durable  # every file of the release is on the disk before the marker says it is complete
   echo "$RELEASE" > "$DIR/.complete"
+  durable
   trap - ERR
 fi
 
-# Unit and udev rules (from the project's systemd/ directory next to this script).
+# Units and udev rules (from the project's systemd/ directory next to this script).
 UNIT_SRC=""
 for d in "$SCRIPT_DIR/../systemd" "$SCRIPT_DIR/systemd"; do [ -f "$d/edge-daemon.service" ] && UNIT_SRC="$d" && break; done
 [ -n "$UNIT_SRC" ] || die "edge-daemon.service not found in $SCRIPT_DIR/../systemd; copy the project's systemd/ directory"
-mkdir -p "$(dirname "$UNIT")" "$(dirname "$UDEV")"
-# Written only when different, so a repeated run touches nothing.
-unit_text="$(sed -e "s#/opt/edge-daemon/#$ROOT/opt/edge-daemon/#g" \
-  -e "s#/etc/edge-daemon/config#$ROOT/etc/edge-daemon/config#g" \
-  -e "s#^WorkingDirectory=/#WorkingDirectory=$ROOT/#" "$UNIT_SRC/edge-daemon.service")"
+[ -f "$UNIT_SRC/edge-daemon@.service" ] || die "edge-daemon@.service not found in $UNIT_SRC; copy the project's systemd/ directory"
+mkdir -p "$(dirname "$UNIT")" "$(dirname "$UDEV")" "$(dirname "$MODULES_LOAD")"
 UNIT_CHANGED=0
-if [ ! -f "$UNIT" ] || [ "$(cat "$UNIT")" != "$unit_text" ]; then
-  printf '%s\n' "$unit_text" > "$UNIT.new" && chmod 644 "$UNIT.new" && mv -T "$UNIT.new" "$UNIT"
-  UNIT_CHANGED=1
-fi
-cmp -s "$UNIT_SRC/60-edge-daemon-coral.rules" "$UDEV" || install -m 644 "$UNIT_SRC/60-edge-daemon-coral.rules" "$UDEV"
+FIRST_INSTALL=0; [ -f "$UNIT" ] || FIRST_INSTALL=1
+# Written only when different (so a repeated run touches nothing), to a temporary file renamed over.
+put_file() {
+  local dest="$1" text="$2"
+  if [ ! -f "$dest" ] || [ "$(cat "$dest")" != "$text" ]; then
+    printf '%s\n' "$text" > "$dest.new" && chmod 644 "$dest.new" && sync "$dest.new" && mv -T "$dest.new" "$dest"
+    return 0
+  fi
+  return 1
+}
+for name in edge-daemon.service edge-daemon@.service; do
+  text="$(sed -e "s#/opt/edge-daemon/#$ROOT/opt/edge-daemon/#g" \
+    -e "s#/etc/edge-daemon/config#$ROOT/etc/edge-daemon/config#g" -e "s#/etc/edge-daemon/%i#$ROOT/etc/edge-daemon/%i#g" \
+    -e "s#^WorkingDirectory=/#WorkingDirectory=$ROOT/#" "$UNIT_SRC/$name")"
+  if put_file "$(dirname "$UNIT")/$name" "$text"; then UNIT_CHANGED=1; fi
+done
+put_file "$UDEV" "$(cat "$UNIT_SRC/60-edge-daemon-coral.rules")" || true
+# DeviceAllow=char-video4linux is resolved when the service starts, from the drivers loaded then: a camera
+# plugged in later (a USB webcam's uvcvideo loads videodev only then) would get EPERM until a restart. Loading
+# the V4L2 core at boot, before any service starts, keeps the "video4linux" device group known from the start.
+put_file "$MODULES_LOAD" "# edge-daemon (deploy/install.sh): V4L2 core at boot, so DeviceAllow=char-video4linux covers cameras
+# plugged in after the service started.
+videodev" || true
 
 # Models and config: created once, never overwritten (upgrades keep the user's settings).
 install -d -m 750 -o "$USER_UID" -g "$USER_GID" "$STATE" "$STATE/models"
 install -d -m 700 "$CREDSTORE"
 if [ -n "$MODEL" ]; then
   [ -f "$MODEL" ] || die "--model: $MODEL does not exist"
-  cmp -s "$MODEL" "$STATE/models/$(basename "$MODEL")" || install -m 640 -o "$USER_UID" -g "$USER_GID" "$MODEL" "$STATE/models/"
+  cmp -s "$MODEL" "$STATE/models/$(basename "$MODEL")" \
+    || put_copy "$MODEL" "$STATE/models/$(basename "$MODEL")" 640 "$USER_UID" "$USER_GID"
 else
   MODEL="$("$DIR/bin/python" -c 'import edge, pathlib; p = pathlib.Path(edge.__file__).parent / "assets" / "demo_model.tflite"; print(p if p.is_file() else "")')"
   if [ -n "$MODEL" ] && [ -z "$(ls -A "$STATE/models")" ]; then
-    install -m 640 -o "$USER_UID" -g "$USER_GID" "$MODEL" "$STATE/models/"
+    put_copy "$MODEL" "$STATE/models/$(basename "$MODEL")" 640 "$USER_UID" "$USER_GID"
   fi
 fi
 install -d -m 750 -g "$USER_GID" "$ETC"
 if [ ! -e "$ETC/config.toml" ]; then
   if [ -n "$CONFIG" ]; then
-    install -m 640 -g "$USER_GID" "$CONFIG" "$ETC/config.toml"
+    put_copy "$CONFIG" "$ETC/config.toml" 640 "" "$USER_GID"
   else
     first_model="$(ls "$STATE/models" | head -n 1)"
-    cat > "$ETC/config.toml" <<EOF
+    cat > "$ETC/.config.toml.new" <<EOF
 # edge-daemon configuration written by install.sh; every key and its default: edge-daemon check-config --defaults
 # and the README. Secrets: put the MQTT password in $ROOT/etc/credstore/edge-daemon.mqtt-password and set
 # password_file = "edge-daemon.mqtt-password" below.
@@ -294,22 +348,33 @@ path = "$STATE/models/${first_model:-model.tflite}"
 [mqtt]
 host = "$MQTT_HOST"
 EOF
+    sync "$ETC/.config.toml.new"
+    mv -T "$ETC/.config.toml.new" "$ETC/config.toml"
   fi
   say "wrote $ETC/config.toml"
 fi
 # The service reads its config as group edge-daemon (cloud-init or a user may have written it as root:root).
 chgrp "$USER_GID" "$ETC/config.toml"; chmod 640 "$ETC/config.toml"
+durable  # models, config, units and rules are on the disk before the service (re)starts with them
 
 CHANGED=0
 if [ "$SWITCH" = 1 ] && switch_to "$RELEASE"; then CHANGED=1; fi
 
 if [ "$SYSTEMD" = 1 ]; then
   udevadm control --reload 2>/dev/null && udevadm trigger --subsystem-match=usb --subsystem-match=apex 2>/dev/null || true
+  modprobe -q videodev 2>/dev/null || true  # what modules-load.d does at the next boot
   if [ "$UNIT_CHANGED" = 1 ]; then systemctl daemon-reload; fi
-  systemctl enable --quiet edge-daemon
+  # Enabled on the first install only: a device that moved to per-camera instances (edge-daemon@NAME) and
+  # disabled the single-camera service keeps it disabled through upgrades.
+  if [ "$FIRST_INSTALL" = 1 ]; then systemctl enable --quiet edge-daemon; fi
   if [ "$START" = 1 ]; then
-    if [ "$CHANGED" = 1 ] || [ "$UNIT_CHANGED" = 1 ]; then systemctl restart edge-daemon; else systemctl start edge-daemon; fi
-    say "edge-daemon is $(systemctl is-active edge-daemon || true)"
+    if systemctl is-enabled --quiet edge-daemon; then
+      if [ "$CHANGED" = 1 ] || [ "$UNIT_CHANGED" = 1 ]; then systemctl restart edge-daemon; else systemctl start edge-daemon; fi
+      say "edge-daemon is $(systemctl is-active edge-daemon || true)"
+    fi
+    if [ "$CHANGED" = 1 ] || [ "$UNIT_CHANGED" = 1 ]; then
+      for unit in $(instances); do systemctl restart "$unit"; say "restarted $unit"; done
+    fi
   fi
 else
   say "service manager step skipped (--no-systemd): start $OPT/current/bin/edge-daemon run --config $ETC/config.toml yourself"

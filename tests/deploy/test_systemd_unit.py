@@ -22,11 +22,14 @@ from tests.support.shared_data import shared
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "edge-daemon.service"
+TEMPLATE = REPO / "systemd" / "edge-daemon@.service"
 RULES = REPO / "systemd" / "60-edge-daemon-coral.rules"
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)")
 MAX_EXPOSURE = 2.0
 CLI_MAIN = "import sys\nfrom edge.cli import main\nsys.exit(main())"
+# the edge-daemon script of this venv (tests/run.sh does not put .venv/bin on PATH), else one on PATH
+EXE = next((str(p) for p in [Path(sys.executable).parent / "edge-daemon"] if p.exists()), shutil.which("edge-daemon"))
 
 
 def directives(text: str) -> list[tuple[str, str, list[str]]]:
@@ -46,24 +49,37 @@ def directives(text: str) -> list[tuple[str, str, list[str]]]:
 
 
 @needs_analyze
-def test_security_exposure_is_at_most_2():
-    proc = subprocess.run([ANALYZE, "security", "--offline=true", "--no-pager", str(UNIT)],
+@pytest.mark.parametrize("unit", ["edge-daemon.service", "edge-daemon@cam1.service"])
+def test_security_exposure_is_at_most_2(unit):
+    # An instance name of the template loads systemd/edge-daemon@.service with %i = cam1.
+    proc = subprocess.run([ANALYZE, "security", "--offline=true", "--no-pager", str(UNIT.parent / unit)],
                           capture_output=True, text=True, check=False)  # fmt: skip
-    m = re.search(r"Overall exposure level for edge-daemon\.service: (\d+\.\d+)", proc.stdout)
+    m = re.search(rf"Overall exposure level for {re.escape(unit)}: (\d+\.\d+)", proc.stdout)
     assert m, proc.stdout[-2000:] + proc.stderr
     exposure = float(m.group(1))
-    print(f"\nsystemd-analyze security --offline=true: exposure {exposure} (target <= {MAX_EXPOSURE})")
+    print(f"\nsystemd-analyze security --offline=true {unit}: exposure {exposure} (target <= {MAX_EXPOSURE})")
     assert exposure <= MAX_EXPOSURE
 
 
+def test_template_is_the_unit_with_a_config_per_instance():
+    # Same directives, hardening included; only the description and the config file (NAME.toml) differ.
+    plain = [(k, v) for k, v, _ in directives(UNIT.read_text())]
+    template = [(k, v.replace("%i.toml", "config.toml")) for k, v, _ in directives(TEMPLATE.read_text())]
+    assert [d for d in template if d[0] != "Description"] == [d for d in plain if d[0] != "Description"]
+    values = {k: v for k, v, _ in directives(TEMPLATE.read_text())}
+    assert "%i" in values["Description"]
+    assert values["ExecStart"].endswith("run --config /etc/edge-daemon/%i.toml")
+    assert values["ExecStartPre"].endswith("check-config --quiet /etc/edge-daemon/%i.toml")
+
+
 @needs_analyze
-def test_verify_is_clean(tmp_path):
+@pytest.mark.parametrize(("source", "unit"), [(UNIT, "edge-daemon.service"), (TEMPLATE, "edge-daemon@cam1.service")])
+def test_verify_is_clean(tmp_path, source, unit):
     # The unit names /opt/edge-daemon/current/bin/edge-daemon, which verify requires to exist: point it at this
     # machine's installed edge-daemon (install.sh does the same for an EDGE_ROOT install; see test_install).
-    exe = shutil.which("edge-daemon") or pytest.skip("edge-daemon is not installed (pip install -e .)")
-    unit = tmp_path / "edge-daemon.service"
-    unit.write_text(UNIT.read_text().replace("/opt/edge-daemon/current/bin/edge-daemon", exe))
-    proc = subprocess.run([ANALYZE, "verify", str(unit)], capture_output=True, text=True, check=False)
+    exe = EXE or pytest.skip("edge-daemon is not installed (pip install -e .)")
+    (tmp_path / source.name).write_text(source.read_text().replace("/opt/edge-daemon/current/bin/edge-daemon", exe))
+    proc = subprocess.run([ANALYZE, "verify", str(tmp_path / unit)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and proc.stdout.strip() == "" and proc.stderr.strip() == "", proc.stderr
 
 
@@ -120,7 +136,7 @@ def test_daemon_classifies_under_memory_deny_write_execute():
     if not mdwe_supported():
         pytest.skip("kernel without PR_SET_MDWE (needs Linux 6.3+)")
     model, image = shared("coral/mobilenet_v1_0.25_128_quant.tflite"), shared("coral/cat.bmp")
-    exe = shutil.which("edge-daemon") or pytest.skip("edge-daemon is not installed (pip install -e .)")
+    exe = EXE or pytest.skip("edge-daemon is not installed (pip install -e .)")
     wx = "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)"
     probe = subprocess.run([sys.executable, "-c", MDWE_EXEC, sys.executable, "-c", wx], capture_output=True, text=True)
     assert probe.returncode != 0 and "PermissionError" in probe.stderr, "MDWE not in force: the check proves nothing"
