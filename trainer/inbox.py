@@ -2,8 +2,9 @@
 
 An inbox is what `edge-deploy collect` writes (and what a device keeps): `INBOX/<predicted label>/<stem>.jpg`
 with a `<stem>.json` sidecar (label, score, top_k, model, device, region, reason, captured_at, ...). A review
-moves each image together with its sidecar into `DATA/<class>/` (`DATA/train/<class>/` when DATA has train/
-val/ test/ folders: the test images stay the ones earlier models were measured on), or into
+moves each image together with its sidecar into `DATA/<class>/` (when DATA has train/ val/ test/ folders, into
+`DATA/<split>/<class>/`, the split chosen by the image's content in the proportions DATA holds, so the new scenes
+are among the held-out images a retrained model is compared on), or into
 `INBOX/.discarded/<predicted label>/`, never deleting anything. `assign` and `discard` are what the review page's
 API calls (`trainer.review`); tests call them directly to relabel exactly as the page does.
 
@@ -15,6 +16,7 @@ flushed, renamed into place, and only then removed from the inbox. The sidecar m
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import EdgeError
-from trainer.dataset import SPLIT_NAMES, detect_split_layout
+from trainer.dataset import SPLIT_NAMES, detect_split_layout, split_score
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SIDECAR_SUFFIX = ".json"
@@ -46,9 +48,18 @@ class Moves:
 
 
 def class_root(dataset: Path) -> Path:
-    """Where class folders go: DATA, or DATA/train when DATA has split folders."""
+    """Where the class folders are listed from: DATA, or DATA/train when DATA has split folders."""
     layout = detect_split_layout(dataset)
     return layout["train"] if layout else dataset
+
+
+def destination(dataset: Path) -> str:
+    """Where assigned images go, for people: `DATA` or `DATA/{train,test}/<class> (shared by content)`."""
+    layout = detect_split_layout(dataset)
+    if not layout:
+        return str(dataset)
+    names = "{" + ",".join(n for n in ("train", "val", "test") if n in layout) + "}"
+    return f"{dataset}/{names}/<class> (shared by content)"
 
 
 def dataset_classes(dataset: Path) -> list[str]:
@@ -206,12 +217,37 @@ def _move_all(inbox: Path, files: list[Any], folder_of: Any) -> Moves:
     return done
 
 
+def split_shares(dataset: Path) -> list[tuple[float, Path]]:
+    """[(cumulative share, split folder)], held-out splits first, in the proportions of the images already there
+    (all images of DATA/test, DATA/val, DATA/train); [] when DATA has no split folders or no images yet."""
+    layout = detect_split_layout(dataset)
+    if not layout:
+        return []
+    counts = {name: sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+              for name, folder in layout.items()}  # fmt: skip
+    total, shares, acc = sum(counts.values()), [], 0
+    for name in ("test", "val", "train"):
+        if name in layout and total:
+            acc += counts[name]
+            shares.append((acc / total, layout[name]))
+    return shares
+
+
+def split_folder(image: Path, shares: list[tuple[float, Path]], default: Path) -> Path:
+    """The split an image goes to: by its content (`split_score` of its SHA-1, the trainer's own rule), so the
+    same image always lands in the same split."""
+    score = split_score(hashlib.sha1(image.read_bytes()).hexdigest(), 0)
+    return next((folder for share, folder in shares if score < share), default)
+
+
 def assign(inbox: str | Path, dataset: str | Path, files: list[Any], class_name: object) -> Moves:
     """Move inbox images (and their sidecars) into the dataset's class folder `class_name` (created if new).
 
     Args:
         inbox: the inbox folder.
-        dataset: the dataset folder (class folders, or train/ val/ test/: then into train/<class>/).
+        dataset: the dataset folder: class folders, or train/ val/ test/, which then share the images by content
+            in the proportions they hold already (`split_folder`), so the held-out images include the new scenes
+            and a retrained model is compared with the previous one on them too.
         files: inbox images as `<label folder>/<file>` (the page's ids), or paths inside the inbox.
         class_name: an existing class or a new one (`check_class_name`).
 
@@ -220,9 +256,9 @@ def assign(inbox: str | Path, dataset: str | Path, files: list[Any], class_name:
     """
     inbox, dataset = Path(inbox), Path(dataset)
     check_folders(inbox, dataset)
-    name = class_name if class_name in dataset_classes(dataset) else check_class_name(class_name)
-    target = class_root(dataset) / str(name)
-    return _move_all(inbox, files, lambda image: target)
+    name = str(class_name if class_name in dataset_classes(dataset) else check_class_name(class_name))
+    root, shares = class_root(dataset), split_shares(dataset)
+    return _move_all(inbox, files, lambda image: split_folder(image, shares, root) / name)
 
 
 def check_folders(inbox: Path, dataset: Path) -> None:

@@ -72,7 +72,7 @@ class ReviewServer(ThreadingHTTPServer):
 
     def _places(self) -> dict[str, Any]:
         return {"classes": box.dataset_classes(self.dataset), "inbox": str(self.inbox), "dataset": str(self.dataset),
-                "target": str(box.class_root(self.dataset))}  # fmt: skip
+                "target": box.destination(self.dataset)}  # fmt: skip
 
     def apply(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
         """Run `assign` or `discard` for a request body; the answer the page applies."""
@@ -224,7 +224,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         log.info("created the dataset folder %s", dataset)
     server = ReviewServer(args.inbox, dataset, args.port)
     count = sum(len(g["items"]) for g in box.list_inbox(server.inbox))
-    print(f"reviewing {count} image(s) of {args.inbox} into {box.class_root(dataset)}: open {server.url} "
+    print(f"reviewing {count} image(s) of {args.inbox} into {box.destination(dataset)}: open {server.url} "
           "(Ctrl-C to stop)", flush=True)  # fmt: skip
     try:
         server.serve_forever()

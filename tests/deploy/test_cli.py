@@ -4,7 +4,6 @@ failures and for a device that is not fine), result tables, and reading Ansible'
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from deploy.cli import COMMANDS, build_parser, status_row
 from deploy.collect import collect_row
 from deploy.playbooks import first_error, host_errors, read_reports, table
+from tests.deploy.test_model_metrics import labels_only
 from tests.support.mosquitto import free_port
 
 DEMO = Path(__file__).resolve().parents[2] / "edge/assets/demo_model.tflite"
@@ -22,7 +22,7 @@ DEMO = Path(__file__).resolve().parents[2] / "edge/assets/demo_model.tflite"
 def model_with_metrics(tmp_path: Path, accuracy: float, previous: float) -> Path:
     """The demo model with a `metrics.json` saying it replaces v1.tflite (as `edge-train --from` embeds it)."""
     model = tmp_path / "v2.tflite"
-    shutil.copy(DEMO, model)
+    labels_only(model)
     metrics = {"heldout_accuracy": accuracy, "heldout_images": 40,
                "previous": {"model": "v1.tflite", "heldout_accuracy": previous}}  # fmt: skip
     with zipfile.ZipFile(model, "a") as z:
@@ -148,7 +148,7 @@ def test_a_forced_or_unmeasured_model_goes_out_with_one_warning(tmp_path, invent
     """`--force` deploys a worse model, a published model (no metrics) deploys: one warning line, then the roll-out."""
     for model, extra, warning in [
         (model_with_metrics(tmp_path, 0.8, 0.85), ["--force"], "below 85.00% of v1.tflite"),
-        (DEMO, [], "demo_model.tflite carries no metrics.json"),
+        (labels_only(tmp_path / "published.tflite"), [], "published.tflite carries no metrics.json"),
     ]:
         r = edge_deploy("model", str(model), "--hosts", str(inventory), "--timeout", "1", *extra)
         lines = r.stderr.splitlines()

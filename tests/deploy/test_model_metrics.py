@@ -4,7 +4,6 @@ embeds `labels.txt`), table cases for good and malformed members, and the rule (
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -16,10 +15,21 @@ from edge.errors import EdgeError
 DEMO = Path(__file__).resolve().parents[2] / "edge/assets/demo_model.tflite"  # a real model with labels.txt
 
 
+def labels_only(path: Path) -> Path:
+    """The demo model as a published model is: its flatbuffer and `labels.txt`, without the trainer's metrics."""
+    with zipfile.ZipFile(DEMO) as z:
+        start = min(info.header_offset for info in z.infolist())  # absolute: zipfile adds the prepended bytes
+        labels = z.read("labels.txt")
+    path.write_bytes(DEMO.read_bytes()[:start])
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("labels.txt", labels)
+    return path
+
+
 def model_with(tmp_path: Path, metrics: object | None, name: str = "birds-v3.tflite") -> Path:
     """The demo model with `metrics` (JSON-encoded unless bytes) appended as metrics.json; None: no member."""
     path = tmp_path / name
-    shutil.copy(DEMO, path)
+    labels_only(path)
     if metrics is not None:
         data = metrics if isinstance(metrics, bytes) else json.dumps(metrics).encode()
         with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:

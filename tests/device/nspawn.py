@@ -184,7 +184,7 @@ class Machine:
         if self.root.is_mount():
             run(["umount", self.root], f"{self.name}: umount", timeout=60)
         if self.disk.exists():
-            wait_until(lambda: not run(["losetup", "-j", self.disk], "losetup -j").stdout.strip(), 30,
+            wait_until(lambda: not run(["losetup", "-j", self.disk], "losetup -j").stdout.strip(), 120,
                        f"{self.name}: its disk's loop device to be released")  # fmt: skip
 
     def close(self) -> None:

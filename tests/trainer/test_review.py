@@ -348,14 +348,27 @@ def test_assign_and_discard_functions(places: tuple[Path, Path]) -> None:
     assert inbox_ids(inbox) == ids[4:]
 
 
-def test_a_split_dataset_gets_the_images_in_train(places: tuple[Path, Path], tmp_path: Path) -> None:
-    inbox, _ = places
-    data = tmp_path / "split"
-    for part in ("train", "test"):
-        (data / part / "Bag").mkdir(parents=True)
-    assert box.dataset_classes(data) == ["Bag"]
-    done = box.assign(inbox, data, inbox_ids(inbox)[:2], "Shirt")
-    assert all(dest.parent == data / "train" / "Shirt" for _, dest in done.moved)
+def test_a_split_dataset_shares_the_images_by_content(tmp_path: Path) -> None:
+    """train/ and test/ holding 3:1: 40 new images go about 3:1 too, each by its content (the same images into a
+    dataset of the same shape land in the same splits), so the held-out images include the new scenes."""
+    ids = [f"Bag/frame{i}.jpg" for i in range(40)]
+    splits = []
+    for n in (1, 2):
+        inbox, data = tmp_path / f"inbox{n}", tmp_path / f"split{n}"
+        for i in ids:
+            (inbox / i).parent.mkdir(parents=True, exist_ok=True)
+            (inbox / i).write_bytes(f"not decoded here {i}".encode())
+        for part, count in (("train", 3), ("test", 1)):
+            (data / part / "Bag").mkdir(parents=True)
+            for k in range(count):
+                (data / part / "Bag" / f"{k}.png").write_bytes(b"png")
+        assert box.dataset_classes(data) == ["Bag"]
+        done = box.assign(inbox, data, ids, "Shirt")
+        assert all(dest.parent.name == "Shirt" for _, dest in done.moved) and not done.failed
+        splits.append({i: dest.parent.parent.name for i, dest in done.moved})
+    held_out = sum(split == "test" for split in splits[0].values())
+    assert 4 <= held_out <= 18 and set(splits[0].values()) == {"train", "test"}, splits[0]  # 10 expected
+    assert splits[0] == splits[1]
 
 
 def test_a_move_across_file_systems(places: tuple[Path, Path]) -> None:

@@ -50,7 +50,7 @@ def test_defaults_learn_a_thousand_digits(digits_100: tuple[Path, Path], tmp_pat
     assert r["resolved"]["backbone"] == "efficientnet-lite0" and r["resolved"]["weights"] == "imagenet"
     assert r["resolved"]["flip"] is False  # digits have a left and a right
     assert [s["path"].endswith("broken.png") for s in r["skipped"]] == [True]
-    assert r["test_images"] == 100
+    assert 90 <= r["test_images"] <= 110  # a tenth of 999, each image placed by its content (102 here)
     assert r["int8_accuracy"] >= 0.9, r["int8_accuracy"]  # measured 0.93-0.96; chance is 0.1
     assert r["float_accuracy"] - r["int8_accuracy"] <= 0.03
     assert r["warnings"] == [] and "WARNING trainer.pipeline" not in proc.stderr
