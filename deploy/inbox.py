@@ -34,6 +34,7 @@ from pathlib import Path
 
 from edge.cli_main import OneLineParser, run_main
 from edge.errors import Failure
+from edge.files import fsync_dir, write_durably
 
 MANIFEST = "edge-collect-manifest.json"  # the archive's last member (written by edge_collect_files.py)
 INDEX = ".edge-collect-index"  # one line per image ever collected: sha256, inbox path, device, time (tab-separated)
@@ -139,23 +140,6 @@ def known_images(out: Path) -> set[str]:
     return {line.split("\t", 1)[0] for line in index.read_text(errors="replace").splitlines() if line}
 
 
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _free_stem(folder: Path, stem: str, host: str) -> str:
     """`stem`, or `stem-<host>[-N]` when a file of that name is already in the folder (another device's)."""
     base = f"{stem}-{_UNSAFE.sub('_', host)}"
@@ -214,8 +198,8 @@ def _add(archive: Path, hashes: dict[str, str], host: str, out: Path, collected_
                 folder = out / label
                 folder.mkdir(mode=0o700, exist_ok=True)
                 name = _free_stem(folder, stem, host)
-                _write(folder / f"{name}.json", provenance(sidecar, host, collected_at))
-                _write(folder / f"{name}.jpg", data)
+                write_durably(folder / f"{name}.json", provenance(sidecar, host, collected_at))
+                write_durably(folder / f"{name}.jpg", data)
                 touched.add(folder)
                 known.add(hashes[m.name])
                 new.append(f"{label}/{name}.jpg")
@@ -223,7 +207,7 @@ def _add(archive: Path, hashes: dict[str, str], host: str, out: Path, collected_
                 index.flush()
             os.fsync(index.fileno())
         for folder in (*touched, out):
-            _fsync_dir(folder)
+            fsync_dir(folder)
     return Unpacked(len(hashes) // 2, tuple(new), duplicates)
 
 

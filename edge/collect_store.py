@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import queue
 import re
 import shutil
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from edge.files import write_durably
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,8 @@ class FrameStore:
         folder.mkdir(mode=0o700, exist_ok=True)
         text = json.dumps(sidecar, separators=(",", ":")).encode()
         jpeg_path = folder / f"{stem}.jpg"
-        _write_file(folder / f"{stem}.json", text)
-        _write_file(jpeg_path, jpeg.tobytes())  # the image last: a .jpg always has its sidecar
+        write_durably(folder / f"{stem}.json", text)
+        write_durably(jpeg_path, jpeg.tobytes())  # the image last: a .jpg always has its sidecar
         with self._lock:
             self._files.append((stem, jpeg_path, len(text) + jpeg.size))
             self._bytes += len(text) + jpeg.size
@@ -143,12 +144,3 @@ class FrameStore:
             for path in (jpeg, jpeg.with_suffix(".json")):
                 path.unlink(missing_ok=True)
 
-
-def _write_file(path: Path, data: bytes) -> None:
-    """Write `data` under a temporary name, flush it to disk, rename it into place (0600)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

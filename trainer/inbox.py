@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import EdgeError
+from edge.files import fsync_dir
 from trainer.dataset import SPLIT_NAMES, detect_split_layout, split_score
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -150,14 +151,6 @@ def _free_stem(folder: Path, stem: str, suffix: str) -> str:
     return name
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def move_file(src: Path, dst: Path) -> None:
     """Move one file: a rename within a file system; across, copy + fsync + rename, then delete the source."""
     try:
@@ -177,9 +170,9 @@ def move_file(src: Path, dst: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(dst.parent)
+    fsync_dir(dst.parent)
     src.unlink()
-    _fsync_dir(src.parent)
+    fsync_dir(src.parent)
 
 
 def _move_pair(image: Path, folder: Path) -> Path:
