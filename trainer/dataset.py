@@ -83,6 +83,11 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def count_images(root: Path) -> int:
+    """How many files the trainer would read as images from ROOT's class folders (0 when it has none)."""
+    return sum(len(_visible_files(d)) for d in _class_dirs(root))
+
+
 def scan_folder(root: Path) -> dict[str, list[Path]]:
     """{class name: files} for a folder with one subfolder per class (files directly in ROOT are ignored)."""
     if not root.is_dir():

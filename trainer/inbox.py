@@ -28,7 +28,7 @@ from typing import Any
 
 from edge.errors import EdgeError
 from edge.files import fsync_dir
-from trainer.dataset import SPLIT_NAMES, detect_split_layout, split_score
+from trainer.dataset import SPLIT_NAMES, count_images, detect_split_layout, split_score
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SIDECAR_SUFFIX = ".json"
@@ -212,12 +212,11 @@ def _move_all(inbox: Path, files: list[Any], folder_of: Any) -> Moves:
 
 def split_shares(dataset: Path) -> list[tuple[float, Path]]:
     """[(cumulative share, split folder)], held-out splits first, in the proportions of the images already there
-    (all images of DATA/test, DATA/val, DATA/train); [] when DATA has no split folders or no images yet."""
+    (the images the trainer reads from DATA/test, val, train); [] without split folders or images yet."""
     layout = detect_split_layout(dataset)
     if not layout:
         return []
-    counts = {name: sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-              for name, folder in layout.items()}  # fmt: skip
+    counts = {name: count_images(folder) for name, folder in layout.items()}
     total, shares, acc = sum(counts.values()), [], 0
     for name in ("test", "val", "train"):
         if name in layout and total:
