@@ -1,7 +1,7 @@
 """Where a frame's time goes on the daemon's path, stage by stage, in one thread (a profile of the overhead).
 
-Calls the daemon's own functions in the order `edge.service` does for one frame (decode, preprocess, invoke,
-scores, smoothing with top-k, payload, publish to a real mosquitto through `edge.publisher.Publisher`) and
+Calls the daemon's own functions in the order `edge.service.daemon` does for one frame (decode, preprocess, invoke,
+scores, smoothing with top-k, payload, publish to a real mosquitto through `edge.mqtt.publisher.Publisher`) and
 reports the median ms of each, so "overhead beyond invoke" can be attributed. Threads, GIL hand-offs and
 the grabber thread are not in these figures; the suite's pipeline figures include them.
 
@@ -27,14 +27,14 @@ STAGES = ("read", "decode", "preprocess", "invoke", "scores", "smoothing_top_k",
 
 def measure(model: str, clip: Path, frames: int, threads: int, port: int) -> dict[str, Any]:
     """Median ms per stage over `frames` frames of the clip (publishing to mosquitto on `port`)."""
-    from edge.config_schema import HomeAssistantConfig, MqttConfig
-    from edge.decode import decode_for
-    from edge.model import load_model
-    from edge.mqtt_contract import classification_payload
-    from edge.postprocess import scores
-    from edge.preprocess import preprocess
-    from edge.publisher import Publisher
-    from edge.smoothing import Smoother
+    from edge.config.schema import HomeAssistantConfig, MqttConfig
+    from edge.frames.decode import decode_for
+    from edge.inference.model import load_model
+    from edge.inference.postprocess import scores
+    from edge.inference.preprocess import preprocess
+    from edge.inference.smoothing import Smoother
+    from edge.mqtt.contract import classification_payload
+    from edge.mqtt.publisher import Publisher
 
     clf = load_model(model, device="cpu", threads=threads)
     spec = clf.spec

@@ -1,6 +1,6 @@
 """Issue 2's benchmark: one 224x224 image through `Classifier.classify()` in a warm process vs bare invoke.
 
-Target: classify <= 1.2 x (bare `Interpreter.invoke()` on a preloaded tensor + `edge.preprocess.preprocess`).
+Target: classify <= 1.2 x (bare `Interpreter.invoke()` on a preloaded tensor + `edge.inference.preprocess.preprocess`).
 The three are timed interleaved (classify, preprocess, invoke, repeat) so that load from other processes hits
 them alike; medians are compared.
 
@@ -28,8 +28,8 @@ def measure(model: str, image: np.ndarray, threads: int, runs: int) -> dict[str,
     """Median ms of classify(image), preprocess(image) and bare invoke; the ratio against the target."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from edge.model import load_model
-    from edge.preprocess import preprocess
+    from edge.inference.model import load_model
+    from edge.inference.preprocess import preprocess
 
     clf = load_model(model, device="cpu", threads=threads)
     bare = Interpreter(model_path=model, num_threads=threads)

@@ -159,9 +159,9 @@ def offer_cost_us(calls: int = 100_000) -> dict[str, float]:
     on with the metrics' histogram (what the daemon does), for a 640x480 frame and 1001 scores."""
     import numpy as np
 
-    from edge.camera import Frame
-    from edge.http_frames import FrameTap
-    from edge.metrics import Metrics
+    from edge.http.metrics import Metrics
+    from edge.http.tap import FrameTap
+    from edge.sources.camera import Frame
 
     image, scores = np.zeros((480, 640, 3), np.uint8), np.zeros(1001, np.float32)
     labels = tuple(str(i) for i in range(1001))

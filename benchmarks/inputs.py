@@ -126,7 +126,7 @@ def decode_ms(path: Path, limit: int = 300) -> float:
 def reduced_decode_ms(path: Path, need: tuple[int, int], limit: int = 200) -> tuple[float, int]:
     """(mean ms, factor): decoding the clip's frames from their raw JPEG packets at the reduced size the daemon
     uses for a model input of `need` (w, h); the ideal's decode."""
-    from edge.decode import decode_jpeg, frame_size, reduction
+    from edge.frames.decode import decode_jpeg, frame_size, reduction
 
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     cap.set(cv2.CAP_PROP_FORMAT, -1)
@@ -149,7 +149,7 @@ def export_revision(rev: str) -> Path:
     sha = subprocess.run(["git", "rev-parse", "--short=12", rev], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout.strip()  # fmt: skip
     out = CACHE / f"before-{sha}"
-    if not (out / "edge" / "cli.py").exists():
+    if not (out / "edge" / "__init__.py").exists():
         out.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(["git", "archive", sha, "edge"], cwd=REPO, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
@@ -158,7 +158,7 @@ def export_revision(rev: str) -> Path:
 
 def resize_ms(size: tuple[int, int], repeats: int = 200) -> float:
     """Mean milliseconds of the preprocessing a 640x480 frame needs for a model input of `size` (w, h)."""
-    from edge.preprocess import InputFormat, preprocess
+    from edge.inference.preprocess import InputFormat, preprocess
 
     fmt = InputFormat((1, size[1], size[0], 3), size[1], size[0], 3, np.uint8, 1 / 128, 128)
     frame = _synthetic(1)

@@ -69,7 +69,8 @@ interval_s = 1.0
 
 def daemon_argv(config_path: str) -> list[str]:
     """`edge-daemon run --config FILE` via this interpreter (the console script's own entry point)."""
-    return [PYTHON, "-c", "import sys; from edge.cli import main; sys.exit(main())", "run", "--config", config_path]
+    code = "import sys; from edge.cli.main import main; sys.exit(main())"
+    return [PYTHON, "-c", code, "run", "--config", config_path]
 
 
 def naive_argv(

@@ -1,6 +1,5 @@
-"""Pure: derived figures, issue 18's targets, and the Markdown printed by the suite (and pasted into
-BENCHMARKS.md; the per-run tables are in `benchmarks.tables`). Input is the suite's result dict; nothing here
-measures anything.
+"""Pure: derived figures and issue 18's targets, from the suite's result dict (the Markdown of them is
+`benchmarks.tables`). Nothing here measures anything.
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ NAIVE_RSS_MB = 5.0  # daemon RSS at most the naive loop's + 5 MB
 SOAK_GROWTH_MB, SOAK_REFERENCE_S = 2.0, 1800.0  # no growth beyond 2 MB over a 30-minute soak
 
 
-def _ok(run: dict[str, Any], key: str) -> dict[str, Any]:
+def figure(run: dict[str, Any], key: str) -> dict[str, Any]:
+    """One measurement of a run, or {} where it failed."""
     fig = run.get(key) or {}
     return {} if "error" in fig else fig
 
@@ -41,15 +41,15 @@ def derive(run: dict[str, Any]) -> dict[str, Any]:
     limit = run["limit"]
     d: dict[str, Any] = {}
     for key in ("pipeline", "pipeline_workers", "before", "naive"):
-        fig = _ok(run, key)
+        fig = figure(run, key)
         if fig:
             d[f"{key}_ratio"] = fig.get("fps", math.nan) / limit["fps"]
     d["best_ratio"] = max((d.get(k, math.nan) for k in ("pipeline_ratio", "pipeline_workers_ratio")
                            if not math.isnan(d.get(k, math.nan))), default=math.nan)  # fmt: skip
-    d["main_ms"] = main_beyond_invoke(_ok(run, "pipeline"), False)
+    d["main_ms"] = main_beyond_invoke(figure(run, "pipeline"), False)
     for key in ("pipeline", "pipeline_workers", "before", "naive"):  # whole process, all threads
-        d[f"{key}_beyond_invoke_ms"] = _ok(run, key).get("cpu_ms_per_frame", math.nan) - limit["cpu_ms_per_frame"]
-    d["period_minus_limit_ms"] = 1000.0 / _ok(run, "pipeline").get("fps", math.nan) - 1000.0 / limit["fps"]
+        d[f"{key}_beyond_invoke_ms"] = figure(run, key).get("cpu_ms_per_frame", math.nan) - limit["cpu_ms_per_frame"]
+    d["period_minus_limit_ms"] = 1000.0 / figure(run, "pipeline").get("fps", math.nan) - 1000.0 / limit["fps"]
     for size, cam in (run.get("camera") or {}).items():
         daemon = cam.get("daemon") or {}
         ideal = ideal_cores(cam, daemon, limit["cpu_ms_per_frame"])
@@ -69,7 +69,7 @@ def _target(name: str, value: float, limit: float, higher_is_better: bool = Fals
 
 def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
     """Issue 18's targets for one (model, threads) run, each with the value, the limit and whether it is met."""
-    d, daemon, naive = run["derived"], _ok(run, "pipeline"), _ok(run, "naive")
+    d, daemon, naive = run["derived"], figure(run, "pipeline"), figure(run, "naive")
     invoke = run["limit"]["invoke_ms"]["p50"]
     out = []
     if run["role"] == "large":
@@ -108,65 +108,3 @@ def soak_targets(soak: dict[str, Any]) -> list[dict[str, Any]]:
     """RSS growth over the soak, scaled to 30 minutes, against 2 MB."""
     growth_30min = soak["rss_growth_mb_per_h"] * SOAK_REFERENCE_S / 3600.0
     return [_target("RSS growth per 30 min (MB) <= 2", growth_30min, SOAK_GROWTH_MB)]
-
-
-def _f(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _mb(kb: Any) -> str:
-    return "-" if kb is None or (isinstance(kb, float) and math.isnan(kb)) else f"{kb / 1024:.1f}"
-
-
-def _lat(fig: dict[str, Any]) -> str:
-    lat = fig.get("latency_ms", {})
-    return f"{_f(lat.get('p50'))} / {_f(lat.get('p95'))} / {_f(lat.get('p99'))}"
-
-
-def tables(result: dict[str, Any]) -> str:
-    """The result as Markdown: throughput/latency, footprint, targets, classify overhead, soak."""
-    from benchmarks.tables import run_tables
-
-    lines = run_tables(result["runs"]) if result["runs"] else []
-    if result.get("classify_overhead"):
-        lines += [
-            "",
-            "| issue 2: 224x224 image, threads | classify ms | invoke ms | preprocess ms | ratio (<= 1.2) |",
-            "|---|---|---|---|---|",
-        ]
-        for c in result["classify_overhead"]:
-            lines.append(
-                f"| {c['threads']} | {_f(c['classify_ms'], 2)} | {_f(c['invoke_ms'], 2)} "
-                f"| {_f(c['preprocess_ms'], 3)} | {_f(c['ratio'], 3)} {'yes' if c['met'] else '**NO**'} |"
-            )
-    if result.get("breakdown"):
-        stages = list(result["breakdown"][0]["median_ms"])
-        lines += [
-            "",
-            "| per-stage median ms (1 interpreter thread; all stages in one thread) | " + " | ".join(stages) + " |",
-        ]
-        lines.append("|---" * (len(stages) + 1) + "|")
-        for b in result["breakdown"]:
-            name = b["model"].rsplit("/", 1)[-1]
-            lines.append(f"| {name} | " + " | ".join(_f(b["median_ms"][k], 3) for k in stages) + " |")
-    soak = result.get("soak")
-    if soak:
-        s = soak["pipeline"]
-        lines += [
-            "",
-            "| soak | seconds | fps | RSS MB start / end / max | growth MB/h | dropped frames "
-            "| MQTT reconnects | messages dropped | latency p50 / p95 / p99 ms |",
-            "|---|---|---|---|---|---|---|---|---|",
-            f"| {soak['role']} {soak['threads']} thr | {_f(s.get('window_s'), 0)} | {_f(s.get('fps'))} "
-            f"| {_mb(s.get('rss_kb_first'))} / {_mb(s.get('rss_kb_last'))} / {_mb(s.get('rss_kb_max'))} "
-            f"| {_f(s.get('rss_growth_mb_per_h'), 2)} | {_f(s.get('dropped_frames'))} | {_f(s.get('mqtt_reconnects'))} "
-            f"| {_f(s.get('messages_dropped'))} | {_lat(s)} |",
-        ]
-        for t in soak.get("targets", []):
-            met = {True: "yes", False: "**NO**", None: "-"}[t["met"]]
-            lines.append(f"\n{t['target']}: {_f(t['value'], 2)} (limit {_f(t['limit'], 2)}): {met}")
-    return "\n".join(lines)

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from edge.demo import DEMO_CLIP, DEMO_MODEL
-from edge.model import load_model
-from edge.smoothing import Smoother
+from edge.cli.demo import DEMO_CLIP, DEMO_MODEL
+from edge.inference.model import load_model
+from edge.inference.smoothing import Smoother
 
 SETTINGS = {  # name -> Smoother keyword arguments (threshold 0 and top_k 3, the config's defaults)
     "stable, before (frames 3)": {"mode": "stable", "frames": 3},

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import breakdown, classify_overhead, inputs, limit, pipeline, report
+from benchmarks import breakdown, classify_overhead, inputs, limit, pipeline, report, tables
 
 log = logging.getLogger("benchmarks")
 
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{m['role']}: {m['path']} ({m['note']})")
     mach = result["machine"]
     print(f"machine: {mach['cpu']}, {mach['cores']} cores, {mach['memory_mb']} MB, load {mach['loadavg_at_start']}")
-    print(report.tables(result))
+    print(tables.markdown(result))
     out = Path(s.json) if s.json else inputs.CACHE / "result.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(_clean(result), indent=1) + "\n")

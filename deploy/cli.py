@@ -9,7 +9,7 @@
 that of the model it replaces, unless `--force` (`deploy.model_metrics`).
 
 Each device writes one JSON result into a temporary directory on this machine (the role's `edge_report_dir`);
-the tables are printed from those. The command line has the shape of all three CLIs (`edge.cli_main`). Exit
+the tables are printed from those. The command line has the shape of all three CLIs (`edge.cli.shape`). Exit
 status: 0 every device fine; 1 some device failed, was rolled back or was not reached, or Ansible itself failed
 (`Failure`); 2 bad arguments, a missing inventory/model/wheel, an inventory Ansible cannot read or Ansible not
 installed (`EdgeError`); errors are one line on stderr.
@@ -27,8 +27,9 @@ from pathlib import Path
 from deploy.collect import add_collect_args, run_collect
 from deploy.model_metrics import check_model
 from deploy.playbooks import fleet_outcome, inventory_hosts, read_reports, run_playbook, table
-from edge import __version__, cli_main
-from edge.cli_main import Command, run_main
+from edge import __version__
+from edge.cli import shape
+from edge.cli.shape import Command, run_main
 from edge.errors import EdgeError
 
 
@@ -163,12 +164,12 @@ COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """`edge-deploy`'s parser: the subcommands of `COMMANDS` on the shared shape (`edge.cli_main`)."""
+    """`edge-deploy`'s parser: the subcommands of `COMMANDS` on the shared shape (`edge.cli.shape`)."""
     description = (
         "Roll out edge-daemon and models to a fleet and gather what the devices kept (drives deploy/ansible/).\n"
         "Exit status 1 also when any device failed, was rolled back or was not reached."
     )
-    return cli_main.build_parser("edge-deploy", description, COMMANDS, version=__version__)
+    return shape.build_parser("edge-deploy", description, COMMANDS, version=__version__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

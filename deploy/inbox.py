@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.cli_main import OneLineParser, run_main
+from edge.cli.shape import OneLineParser, run_main
 from edge.errors import Failure
 from edge.files import fsync_dir, write_durably
 

@@ -277,7 +277,7 @@ else
     "${PIP[@]}" --no-deps --force-reinstall "$SRC"
   fi
   # The daemon's imports (NumPy, OpenCV, paho, LiteRT) must load in this venv before it can become current.
-  "$DIR/bin/python" -c 'import edge.service, edge.publisher, edge.backends'
+  "$DIR/bin/python" -c 'import edge.service.daemon, edge.mqtt.publisher, edge.inference.backends'
   "$DIR/bin/edge-daemon" --version >/dev/null
   durable  # every file of the release is on the disk before the marker says it is complete
   echo "$RELEASE" > "$DIR/.complete"

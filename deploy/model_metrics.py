@@ -1,7 +1,7 @@
 """The held-out accuracy a model carries (`metrics.json`, a zip member appended to the .tflite) and the guard
 `edge-deploy model` applies before a roll-out.
 
-`edge-train` embeds, beside `labels.txt` (see `trainer/export.py`, `edge/labels.py`):
+`edge-train` embeds, beside `labels.txt` (see `trainer/export.py`, `edge/inference/labels.py`):
 
     {"heldout_accuracy": 0.91, "heldout_images": 240,
      "previous": {"model": "birds-v2.tflite", "heldout_accuracy": 0.88} | null}

@@ -7,6 +7,6 @@ import os
 
 __version__ = "0.1.0"
 
-# OpenCV reads its decode limit once, when it loads: set ours (edge.images.MAX_PIXELS, 64 megapixels) before any
+# OpenCV reads its decode limit once, when it loads: set ours (edge.frames.images.MAX_PIXELS, 64 megapixels) before any
 # module of this package imports cv2, so an image file claiming more is refused from its header, not decoded.
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(64 * 1024 * 1024))

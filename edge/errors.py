@@ -1,7 +1,7 @@
 """The two exception types for expected failures; anything else escaping is a bug.
 
 Their message is a single line naming the file or field and what to do; every CLI prints it as
-`prog: error: <message>` without a traceback (`edge.cli_main`):
+`prog: error: <message>` without a traceback (`edge.cli.shape`):
 - `EdgeError`: bad input, a bad config or flag, a model that cannot run: exit status 2;
 - `Failure`: the input was fine but the work failed at run time (a broker unreachable, a device
   unhealthy, an image that failed to classify): exit status 1.

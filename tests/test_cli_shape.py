@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.demo import DEMO_MODEL
+from edge.cli.demo import DEMO_MODEL
 from tests.support.mosquitto import free_port
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@
     edge-train export-dataset fashion-mnist|digits OUT
     edge-train demo-clip IMAGES_FOLDER OUT.avi
 
-The shape is `edge.cli_main`'s: one table of subcommands; bad input is one line `edge-train: error: ...`
+The shape is `edge.cli.shape`'s: one table of subcommands; bad input is one line `edge-train: error: ...`
 and exit 2, a runtime failure (the Edge TPU compiler failing) exit 1; never a traceback.
 """
 
@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge.cli_main import Command, build_parser, run_main
+from edge.cli.shape import Command, build_parser, run_main
 from edge.errors import EdgeError
 from trainer.dataset import MIN_PER_CLASS
 from trainer.model import BACKBONES
@@ -213,7 +213,7 @@ COMMANDS = (
 
 
 def parser() -> argparse.ArgumentParser:
-    """`edge-train`'s argument parser (the shared shape of `edge.cli_main`)."""
+    """`edge-train`'s argument parser (the shared shape of `edge.cli.shape`)."""
     from edge import __version__
 
     return build_parser("edge-train", DESCRIPTION, COMMANDS, version=__version__)

@@ -1,7 +1,7 @@
 """Datasets: a folder with one subfolder per class, or a CSV of `path,label`; validated, loaded, split.
 
-Every file is decoded with the daemon's own `edge.images.read_image` and brought to the model's size with
-`edge.preprocess` (RGB, bilinear resize), so training pixels are exactly what the device will feed.
+Every file is decoded with the daemon's own `edge.frames.images.read_image` and brought to the model's size with
+`edge.inference.preprocess` (RGB, bilinear resize), so training pixels are exactly what the device will feed.
 Unreadable files are reported (path and reason) and skipped; a class with too few images is an error.
 
 The split is decided by each image's content (a seeded hash of the file's bytes), not by its position, so an
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.images import read_image
-from edge.preprocess import InputFormat, preprocess
+from edge.frames.images import read_image
+from edge.inference.preprocess import InputFormat, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Splits:
         return self.train.classes
 
 
-SIDECAR_SUFFIX = ".json"  # what a collected frame carries beside it (`edge.collector`): not an image
+SIDECAR_SUFFIX = ".json"  # what a collected frame carries beside it (`edge.collect.collector`): not an image
 
 
 def _visible_files(folder: Path) -> list[Path]:
@@ -135,7 +135,7 @@ def pixel_format(size: int) -> InputFormat:
 
 
 def decode(path: Path, size: int) -> np.ndarray:
-    """One file as (size, size, 3) uint8 RGB: `edge.preprocess.preprocess` itself, as the device does it."""
+    """One file as (size, size, 3) uint8 RGB: `edge.inference.preprocess.preprocess` itself, as the device does it."""
     return preprocess(read_image(path), pixel_format(size))[0]
 
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.images import read_image
+from edge.frames.images import read_image
 from trainer.dataset import scan_folder
 
 log = logging.getLogger(__name__)

@@ -2,9 +2,9 @@
 
 Calibration draws a representative set from the training images (raw pixels, as the model takes them) plus
 one 0..255 ramp, so the input quantization is exactly scale 1, zero point 0 (uint8) or -128 (int8): a uint8
-input is the raw pixel and an int8 input is pixel - 128, which is what `edge.preprocess` feeds.
+input is the raw pixel and an int8 input is pixel - 128, which is what `edge.inference.preprocess` feeds.
 The labels are appended to the flatbuffer as a zip archive holding `labels.txt` (how TFLite metadata carries
-associated files); TFLite ignores the trailing bytes, `zipfile`/`unzip` and `edge.labels` read them. A trained
+associated files); TFLite ignores the trailing bytes, `zipfile`/`unzip` and `edge.inference.labels` read them. A trained
 model also carries `metrics.json` there, its held-out accuracy (`trainer.compare.metrics_doc`), which
 `edge-deploy model` reads (`deploy.model_metrics`) to refuse a model worse than the one it replaces.
 """
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.labels import embedded_label_member
+from edge.inference.labels import embedded_label_member
 
 log = logging.getLogger(__name__)
 

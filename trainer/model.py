@@ -3,7 +3,7 @@
 The model takes RAW pixels 0..255 (RGB) and normalises them itself with a Rescaling layer (the backbone's
 own normalisation: (p - 127) / 128 for EfficientNet-Lite0, p / 127.5 - 1 for MobileNetV2), so that after
 full-int8 conversion a uint8 input is the raw pixel and an int8 input is pixel - 128: exactly what
-`edge.preprocess` feeds. Augmentation layers sit in front and only act in training; by default they keep
+`edge.inference.preprocess` feeds. Augmentation layers sit in front and only act in training; by default they keep
 the orientation (shift, zoom, brightness; flips only with `flip=True`: digits, text and fixed cameras have
 a left and a right).
 

@@ -180,7 +180,7 @@ def _finish(out: Path, summary: dict, metrics: dict | None) -> None:
 
 def evaluate_run(args: argparse.Namespace) -> int:
     """`edge-train evaluate`: the report for an existing model on a dataset."""
-    from edge.model import load_model
+    from edge.inference.model import load_model
     from trainer import dataset, report
 
     tflite = Path(args.model)

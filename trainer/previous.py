@@ -65,7 +65,7 @@ def load_previous(run_dir: str | Path) -> PreviousRun:
     Raises:
         EdgeError: naming the missing or unreadable file and what to give instead.
     """
-    from edge.model import load_model
+    from edge.inference.model import load_model
 
     run = Path(run_dir)
     if not run.is_dir():

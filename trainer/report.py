@@ -1,8 +1,8 @@
 """The evaluation report: float vs int8 accuracy on the test split, per-class figures, plots, JSON.
 
-The int8 figures come from the daemon's own code: each test file is decoded with `edge.images.read_image`
-and scored by `edge.model.load_model(...).scores()`, i.e. `edge.preprocess` + LiteRT, so what the report
-says is what `edge-daemon classify` says on the device.
+The int8 figures come from the daemon's own code: each test file is decoded with `edge.frames.images.read_image`
+and scored by `edge.inference.model.load_model(...).scores()`, i.e. `edge.inference.preprocess` + LiteRT, so what
+the report says is what `edge-daemon classify` says on the device.
 
 Files written beside the model: `report.json` (summary), `predictions.csv` (one row per test image),
 `confusion_matrix.png` and, when a training history is given, `training_curves.png`.
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.images import read_image
-from edge.model import load_model
+from edge.frames.images import read_image
+from edge.inference.model import load_model
 
 log = logging.getLogger(__name__)
 

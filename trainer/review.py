@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from edge.cli_main import bounded_int
+from edge.cli.shape import bounded_int
 from edge.errors import EdgeError
 from trainer import inbox as box
 

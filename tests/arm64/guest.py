@@ -1,7 +1,7 @@
 """Runs INSIDE the emulated Raspberry Pi userland (aarch64 Python 3.11 under qemu), as one process.
 
 It imports the daemon from the installed aarch64 wheels, runs `edge-daemon info` and `classify` in-process
-(`edge.cli.main`) for each `--case MODEL IMAGE`, then `edge-daemon run --config CONFIG` until the host sends
+(`edge.cli.main.main`) for each `--case MODEL IMAGE`, then `edge-daemon run --config CONFIG` until the host sends
 SIGTERM (as systemd would). It checks nothing itself: every step prints one line, `EDGE-ARM64 {json}`, with
 what happened and how long it took, and the host harness judges. An unexpected exception ends the process
 with a traceback and a non-zero exit, which the harness reports.
@@ -29,7 +29,7 @@ def emit(step: str, **fields: object) -> None:
 
 def cli(argv: list[str]) -> tuple[int, str, float]:
     """`edge-daemon ARGV` in this process: (exit code, stdout, seconds)."""
-    from edge.cli import main
+    from edge.cli.main import main
 
     out = io.StringIO()
     t0 = time.perf_counter()
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     from ai_edge_litert import interpreter
 
     import edge
-    import edge.cli
-    import edge.service
+    import edge.cli.main
+    import edge.service.daemon
 
     emit(
         "import",
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.config:
         emit("run-start")
         t0 = time.perf_counter()
-        code = edge.cli.main(["run", "--config", args.config])
+        code = edge.cli.main.main(["run", "--config", args.config])
         emit("run-end", code=code, seconds=round(time.perf_counter() - t0, 3))
     return 0
 

@@ -111,7 +111,7 @@ def trainer_cases(work: Path, report: Report, count: int = 3) -> list[Case]:
     import cv2
 
     from edge.errors import EdgeError
-    from edge.model import load_model
+    from edge.inference.model import load_model
     from trainer.offline_datasets import FASHION_CLASSES, FASHION_FILES, find_fashion_mnist, read_idx
 
     try:
@@ -152,8 +152,8 @@ def lite0_cases(cache: Path, report: Report) -> list[Case]:
         report.notes.append(f"SKIPPED EfficientNet-Lite0: {reason}")
         return []
     model = lite0.lite0_model(cache / "lite0")
-    from edge.images import read_image
-    from edge.model import load_model
+    from edge.frames.images import read_image
+    from edge.inference.model import load_model
 
     with load_model(model, device="cpu", threads=1) as clf:
         scores = clf.scores(read_image(image))

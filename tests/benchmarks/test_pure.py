@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks import report
+from benchmarks import report, tables
 from benchmarks.procstat import Sample, other_load, percentile, slope_per_hour
 from benchmarks.subscriber import capture_epoch
 
@@ -107,7 +107,7 @@ def test_main_thread_beyond_invoke_takes_invoke_off_only_where_the_main_thread_i
 def test_tables_render_every_run() -> None:
     run = _run("large", 96.0, 12.0, 0.065, 1200, 50.0, threads=2)
     run.update(targets=report.targets(run), reference=None)
-    text = report.tables({"runs": [run]})
+    text = tables.markdown({"runs": [run]})
     assert "| large | 2 | 100.0 (10.00)" in text
     assert "| large | 2 | 1280x720, 5 | 5.0 | 0.065 / 0.060 (1.08) | 0.200 (3.1)" in text
     assert text.count("| large | 2 |") == 3 + len(run["targets"])

@@ -11,7 +11,7 @@ from tests.support.shared_data import shared
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "edge.cli.main", *args], capture_output=True, text=True, timeout=120, check=False
     )
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.images import read_image
-from edge.labels import read_embedded_labels
-from edge.model import load_model
+from edge.frames.images import read_image
+from edge.inference.labels import read_embedded_labels
+from edge.inference.model import load_model
 from tests.conformance import lite0
 from tests.support.shared_data import shared
 
@@ -63,7 +63,7 @@ def test_full_int8_with_imagenet_labels(model: Path) -> None:
 
 
 def test_photos_top3_like_the_published_mobilenet(model: Path, photos: list[Path]) -> None:
-    cmd = [sys.executable, "-m", "edge.cli", "classify", "--json", "--device", "cpu", "--top-k", "3",
+    cmd = [sys.executable, "-m", "edge.cli.main", "classify", "--json", "--device", "cpu", "--top-k", "3",
            "--model", str(model), *map(str, photos)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edge.errors import EdgeError
-from edge.images import read_image
-from edge.model import load_model
+from edge.frames.images import read_image
+from edge.inference.model import load_model
 from tests.support.shared_data import SHARED_DATA, shared
 
 

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.decode import decode_for, decode_jpeg, frame_size, reduction
-from edge.images import read_image
-from edge.model import load_model
+from edge.frames.decode import decode_for, decode_jpeg, frame_size, reduction
+from edge.frames.images import read_image
+from edge.inference.model import load_model
 from tests.support.shared_data import shared
 
 CASES = [

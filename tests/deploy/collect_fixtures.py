@@ -3,7 +3,7 @@ module run by Ansible.
 
 A "device" here is an install root (`EDGE_ROOT` layout: `etc/edge-daemon/config.toml`, `var/lib/edge-daemon/`)
 that Ansible reaches with `ansible_connection=local`; no daemon runs. The collected frames are written by
-`edge.collect_store.FrameStore` (real JPEGs and sidecars, 0600 files in 0700 folders, as on a device) and then
+`edge.collect.store.FrameStore` (real JPEGs and sidecars, 0600 files in 0700 folders, as on a device) and then
 given to another uid, as the `edge-daemon` user owns them on a device.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.collect_store import FrameStore
+from edge.collect.store import FrameStore
 
 REPO = Path(__file__).resolve().parents[2]
 LIBRARY = REPO / "deploy/ansible/roles/edge_collect/library"

@@ -23,7 +23,7 @@ CLOUD_INIT = shutil.which("cloud-init")
 needs_cloud_init = pytest.mark.skipif(
     CLOUD_INIT is None, reason="cloud-init not installed (apt-get install cloud-init)"
 )
-CLI = [sys.executable, "-c", "import sys\nfrom edge.cli import main\nsys.exit(main())"]
+CLI = [sys.executable, "-c", "import sys\nfrom edge.cli.main import main\nsys.exit(main())"]
 
 
 def schema(path: Path) -> subprocess.CompletedProcess:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.collect_store import FrameStore
+from edge.collect.store import FrameStore
 from tests.deploy.collect_fixtures import (
     device_files,
     frame,

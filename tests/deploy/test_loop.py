@@ -32,9 +32,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.decode import decode_for
-from edge.demo import DEMO_MODEL
+from edge.cli.demo import DEMO_MODEL
 from edge.errors import EdgeError
+from edge.frames.decode import decode_for
 from tests.deploy.fleet import Fleet, deploy, fleet_prerequisites
 from tests.device.host import LabError, wait_until
 from tests.device.lab import REPO, shared_lab
@@ -55,7 +55,7 @@ def edge_train(*args: object) -> subprocess.CompletedProcess:
 
 def field_clip(data: Path, pool: Path, out: Path, count: int = 20) -> Path:
     """`count` light-background trousers (not in `data`) the demo model gets wrong, 0.5 s each at 10 fps."""
-    from edge.model import load_model
+    from edge.inference.model import load_model
 
     model = load_model(str(DEMO_MODEL), device="cpu")
     known = {p.name for p in data.rglob("*.png")}

@@ -27,7 +27,7 @@ RULES = REPO / "systemd" / "60-edge-daemon-coral.rules"
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)")
 MAX_EXPOSURE = 2.0
-CLI_MAIN = "import sys\nfrom edge.cli import main\nsys.exit(main())"
+CLI_MAIN = "import sys\nfrom edge.cli.main import main\nsys.exit(main())"
 # the edge-daemon script of this venv (tests/run.sh does not put .venv/bin on PATH), else one on PATH
 EXE = next((str(p) for p in [Path(sys.executable).parent / "edge-daemon"] if p.exists()), shutil.which("edge-daemon"))
 

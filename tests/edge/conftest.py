@@ -21,15 +21,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.config import toml_value
-from edge.config_schema import HomeAssistantConfig, MqttConfig, Secret, TlsConfig
-from edge.demo import DEMO_CLIP, DEMO_MODEL
-from edge.publisher import Publisher
+from edge.cli.demo import DEMO_CLIP, DEMO_MODEL
+from edge.config.fields import toml_value
+from edge.config.schema import HomeAssistantConfig, MqttConfig, Secret, TlsConfig
+from edge.mqtt.publisher import Publisher
 from tests.support.media import read_frames, write_video
 from tests.support.shared_data import shared
 
 REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "edge.cli"]  # `edge-daemon`, with this interpreter
+CLI = [sys.executable, "-m", "edge.cli.main"]  # `edge-daemon`, with this interpreter
 
 
 def write_config(path: Path, sections: dict[str, dict[str, object]]) -> Path:
@@ -227,7 +227,7 @@ def publisher_factory() -> Iterator[Callable[..., Publisher]]:
 def classification(predictions=(), *, frame: int = 1, inference_ms: float = 1.0, model: str = "tiny",
                    timestamp: float = 0.0, reason: str = "change") -> dict:  # fmt: skip
     """A classification payload built by the contract (published_at = changed_at = timestamp)."""
-    from edge.mqtt_contract import classification_payload
+    from edge.mqtt.contract import classification_payload
 
     return classification_payload(predictions, reason=reason, frame=frame, inference_ms=inference_ms, model=model,
                                   timestamp=timestamp, published_at=timestamp, changed_at=timestamp)  # fmt: skip

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config_schema import Config, schema_fields
+from edge.config.schema import Config, schema_fields
 from tests.edge.conftest import CLI, REPO, write_config
 from tests.support.shared_data import shared
 
@@ -118,7 +118,7 @@ def test_decoding_a_huge_image_stays_small(tmp_path: Path) -> None:
     """
     code = (
         "import re, sys\nfrom tests.edge.test_hostile_input import png_header\n"
-        "from edge.images import read_image\n"
+        "from edge.frames.images import read_image\n"
         "open(sys.argv[1], 'wb').write(png_header(20000, 20000, full=True))\n"
         "try:\n    read_image(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__)\n"
         "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]) // 1024)\n"
@@ -188,7 +188,7 @@ def test_toml_nested_thousands_deep_is_one_line(tmp_path) -> None:
 )
 def test_health_with_unusable_tls_files_is_one_line(tls, expected, demo_model, tmp_path) -> None:
     """`health` used to die with a traceback (or prompt for the passphrase on the terminal)."""
-    from tests.edge.test_config import _encrypted_copy
+    from tests.edge.config.test_config import _encrypted_copy
     from tests.support.mosquitto import make_tls_files
 
     f = make_tls_files(tmp_path / "pki")

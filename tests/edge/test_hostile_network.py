@@ -20,11 +20,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import config_from_dict
-from edge.publisher import DISCOVERY_MIN_INTERVAL_S, Publisher
-from edge.service import Service
+from edge.config.load import config_from_dict
+from edge.mqtt.publisher import DISCOVERY_MIN_INTERVAL_S, Publisher
+from edge.service.daemon import Service
 from tests.edge.conftest import write_config
-from tests.edge.test_daemon import DEV, config
+from tests.edge.service.test_daemon import DEV, config
 from tests.edge.test_hostile_input import edge_daemon
 from tests.support.media import MjpegServer
 from tests.support.mosquitto import make_tls_files
@@ -135,14 +135,14 @@ def test_each_connection_failure_is_logged_once_with_its_reason(case, brokers, p
         host = "127.0.0.1"
         port = brokers[target] if target == "silent" else brokers[target].port
 
-    caplog.set_level(logging.WARNING, logger="edge.publisher")
+    caplog.set_level(logging.WARNING, logger="edge.mqtt.publisher")
     pub = publisher_factory(Where, **options)
     deadline = time.monotonic() + (14 if case == "no CONNACK" else 6)
     while time.monotonic() < deadline:
         pub.tick(time.monotonic())  # the daemon's loop does this
         time.sleep(0.1)
     assert not pub.connected
-    lines = [r.getMessage() for r in caplog.records if r.name == "edge.publisher"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge.mqtt.publisher"]
     assert sum(expected in line for line in lines) == 1, lines  # once, although paho retried meanwhile
 
 

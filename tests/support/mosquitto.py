@@ -392,7 +392,7 @@ class Subscriber:
 
     def __init__(
         self,
-        broker: Mosquitto,  # or anything with .host, .port (e.g. edge.demo_broker.EmbeddedBroker)
+        broker: Mosquitto,  # or anything with .host, .port (e.g. edge.cli.demo_broker.EmbeddedBroker)
         topics: Iterable[str] = ("#",),
         *,
         qos: int = 1,

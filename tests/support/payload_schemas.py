@@ -1,4 +1,4 @@
-"""The MQTT payload JSON Schemas of `edge/schemas/`, applied to real messages: `check_message(topic, payload)`."""
+"""The MQTT payload JSON Schemas of `edge/mqtt/schemas/`, applied to real messages: `check_message(topic, payload)`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "edge" / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "edge" / "mqtt" / "schemas"
 KINDS = ("classification", "stats", "event")  # topic suffix = schema name; availability/camera/label: text
 
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.model import load_model
+from edge.inference.model import load_model
 from tests.support.media import read_frames
 from trainer.demo import make_clip
 from trainer.offline_datasets import FASHION_CLASSES

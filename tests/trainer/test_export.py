@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge.errors import EdgeError
-from edge.labels import read_embedded_labels
+from edge.inference.labels import read_embedded_labels
 from tests.support.shared_data import shared
 from trainer import export
 

@@ -19,8 +19,8 @@ import pytest
 
 from deploy.model_metrics import check_model, read_metrics
 from edge.errors import EdgeError
-from edge.images import read_image
-from edge.model import load_model
+from edge.frames.images import read_image
+from edge.inference.model import load_model
 from trainer import dataset
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """`edge-train review`: the inbox a device's collector wrote, relabelled through the real page in a real browser.
 
-The inbox is written by the daemon's own frame store (`edge.collect_store.FrameStore`) with sidecars made from
+The inbox is written by the daemon's own frame store (`edge.collect.store.FrameStore`) with sidecars made from
 the bundled demo model's real predictions on the demo clip's frames, plus `collected_from` as `edge-deploy
 collect` adds it. The page is driven in Debian's headless Chromium through chromium-driver and selenium;
 the server's refusals (other sites, path traversal, other methods) are checked with plain HTTP requests.
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.collect_store import FrameStore, folder_name
-from edge.model import load_model
+from edge.collect.store import FrameStore, folder_name
+from edge.inference.model import load_model
 from tests.support.browser import FLAGS
 from tests.support.media import read_frames
 from trainer import inbox as box

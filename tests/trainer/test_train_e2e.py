@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.labels import read_embedded_labels
-from edge.model import load_model
+from edge.inference.labels import read_embedded_labels
+from edge.inference.model import load_model
 
 DIGITS = [str(i) for i in range(10)]
 
@@ -82,7 +82,7 @@ def test_labels_embedded_and_sidecar(trained) -> None:
 
 def test_edge_daemon_classify_gives_the_reports_predictions(trained) -> None:
     rows = _rows(trained.out)[::7][:25]
-    # all 10 scores: with --top-k 1, edge.postprocess.top_k may break an exact tie towards the higher index
+    # all 10 scores: with --top-k 1, edge.inference.postprocess.top_k may break an exact tie towards the higher index
     cmd = ["edge-daemon", "classify", "--json", "--device", "cpu", "--top-k", "10", "--model", str(trained.model)]
     proc = subprocess.run(cmd + [r["path"] for r in rows], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -111,7 +111,7 @@ def test_int8_io_model(trained, tmp_path: Path) -> None:
     assert check.output_dtype == "int8" and check.output_zero_point == -128
     export.embed_labels(path, DIGITS)
     rows = _rows(trained.out)[:40]
-    from edge.images import read_image
+    from edge.frames.images import read_image
 
     with load_model(path, device="cpu") as i8, load_model(trained.model, device="cpu") as u8:
         assert i8.spec.input.dtype == np.int8 and i8.spec.labels == tuple(DIGITS)

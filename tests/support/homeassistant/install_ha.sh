@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build a Python 3.13 venv with Home Assistant 2026.2.3 for the optional HA tests (tests/edge/test_home_assistant.py,
+# Build a Python 3.13 venv with Home Assistant 2026.2.3 for the optional HA tests (tests/edge/mqtt/test_home_assistant.py,
 # tests/edge/test_contract.py::test_discovery_passes_home_assistants_own_schema), then run them with
 #   EDGE_HA_PYTHON=<venv>/bin/python python3 -m pytest tests/edge
 # Usage: tests/support/homeassistant/install_ha.sh [VENV] (default /tmp/ha-venv). The Python 3.13: PY313, else pyenv's
