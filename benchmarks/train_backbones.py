@@ -66,7 +66,7 @@ def prepare(work: Path, quick: bool) -> dict[str, Path]:
     """The two datasets in the folder layout (train/ and test/), exported once."""
     from sklearn.datasets import load_digits
 
-    from trainer.offline_datasets import _pick, load_fashion_mnist, write_folder
+    from trainer.data.offline import _pick, load_fashion_mnist, write_folder
 
     out = {}
     digits = work / ("digits-quick" if quick else "digits")
@@ -81,7 +81,7 @@ def prepare(work: Path, quick: bool) -> dict[str, Path]:
     out["digits"] = digits
     fashion = work / ("fashion-quick" if quick else "fashion-mnist")
     if not (fashion / "test").is_dir():
-        from trainer.offline_datasets import FASHION_CLASSES
+        from trainer.data.offline import FASHION_CLASSES
 
         data = load_fashion_mnist()
         x, y = data["train"]

@@ -1,7 +1,7 @@
 """Files that survive a power cut: written under a temporary name, flushed, renamed into place; folders flushed.
 
 Shared by the device's frame store (`collect_store`), the fleet inbox (`deploy.inbox`) and the review's moves
-(`trainer.inbox`).
+(`trainer.review.inbox`).
 """
 
 from __future__ import annotations

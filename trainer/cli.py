@@ -23,11 +23,11 @@ from pathlib import Path
 
 from edge.cli.shape import Command, build_parser, run_main
 from edge.errors import EdgeError
-from trainer.dataset import MIN_PER_CLASS
-from trainer.model import BACKBONES
-from trainer.offline_datasets import NAMES as DATASET_NAMES
+from trainer.data.dataset import MIN_PER_CLASS
+from trainer.data.offline import NAMES as DATASET_NAMES
+from trainer.nets.model import BACKBONES
 from trainer.pretrained import DEFAULT_SIZE, MODELS
-from trainer.review import add_review_args, cmd_review
+from trainer.review.server import add_review_args, cmd_review
 from trainer.training import SCHEDULES
 
 DESCRIPTION = "Train full-int8 image classifiers for edge-daemon."
@@ -174,7 +174,7 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write an offline dataset into the folder layout."""
-    from trainer.offline_datasets import export_dataset
+    from trainer.data.offline import export_dataset
 
     if args.per_class is not None and args.per_class < 1:
         raise EdgeError(f"--per-class: must be at least 1, got {args.per_class}")
@@ -194,7 +194,7 @@ def add_clip_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_clip(args: argparse.Namespace) -> int:
     """Write an MJPG demo clip of real images, a few seconds per class."""
-    from trainer.demo import make_clip
+    from trainer.data.demo import make_clip
 
     if not (0 < args.seconds < 3600 and 0 < args.fps <= 240) or args.per_class < 1:
         raise EdgeError("--seconds (0-3600) and --fps (0-240) must be positive, --per-class at least 1")

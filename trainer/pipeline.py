@@ -34,9 +34,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
                         f"{args.learning_rate}")
 
 
-def train_spec(args: argparse.Namespace, num_classes: int):  # -> trainer.model.TrainSpec
+def train_spec(args: argparse.Namespace, num_classes: int):  # -> trainer.nets.model.TrainSpec
     """The network to build from the options (backbone and weights resolved, augmentation as asked)."""
-    from trainer.model import TrainSpec, check_spec, resolve_backbone
+    from trainer.nets.model import TrainSpec, check_spec, resolve_backbone
 
     backbone, weights = resolve_backbone(args.backbone, args.weights)
     spec = TrainSpec(
@@ -57,7 +57,8 @@ def train_spec(args: argparse.Namespace, num_classes: int):  # -> trainer.model.
 def train_run(args: argparse.Namespace) -> int:
     """`edge-train train`: the whole run; returns the exit status."""
     _check_numbers(args)
-    from trainer import compare, dataset, export, previous, report
+    from trainer import compare, export, previous, report
+    from trainer.data import dataset
 
     started = time.perf_counter()
     prev = previous.load_previous(args.from_run) if args.from_run else None
@@ -81,7 +82,8 @@ def train_run(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - started
     import keras
 
-    from trainer import model, training
+    from trainer import training
+    from trainer.nets import model
 
     trained_from = time.perf_counter()
     keras.utils.set_random_seed(args.seed)
@@ -181,7 +183,8 @@ def _finish(out: Path, summary: dict, metrics: dict | None) -> None:
 def evaluate_run(args: argparse.Namespace) -> int:
     """`edge-train evaluate`: the report for an existing model on a dataset."""
     from edge.inference.model import load_model
-    from trainer import dataset, report
+    from trainer import report
+    from trainer.data import dataset
 
     tflite = Path(args.model)
     with load_model(tflite, device="cpu") as clf:
@@ -197,7 +200,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
     if keras_file.is_file():
         import keras
 
-        from trainer.model import predict
+        from trainer.nets.model import predict
 
         float_scores = predict(keras.saving.load_model(keras_file), data.images)
     out = Path(args.out) if args.out else tflite.parent / f"{tflite.stem}_eval"

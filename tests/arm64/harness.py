@@ -112,7 +112,7 @@ def trainer_cases(work: Path, report: Report, count: int = 3) -> list[Case]:
 
     from edge.errors import EdgeError
     from edge.inference.model import load_model
-    from trainer.offline_datasets import FASHION_CLASSES, FASHION_FILES, find_fashion_mnist, read_idx
+    from trainer.data.offline import FASHION_CLASSES, FASHION_FILES, find_fashion_mnist, read_idx
 
     try:
         folder = find_fashion_mnist()

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("efficientnet_lite.py", "pretrained.py", "export.py", "torch_checkpoint.py", "imagenet_labels.txt")
+SOURCES = ("nets/efficientnet_lite.py", "pretrained.py", "export.py", "nets/torch_checkpoint.py", "imagenet_labels.txt")
 
 
 def unavailable() -> str | None:

@@ -79,8 +79,8 @@ def test_photos_top3_like_the_published_mobilenet(model: Path, photos: list[Path
 
 def test_float_and_int8_agree(model: Path, photos: list[Path]) -> None:
     pytest.importorskip("tensorflow")
-    from trainer.dataset import decode
-    from trainer.model import predict
+    from trainer.data.dataset import decode
+    from trainer.nets.model import predict
     from trainer.pretrained import build_classifier
 
     net = build_classifier("efficientnet-lite0", 224)

@@ -10,7 +10,7 @@ own frame decoding. The steps are the README's walk-through ("Closing the loop")
    `edge_collect`) on an nspawn device booted with systemd (tests/deploy/fleet.py); the device classifies the
    clip, publishes wrong labels and keeps the hard frames.
 2. `edge-deploy collect` gathers 100 or more into an inbox (the clip has a camera's noise: no two frames alike).
-3. The review: every gathered frame is a trouser; `trainer.inbox.assign`, what the review page's Assign calls,
+3. The review: every gathered frame is a trouser; `trainer.review.inbox.assign`, what the review page's Assign calls,
    moves them into the dataset (`edge-train export-dataset fashion-mnist ... --per-class 100 --seed 5`), shared
    between its train/ and test/ by content, so the guard measures both models on field frames too.
 4. `edge-train train data --from trainer/assets/demo_run` continues from the demo model.
@@ -92,8 +92,8 @@ def test_hard_frames_collected_relabelled_retrained_and_rolled_out(tmp_path: Pat
     reason = fleet_prerequisites()
     if reason:
         pytest.skip(reason)
-    from trainer.inbox import assign, list_inbox
-    from trainer.offline_datasets import find_fashion_mnist
+    from trainer.data.offline import find_fashion_mnist
+    from trainer.review.inbox import assign, list_inbox
 
     try:
         find_fashion_mnist()

@@ -123,7 +123,7 @@ def test_weights_file_loads_every_layer(tmp_path: Path) -> None:
     pytest.importorskip("tensorflow")
     import keras
 
-    from trainer.model import TrainSpec, build_model
+    from trainer.nets.model import TrainSpec, build_model
 
     source = keras.applications.MobileNetV2(
         input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None, pooling="avg"
@@ -149,7 +149,7 @@ def test_seeded_models_start_identical() -> None:
     pytest.importorskip("tensorflow")
     import keras
 
-    from trainer.model import TrainSpec, build_model
+    from trainer.nets.model import TrainSpec, build_model
 
     weights = []
     for _ in range(2):
@@ -175,7 +175,7 @@ def test_augmentation_acts_in_training_only_and_flips_only_when_asked() -> None:
     pytest.importorskip("tensorflow")
     import keras
 
-    from trainer.model import TrainSpec, build_model
+    from trainer.nets.model import TrainSpec, build_model
 
     keras.utils.set_random_seed(2)
     assert not any("flip" in layer.name for layer in build_model(TrainSpec(num_classes=3, size=32))[0].layers)

@@ -12,7 +12,7 @@ def test_frozen_base_then_fine_tune_top(tmp_path: Path) -> None:
     pytest.importorskip("tensorflow")
     import keras
 
-    from trainer.model import TrainSpec, build_model
+    from trainer.nets.model import TrainSpec, build_model
     from trainer.training import train
 
     keras.utils.set_random_seed(5)

@@ -21,7 +21,7 @@ from deploy.model_metrics import check_model, read_metrics
 from edge.errors import EdgeError
 from edge.frames.images import read_image
 from edge.inference.model import load_model
-from trainer import dataset
+from trainer.data import dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_RUN = ROOT / "trainer" / "assets" / "demo_run"
@@ -121,7 +121,7 @@ def test_the_comparison_is_printed(trained, tmp_path: Path) -> None:
 def test_from_the_bundled_demo_run(tmp_path: Path) -> None:
     """`edge-train train DATA --from trainer/assets/demo_run`: offline, on real Fashion-MNIST images."""
     from trainer.cli import main
-    from trainer.offline_datasets import find_fashion_mnist
+    from trainer.data.offline import find_fashion_mnist
 
     try:
         find_fashion_mnist()

@@ -27,7 +27,7 @@ def digits_100(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_digits
 
-    from trainer.offline_datasets import _pick, write_folder
+    from trainer.data.offline import _pick, write_folder
 
     root = tmp_path_factory.mktemp("digits100")
     proc = _edge_train("export-dataset", "digits", str(root / "data"), "--per-class", "100")

@@ -99,7 +99,7 @@ def test_int8_io_model(trained, tmp_path: Path) -> None:
     import keras
 
     from trainer import export
-    from trainer.dataset import load_dataset
+    from trainer.data.dataset import load_dataset
 
     net = keras.saving.load_model(trained.out / "model.keras")
     train = load_dataset(trained.data, 32, seed=3).train  # the CLI's split and calibration draw, again

@@ -6,7 +6,7 @@ moves each image together with its sidecar into `DATA/<class>/` (when DATA has t
 `DATA/<split>/<class>/`, the split chosen by the image's content in the proportions DATA holds, so the new scenes
 are among the held-out images a retrained model is compared on), or into
 `INBOX/.discarded/<predicted label>/`, never deleting anything. `assign` and `discard` are what the review page's
-API calls (`trainer.review`); tests call them directly to relabel exactly as the page does.
+API calls (`trainer.review.server`); tests call them directly to relabel exactly as the page does.
 
 A file moves by rename within one file system; across file systems it is copied under a temporary name,
 flushed, renamed into place, and only then removed from the inbox. The sidecar moves first and the image last
@@ -28,7 +28,7 @@ from typing import Any
 
 from edge.errors import EdgeError
 from edge.files import fsync_dir
-from trainer.dataset import SPLIT_NAMES, count_images, detect_split_layout, split_score
+from trainer.data.dataset import SPLIT_NAMES, count_images, detect_split_layout, split_score
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SIDECAR_SUFFIX = ".json"

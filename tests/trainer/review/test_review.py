@@ -25,10 +25,10 @@ from edge.collect.store import FrameStore, folder_name
 from edge.inference.model import load_model
 from tests.support.browser import FLAGS
 from tests.support.media import read_frames
-from trainer import inbox as box
-from trainer.review import ReviewServer
+from trainer.review import inbox as box
+from trainer.review.server import ReviewServer
 
-ASSETS = Path(__file__).resolve().parents[2] / "edge" / "assets"
+ASSETS = Path(__file__).resolve().parents[3] / "edge" / "assets"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 

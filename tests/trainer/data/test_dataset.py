@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.errors import EdgeError
-from trainer import dataset
+from trainer.data import dataset
 
 
 def _write(path: Path, image: np.ndarray) -> Path:

@@ -5,9 +5,9 @@ The network is EfficientNet-Lite0 exactly as the Lite variants are defined (tens
 `models/official/efficientnet/lite`): EfficientNet-B0's seven MBConv stages with ReLU6 instead of swish and
 no squeeze-and-excitation, the 32-filter stem and 1280-filter head kept fixed, TensorFlow's SAME padding,
 BatchNorm epsilon 1e-3. It takes pixels normalised as (p - 127) / 128 (the Lite models' own
-preprocessing); `trainer.model` puts that Rescaling in front, so the models take raw pixels.
+preprocessing); `trainer.nets.model` puts that Rescaling in front, so the models take raw pixels.
 
-The checkpoint is read by `trainer.torch_checkpoint` (no PyTorch, no code from the file) and converted to
+The checkpoint is read by `trainer.nets.torch_checkpoint` (no PyTorch, no code from the file) and converted to
 Keras's layouts once; the converted arrays are cached in `~/.cache/edge-train/` (`$XDG_CACHE_HOME`) as a
 plain `.npz`, keyed by the checkpoint's sha256.
 """
@@ -171,7 +171,7 @@ def cache_dir() -> Path:
 
 def imagenet_weights() -> dict[str, list[np.ndarray]]:
     """The converted ImageNet weights: from the cache, or converted from the package's checkpoint and cached."""
-    from trainer.torch_checkpoint import load_state_dict
+    from trainer.nets.torch_checkpoint import load_state_dict
 
     source = checkpoint_path()
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]

