@@ -13,12 +13,13 @@ import datetime as dt
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.collect.policy import CollectPolicy, CollectRules, HourlyCap
 from edge.collect.store import FrameStore
+from edge.frames.frame import Frame
 from edge.frames.regions import crop
 from edge.inference.postprocess import Prediction
 from edge.mqtt.contract import iso_utc
@@ -45,8 +46,8 @@ class Collector:
         self._streams, self._device = list(streams), device_id
         self._store = FrameStore(Path(str(cfg.dir)), max_bytes=int(cfg.max_mb * 1e6),
                                  min_free_bytes=int(cfg.min_free_mb * 1e6), jpeg_quality=cfg.jpeg_quality)  # fmt: skip
-        self._frames: OrderedDict[int, Any] = OrderedDict()
-        self._previous: list[tuple[Any, dict] | None] = [None for _ in streams]  # each stream's last frame, sidecar
+        self._frames: OrderedDict[int, Frame] = OrderedDict()
+        self._previous: list[tuple[Frame, dict] | None] = [None for _ in streams]  # each stream's last frame, sidecar
         self._cap = cap
 
     def start(self) -> Collector:
@@ -54,7 +55,7 @@ class Collector:
         self._store.start()
         return self
 
-    def taken(self, frame: Any) -> None:
+    def taken(self, frame: Frame) -> None:
         """A camera frame was handed to the classifier (kept until its result comes, at most IN_FLIGHT)."""
         self._frames[frame.seq] = frame
         while len(self._frames) > IN_FLIGHT:
@@ -80,7 +81,7 @@ class Collector:
         if reasons:
             self._keep(frame, stream, {**sidecar, "reason": reasons}, now)
 
-    def _keep(self, frame: Any, stream: int, sidecar: dict, now: float) -> None:
+    def _keep(self, frame: Frame, stream: int, sidecar: dict, now: float) -> None:
         if not self._cap.admit(now):
             return
         region, box = self._streams[stream]
