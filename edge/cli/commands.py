@@ -18,7 +18,7 @@ import sys
 from edge.cli.shape import bounded_int, finite_float
 from edge.config.load import DEFAULT_PATH, Config, load_config
 from edge.config.schema import MAX_THREADS
-from edge.errors import EdgeError, Failure
+from edge.errors import EdgeError, InferenceFailed
 
 
 def default_threads() -> int:
@@ -63,9 +63,9 @@ def classify(args: argparse.Namespace) -> int:
         for path in args.images:
             try:
                 result = clf.classify(read_image(path), args.top_k, args.threshold)
+            except InferenceFailed:
+                raise  # the interpreter, not this image: stop (exit 1)
             except EdgeError as e:
-                if "inference failed" in str(e):
-                    raise Failure(str(e)) from None
                 print(f"edge-daemon: error: {e}", file=sys.stderr)
                 failed += 1
                 continue
