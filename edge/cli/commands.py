@@ -140,7 +140,7 @@ def checked_config(path: str) -> Config:
     Raises:
         EdgeError: one line naming the file and the key, or the model and the problem.
     """
-    from edge.service.streams import model_keys, open_model
+    from edge.service.models import model_keys, open_model
 
     cfg = load_config(path)
     for key in model_keys(cfg):  # the main model and each region's own

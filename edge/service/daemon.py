@@ -26,15 +26,12 @@ from edge.mqtt import contract
 from edge.mqtt.publisher import Publisher
 from edge.service import process_hooks
 from edge.service.model_watch import ModelFileWatcher
+from edge.service.models import ModelKey, open_workers
 from edge.service.reporter import wall_time
 from edge.service.sdnotify import Notifier
 from edge.service.streams import (
-    ModelKey,
     Stream,
     build_streams,
-    model_keys,
-    open_model,
-    open_per_worker,
     publish_result,
     region_labels,
     renew,
@@ -107,7 +104,7 @@ class Service:
         cfg = self.config
         restore = process_hooks.install(self._on_stop_signal, self.request_reload, self._on_thread_death)
         try:
-            self.models = open_per_worker(model_keys(cfg), cfg.model.workers, lambda key: open_model(cfg, key))
+            self.models = open_workers(cfg)
             self.clf = next(iter(self.models[0].values()))
             spec = self.clf.spec
             self.publisher = Publisher(cfg.mqtt, cfg.homeassistant, password=cfg.password, model=spec.name,
@@ -258,7 +255,7 @@ class Service:
     def _reload_model(self, why: str) -> None:
         old, path, cfg = self.clf, self.config.model.path, self.config
         try:
-            models = open_per_worker(model_keys(cfg), cfg.model.workers, lambda key: open_model(cfg, key))
+            models = open_workers(cfg)
         except EdgeError as e:
             log.error("model reload (%s) rejected, keeping %s: %s", why, old.spec.name, e)
             event = contract.model_reload_failed(reason=why, path=path, error=str(e), model=old.spec.name,

@@ -1,5 +1,7 @@
 """Classification streams: the whole frame, or one per region of interest, each with its model, smoother, reporter.
 
+The models themselves are opened by `edge.service.models`; a stream names its model by key.
+
 Without `[[regions]]` there is one stream, the whole frame, published on the device's own topics (as before
 regions existed). With regions, each region is a stream: cropped from every classified frame (one decode per
 frame, shared), classified by its own model or the main one (one interpreter per distinct model and worker),
@@ -9,17 +11,17 @@ smoothed by its own settings and published on `<prefix>/<device_id>/<region>/...
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edge.errors import EdgeError
 from edge.frames.regions import WHOLE_FRAME
 from edge.inference.flow import Task
-from edge.inference.model import Classifier, load_model
+from edge.inference.model import Classifier
 from edge.inference.postprocess import top_k
 from edge.inference.smoothing import Smoother
 from edge.mqtt.contract import stream_topics
+from edge.service.models import ModelKey, main_key, region_key
 from edge.service.reporter import Reporter, Sink, wall_time
 
 if TYPE_CHECKING:
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 import numpy as np
 
 log = logging.getLogger(__name__)
-ModelKey = tuple[str, str | None]  # (model file, label file): what identifies one loaded model
 
 
 @dataclass
@@ -42,37 +43,6 @@ class Stream:
     model: ModelKey
     smoother: Smoother
     reporter: Reporter
-
-
-def open_model(cfg: Config, key: ModelKey | None = None) -> Classifier:
-    """Load a configured model (`key`: a region's (model, labels); default the main one) and run it once on a
-    blank frame, so a model that cannot run is refused here.
-
-    Raises:
-        EdgeError: `<config file>: model: <the model's problem>`, one line.
-    """
-    m = cfg.model
-    path, labels = key or (m.path, m.labels)
-    try:
-        clf = load_model(path, labels=labels, device=m.device, threads=m.threads)
-    except EdgeError as e:
-        raise EdgeError(f"{cfg.source}: model: {e}") from None
-    try:
-        clf.warm_up()
-    except EdgeError as e:
-        clf.close()
-        raise EdgeError(f"{cfg.source}: model: {e}") from None
-    return clf
-
-
-def model_keys(cfg: Config) -> list[ModelKey]:
-    """The distinct models the streams need, the main one first."""
-    keys = [(cfg.model.path, cfg.model.labels)] if not cfg.regions else []
-    for r in cfg.regions:
-        key = (r.model, r.labels) if r.model else (cfg.model.path, cfg.model.labels)
-        if key not in keys:
-            keys.append(key)
-    return keys
 
 
 def fraction_box(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
@@ -100,13 +70,12 @@ def build_streams(cfg: Config, models: dict[ModelKey, Classifier], sink: Sink) -
     """The streams of this config, with the loaded models (`models`: one per key of `model_keys`)."""
     m, cam = cfg.mqtt, cfg.camera
     if not cfg.regions:
-        clf = models[(cfg.model.path, cfg.model.labels)]
+        clf = models[main_key(cfg)]
         reporter = Reporter(sink, model=clf.spec.name, label_topic=m.label_topic)
-        return [Stream(None, WHOLE_FRAME, (cfg.model.path, cfg.model.labels), new_smoother(cfg, clf.spec.labels),
-                       reporter)]  # fmt: skip
+        return [Stream(None, WHOLE_FRAME, main_key(cfg), new_smoother(cfg, clf.spec.labels), reporter)]
     streams = []
     for r in cfg.regions:
-        key = (r.model, r.labels) if r.model else (cfg.model.path, cfg.model.labels)
+        key = region_key(cfg, r)
         spec = models[key].spec
         reporter = Reporter(sink, model=spec.name, label_topic=m.label_topic,
                             topics=stream_topics(m.topic_prefix, str(m.device_id), r.name))  # fmt: skip
@@ -117,8 +86,7 @@ def build_streams(cfg: Config, models: dict[ModelKey, Classifier], sink: Sink) -
 
 def region_labels(cfg: Config, models: dict[ModelKey, Classifier]) -> list[tuple[str, tuple[str, ...]]]:
     """(name, labels) of each region, for its Home Assistant entities (empty without regions)."""
-    main = (cfg.model.path, cfg.model.labels)
-    return [(r.name, models[(r.model, r.labels) if r.model else main].spec.labels) for r in cfg.regions]
+    return [(r.name, models[region_key(cfg, r)].spec.labels) for r in cfg.regions]
 
 
 def renew(cfg: Config, streams: Sequence[Stream], models: dict[ModelKey, Classifier]) -> None:
@@ -136,23 +104,6 @@ def tasks_and_runners(streams: Sequence[Stream], workers: Sequence[dict[ModelKey
     any_worker = workers[0]
     tasks = [Task(any_worker[s.model].spec.input, s.box) for s in streams]
     return tasks, [[worker[s.model].infer for s in streams] for worker in workers]
-
-
-def open_per_worker(keys: Sequence[ModelKey], workers: int,
-                    open_one: Callable[[ModelKey], Classifier]) -> list[dict[ModelKey, Classifier]]:  # fmt: skip
-    """Each worker's interpreters, one per distinct model; all closed again when one fails to open."""
-    opened: list[dict[ModelKey, Classifier]] = []
-    try:
-        for _ in range(workers):
-            opened.append({})
-            for key in keys:
-                opened[-1][key] = open_one(key)
-    except Exception:
-        for worker in opened:
-            for clf in worker.values():
-                clf.close()
-        raise
-    return opened
 
 
 def publish_result(streams: Sequence[Stream], scores: Sequence[np.ndarray], inference_ms: Sequence[float], *,
