@@ -1,8 +1,8 @@
 """The daemon's configuration schema: sections as frozen dataclasses, every field with a default and a description.
 
 Rules ride in each field's metadata (`min`, `max`, `choices`, `path`, `secret`, `mqtt`); `edge.config.load` loads and
-checks a TOML file against them, and the README's configuration reference is generated from the descriptions.
-Every number has a finite range (nan and inf are refused), every string is free of NUL characters.
+checks a TOML file against them, and the configuration reference (`docs/configuration.md`) is generated from the
+descriptions. Every number has a finite range (nan and inf are refused), every string is free of NUL characters.
 
 This module is a leaf: it imports nothing else of `edge`, and the parts of the daemon receive their section
 (`CameraConfig`, `MqttConfig`, ...) from the service, never importing the config at run time.
@@ -83,7 +83,8 @@ class CameraConfig:
 class ModelConfig:
     path: str = _f("/var/lib/edge-daemon/model.tflite", "the .tflite classifier (labels embedded or `labels`)", path=1)
     labels: str | None = _f(None, "label file; default: the labels embedded in the model", path=1)
-    device: str = _f("auto", "`auto`, `cpu`, or `edgetpu[:usb|:pci][:N]`")
+    device: str = _f("auto", "`auto`, `cpu`, `edgetpu`, `edgetpu:usb` or `edgetpu:pci`; an Edge TPU form may end in "
+                     "`:N`, its index from 0 (`edgetpu:usb:1`: the second on USB)")
     threads: int = _f(2, "CPU threads of each interpreter", min=1, max=MAX_THREADS)
     workers: int = _f(
         1,

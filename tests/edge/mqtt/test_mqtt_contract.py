@@ -75,15 +75,9 @@ def test_plain_label_and_camera_state(predictions, text) -> None:
     assert (camera_state(True), camera_state(False)) == ("online", "offline")
 
 
-def _readme_mqtt_section() -> str:
-    readme = Path(__file__).resolve().parents[3] / "README.md"
-    text = readme.read_text()
-    return text[text.index("<!-- BEGIN mqtt -->") : text.index("<!-- END mqtt -->")]
-
-
-def test_readme_examples_match_the_contract() -> None:
-    """The README's classification example has exactly the keys the code produces; topics in its table exist."""
-    section = _readme_mqtt_section()
+def test_mqtt_page_examples_match_the_contract() -> None:
+    """docs/mqtt.md's classification example has exactly the keys the code produces; topics in its table exist."""
+    section = (Path(__file__).resolve().parents[3] / "docs" / "mqtt.md").read_text()
     blocks = re.findall(r"```json\n(.*?)```", section, re.S)
     example = json.loads(blocks[0])
     real = classification_payload((Prediction(0, "a", 0.5),), reason="change", frame=1, inference_ms=1.0,
