@@ -233,7 +233,7 @@ def test_model_reload_bad_rejected_good_swapped_in(
     d = daemon_factory(cfg)
     wait_payload(sub, f"{T}/classification", lambda p: True, timeout=20)
 
-    def replace(content: bytes) -> None:  # atomically, as the README says
+    def replace(content: bytes) -> None:  # atomically, as docs/index.md says
         tmp = tmp_path / "incoming.tflite"
         tmp.write_bytes(content)
         os.replace(tmp, model)
