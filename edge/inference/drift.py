@@ -5,8 +5,8 @@ Every classified frame adds one cell to the window: the class the model predicts
 threshold). Over the last `window_s` seconds the tracker compares the window's distribution over these
 (class, score bin) cells with the reference's (the held-out images' class frequencies times their per-class
 top-score histograms) by the **Jensen-Shannon divergence** (base 2, so 0 = the same, 1 = nothing in common).
-Chosen over the population stability index because it is bounded and defined when a cell is empty on either
-side (a 900 s window of a few scenes leaves most of the cells empty; PSI would need an arbitrary epsilon), and symmetric.
+Chosen over the population stability index because it is bounded, symmetric and defined when a cell is empty on
+either side (a 900 s window of a few scenes leaves most cells empty; PSI would need an arbitrary epsilon).
 
 States: `learning` (fewer than `min_frames` frames in the window, or the reference being learnt on the device),
 `ok`, `drifting` (the divergence reached `threshold`, or the unknown rate reached `unknown_rate`),
