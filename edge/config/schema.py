@@ -213,14 +213,14 @@ class DriftConfig:
     reference: str = _f("model", "`model`: judge drift against the reference the trainer embedded in the model's "
                                  "`metrics.json` (a model without one: drift `unavailable`); `off`: no drift "
                                  "tracking", choices=DRIFT_REFERENCES)  # fmt: skip
-    window_s: float = _f(900.0, "the sliding window the drift is judged over, seconds", min=10, max=86400)
+    window_s: float = _f(600.0, "the sliding window the drift is judged over, seconds", min=10, max=86400)
     min_frames: int = _f(300, "frames the window must hold before judging (until then: `learning`)", min=10,
                          max=1_000_000)  # fmt: skip
-    threshold: float = _f(0.22, "the Jensen-Shannon divergence (0..1) between the window and the reference at "
+    threshold: float = _f(0.3, "the Jensen-Shannon divergence (0..1) between the window and the reference at "
                                 "which the state turns `drifting`", min=0.001, max=1)  # fmt: skip
     unknown_rate: float = _f(0.25, "the share of unknown frames in the window at which the state turns "
                                    "`drifting`", min=0.001, max=1)  # fmt: skip
-    hysteresis: float = _f(0.3, "`drifting` ends only when both figures fall below (1 - this) times their "
+    hysteresis: float = _f(0.25, "`drifting` ends only when both figures fall below (1 - this) times their "
                                 "thresholds", min=0, max=0.95)  # fmt: skip
 
 

@@ -6,7 +6,7 @@ threshold). Over the last `window_s` seconds the tracker compares the window's d
 (class, score bin) cells with the reference's (the held-out images' class frequencies times their per-class
 top-score histograms) by the **Jensen-Shannon divergence** (base 2, so 0 = the same, 1 = nothing in common).
 Chosen over the population stability index because it is bounded, symmetric and defined when a cell is empty on
-either side (a 900 s window of a few scenes leaves most cells empty; PSI would need an arbitrary epsilon).
+either side (a 600 s window of a few scenes leaves most cells empty; PSI would need an arbitrary epsilon).
 
 States: `learning` (fewer than `min_frames` frames in the window, or the reference being learnt on the device),
 `ok`, `drifting` (the divergence reached `threshold`, or the unknown rate reached `unknown_rate`),
@@ -31,11 +31,11 @@ EVALUATE_EVERY_S = 1.0  # the divergence is computed at most this often (a frame
 class DriftRules:
     """The `[drift]` settings the tracker needs."""
 
-    window_s: float = 900.0
+    window_s: float = 600.0
     min_frames: int = 300
-    threshold: float = 0.22
+    threshold: float = 0.3
     unknown_rate: float = 0.25
-    hysteresis: float = 0.3
+    hysteresis: float = 0.25
 
 
 @dataclass(frozen=True)
