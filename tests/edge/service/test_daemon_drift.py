@@ -67,3 +67,43 @@ def test_the_inverted_clip_drifts_and_its_frames_are_kept(mosquitto, subscriber_
     assert d.stop()[0] == 0
     sidecars = [json.loads(p.read_text()) for p in store.glob("*/*.json")]
     assert len(sidecars) == 20 and all(s["reason"] == ["on_drift"] for s in sidecars)
+
+
+def _with_metrics(tmp_path, metrics: dict):
+    """The demo model with its metrics.json replaced (the way edge-train embeds one)."""
+    import zipfile
+
+    from trainer.export import embed_labels, embed_metrics
+
+    with zipfile.ZipFile(DEMO_MODEL) as z:
+        start = min(i.header_offset for i in z.infolist())
+        labels = z.read("labels.txt").decode().split()
+    out = tmp_path / "published.tflite"
+    out.write_bytes(DEMO_MODEL.read_bytes()[:start])
+    embed_labels(out, labels)
+    embed_metrics(out, metrics)
+    return out
+
+
+def _bad_reference() -> dict:
+    import zipfile
+
+    doc = json.loads(zipfile.ZipFile(DEMO_MODEL).read("metrics.json"))
+    doc["reference"]["classes"][3]["top_score"][2] = float("nan")  # json writes NaN, a malformed number
+    return doc
+
+
+def test_a_malformed_reference_one_line_from_info_and_unavailable_in_the_daemon(
+    mosquitto, subscriber_factory, daemon_factory, tmp_path
+) -> None:
+    model = _with_metrics(tmp_path, _bad_reference())
+    info = subprocess.run(["edge-daemon", "info", "--model", str(model)], capture_output=True, text=True)
+    lines = [line for line in info.stderr.splitlines() if not line.startswith("INFO")]
+    assert info.returncode == 2 and len(lines) == 1 and "Traceback" not in info.stderr, info.stderr
+    assert "reference.classes[3].top_score[2]: nan is not a finite number" in lines[0]
+    sub = subscriber_factory(mosquitto, [f"{T}/drift", f"{T}/classification"])
+    d = daemon_factory(config(tmp_path, mosquitto, model, CLIP, camera=CAMERA))
+    drift = wait_payload(sub, f"{T}/drift", lambda p: True, timeout=20)
+    assert drift["state"] == "unavailable" and "top_score[2]: nan is not a finite number" in drift["reason"]
+    wait_payload(sub, f"{T}/classification", lambda p: p["label"] is not None)  # the daemon classifies on
+    assert d.stop()[0] == 0
