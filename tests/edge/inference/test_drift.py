@@ -37,7 +37,8 @@ def test_reference_round_trip_and_calibrated_thresholds() -> None:
     (lambda d: d["classes"][0].update(threshold=float("nan")), "reference.classes[0].threshold: nan is not a finite"),
     (lambda d: d["classes"][0].update(frequency=1.5), "reference.classes[0].frequency: 1.5 is outside [0, 1]"),
     (lambda d: d["classes"][0]["top_score"].append(0), "reference.classes[0].top_score: not a list of 5 fractions"),
-    (lambda d: d["classes"][0]["top_score"].__setitem__(0, 0.5), "reference.classes[0].top_score: the fractions sum to"),
+    (lambda d: d["classes"][0]["top_score"].__setitem__(0, 0.5),
+     "reference.classes[0].top_score: the fractions sum to"),
     (lambda d: d.clear(), "reference.version: None"),
 ])  # fmt: skip
 def test_a_malformed_reference_names_its_field(change, message) -> None:
