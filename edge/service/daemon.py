@@ -280,7 +280,8 @@ class Service:
         spec, pub, uptime = self.clf.spec, self.publisher, time.monotonic() - self._started
         states = {st.name: st.reporter.state() for st in self.streams}
         return Snapshot(self.camera.stats, self.camera.name, pub.counters(), pub.connected, self.classified,
-                        self.errors, uptime, self._started_wall, spec.name, spec.device, states)
+                        self.errors, uptime, self._started_wall, spec.name, spec.device, states,
+                        {st.name: st.reporter.drift_state() for st in self.streams})
 
     def _publish_stats(self, window: StatsWindow, now: float) -> None:
         cam = self.camera.stats
