@@ -40,7 +40,8 @@ ALLOWED: dict[str, set[str]] = {
 PURE = {"errors", "frames.frame", "frames.mjpeg", "frames.decode", "frames.regions", "sources.source",
         "config.schema", "config.fields", "config.urls", "config.devices", "inference.preprocess",
         "inference.postprocess", "inference.smoothing", "inference.stats", "mqtt.contract", "mqtt.discovery",
-        "mqtt.outbox", "collect.policy", "service.model_watch", "http.state", "http.overlay"}  # fmt: skip
+        "mqtt.outbox", "collect.policy", "inference.reference", "inference.drift", "service.model_watch",
+        "http.state", "http.overlay"}  # fmt: skip
 CONFIG_MODULES = {"config.load", "config.schema", "config.checks", "config.docs"}  # the loader and what it is made of
 WIRING = {"service.daemon"}  # with `cli.*` and `config.*`: may load and read the config at run time
 # Outside libraries a pure module may use: no I/O among them (cv2 only for preprocess's resize/colour).

@@ -108,7 +108,9 @@ def train(opts: TrainOptions) -> int:
         prev_scores = report.int8_scores(prev.tflite, splits.test.paths)
         comparison = compare.compare(classes, y_test, q_scores, prev.classes, prev_scores, prev.name)
         before = (prev.name, compare.previous_accuracy(classes, y_test, prev.classes, prev_scores))
-    metrics = compare.metrics_doc(y_test, q_scores, before)
+    val = (splits.val.labels, report.int8_scores(tflite, splits.val.paths))
+    reference = compare.drift_reference(classes, val, (y_test, q_scores))
+    metrics = compare.metrics_doc(y_test, q_scores, before, reference)
     if metrics is not None:
         export.embed_metrics(tflite, metrics)
     log.info("wrote %s (%d bytes, %s in/out, input scale %g zero point %d, labels%s embedded) and %s", tflite,

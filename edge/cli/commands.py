@@ -88,10 +88,15 @@ def add_info_args(p: argparse.ArgumentParser) -> None:
 
 
 def info(args: argparse.Namespace) -> int:
-    """Describe a model: input, output, quantization, classes, labels, device."""
+    """Describe a model: input, output, quantization, classes, labels, device, drift reference."""
+    from edge.inference.labels import read_reference
+
     with _load(args) as clf:
         spec = clf.spec
         d = spec.to_dict()
+        ref = read_reference(spec.path, spec.labels)  # a malformed one: one line, exit 2
+        d["reference"] = None if ref is None else {"images": ref.images, "bins": ref.bins, "coverage": ref.coverage,
+                                                   "thresholds": [float(t) for t in ref.threshold]}  # fmt: skip
         if args.json:
             d["labels"] = list(spec.labels)
             print(json.dumps(d))
@@ -108,6 +113,9 @@ def info(args: argparse.Namespace) -> int:
             ("output is", "probabilities" if spec.output.probabilities else "logits (softmax applied)"),
             ("stateful", "yes (reset before each image)" if spec.stateful else "no"),
             ("labels", f"{spec.labels_source}: {', '.join(spec.labels[:4])}{', ...' if spec.num_classes > 4 else ''}"),
+            ("drift reference", "none (drift `unavailable` unless [drift] reference = \"off\")" if ref is None else
+             f"{ref.images} held-out images, {ref.bins} score bins, calibrated thresholds "
+             f"{ref.threshold.min():.2f}..{ref.threshold.max():.2f} ({100 * ref.coverage:g} % coverage)"),
         ]
         width = max(len(k) for k, _ in rows)
         for k, v in rows:

@@ -40,7 +40,8 @@ class Collector:
     """
 
     def __init__(self, cfg: CollectConfig, device_id: str, streams: Sequence[tuple[str | None, Sequence[float]]]):
-        rules = CollectRules(cfg.below_score, cfg.margin, cfg.on_change, cfg.every_s, cfg.max_per_hour)
+        rules = CollectRules(cfg.below_score, cfg.margin, cfg.on_change, cfg.every_s, cfg.max_per_hour,
+                             cfg.on_drift)  # fmt: skip
         cap = HourlyCap(cfg.max_per_hour)
         self._policies = [CollectPolicy(rules, cap) for _ in streams]
         self._streams, self._device = list(streams), device_id
@@ -62,7 +63,8 @@ class Collector:
             self._frames.popitem(last=False)
 
     def offer(self, seq: int, stream: int, predictions: Sequence[Prediction], scores: np.ndarray, *, now: float,
-              changed: bool, model: str, captured_at: float, frame_no: int) -> None:  # fmt: skip
+              changed: bool, model: str, captured_at: float, frame_no: int,
+              drifting: bool = False) -> None:  # fmt: skip
         """One stream's result for frame `seq`: keep the frame if a policy picks it (and the frame around a change)."""
         frame = self._frames.get(seq)
         if frame is None:
@@ -74,7 +76,7 @@ class Collector:
                    "top_k": [{"index": p.index, "label": p.label, "score": round(p.score, 4)} for p in predictions],
                    "scores": [round(float(v), 4) for v in scores], "model": model, "device": self._device,
                    "region": region, "reason": [], "captured_at": iso_utc(captured_at), "frame": frame_no}  # fmt: skip
-        reasons = self._policies[stream].reasons(predictions, now, changed)
+        reasons = self._policies[stream].reasons(predictions, now, changed, drifting)
         before, self._previous[stream] = self._previous[stream], (frame, sidecar)
         if changed and "on_change" in reasons and before is not None:
             self._keep(before[0], stream, {**before[1], "reason": ["before_change"]}, now)

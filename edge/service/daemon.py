@@ -35,6 +35,7 @@ from edge.service.streams import (
     publish_result,
     region_labels,
     renew,
+    report_drift,
     tasks_and_runners,
 )
 from edge.sources.camera import Camera
@@ -110,7 +111,7 @@ class Service:
             self.publisher = Publisher(cfg.mqtt, cfg.homeassistant, password=cfg.password, model=spec.name,
                                        device=spec.device, labels=spec.labels,
                                        regions=region_labels(cfg, self.models[0]))  # fmt: skip
-            self.streams = build_streams(cfg, self.models[0], self.publisher)
+            self.streams = build_streams(cfg, self.models[0], self.publisher, time.monotonic())
             if cfg.collect.enabled:
                 streams = [(st.name, st.box) for st in self.streams]
                 self.collector = Collector(cfg.collect, str(cfg.mqtt.device_id), streams).start()
@@ -267,7 +268,7 @@ class Service:
         self._close_models()
         self.models, self.clf = models, next(iter(models[0].values()))
         spec = self.clf.spec
-        renew(cfg, self.streams, models[0])
+        renew(cfg, self.streams, models[0], time.monotonic())
         self.publisher.set_model(spec.name, spec.device, spec.labels, region_labels(cfg, models[0]))
         event = contract.model_reloaded(reason=why, path=path, model=spec.name, classes=spec.num_classes,
                                         device=spec.device, timestamp=time.time())  # fmt: skip
@@ -279,7 +280,8 @@ class Service:
         spec, pub, uptime = self.clf.spec, self.publisher, time.monotonic() - self._started
         states = {st.name: st.reporter.state() for st in self.streams}
         return Snapshot(self.camera.stats, self.camera.name, pub.counters(), pub.connected, self.classified,
-                        self.errors, uptime, self._started_wall, spec.name, spec.device, states)
+                        self.errors, uptime, self._started_wall, spec.name, spec.device, states,
+                        {st.name: st.reporter.drift_state() for st in self.streams})
 
     def _publish_stats(self, window: StatsWindow, now: float) -> None:
         cam = self.camera.stats
@@ -291,5 +293,7 @@ class Service:
             collect=self.collector.counters() if self.collector else None,
         )  # fmt: skip
         self.publisher.publish_stats(payload)
+        for st in self.streams:  # the window's figures move between changes: the retained drift state too
+            report_drift(st, changed=False)
         self.notifier.status(status_line(payload, self.publisher.connected))
         log.debug("stats: %s", payload)

@@ -56,6 +56,7 @@ def test_classification_payload() -> None:
         "frame": 42,
         "inference_ms": 3.14,
         "model": "tiny",
+        "unknown": False,
     }
     assert json.loads(json.dumps(payload)) == payload
 
@@ -68,10 +69,11 @@ def test_classification_payload_without_predictions() -> None:
 
 
 @pytest.mark.parametrize(
-    ("predictions", "text"), [((Prediction(3, "tabby cat", 0.4),), "tabby cat"), ((), "none")]
+    ("predictions", "unknown", "text"),
+    [((Prediction(3, "tabby cat", 0.4),), False, "tabby cat"), ((), False, "none"), ((), True, "unknown")],
 )
-def test_plain_label_and_camera_state(predictions, text) -> None:
-    assert label_text(predictions) == text
+def test_plain_label_and_camera_state(predictions, unknown, text) -> None:
+    assert label_text(predictions, unknown) == text
     assert (camera_state(True), camera_state(False)) == ("online", "offline")
 
 
