@@ -42,6 +42,10 @@ def model(demo_model: Path) -> str:
         ({"camera": {"reconnect_min_s": 60.0}}, "camera.reconnect_min_s: larger than"),
         ({"homeassistant": {"prefix": ""}}, "homeassistant.prefix: must not be empty"),
         ({"mqtt": {"topic_prefix": ""}}, "mqtt.topic_prefix: must not be empty"),
+        ({"drift": {"window_s": 5}}, "drift.window_s: 5.0 is too small; use 10 to 86400"),
+        ({"drift": {"threshold": float("nan")}}, "drift.threshold: "),
+        ({"drift": {"hysteresis": 1.0}}, "drift.hysteresis: 1 is too large; use 0 to 0.95"),
+        ({"drift": {"reference": "learn"}}, "drift.reference: 'learn' is not one of"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, model: str, sections, expected) -> None:
