@@ -249,7 +249,7 @@ class Service:
             log.info("classification works again after %d failed frame(s)", self._failing)
             self._failing = 0
         self.classified += 1
-        window.add_inference(sum(result.inference_ms))
+        window.add_inference(sum(result.inference_ms), time.monotonic())
         self.http.tap.offer(result.frame, sum(result.inference_ms), [(st.name, st.box, sc, st.smoother.labels)
                             for st, sc in zip(self.streams, result.scores, strict=True)])  # fmt: skip
         publish_result(self.streams, result.scores, result.inference_ms, seq=result.frame, frame_no=self.classified,
