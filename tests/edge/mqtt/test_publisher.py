@@ -255,10 +255,11 @@ def test_home_assistant_discovery_resent_when_ha_comes_online(mosquitto, subscri
 
 def test_camera_and_label_topics_are_retained_text(mosquitto, subscriber_factory, publisher_factory) -> None:
     pub = publisher_factory(mosquitto)
-    wait_until(lambda: pub.connected and pub.take_reconnected(), what="connected, once")
-    assert not pub.take_reconnected()  # once per connect
+    wait_until(lambda: pub.connected and pub.take_stats_due(), what="connected: stats due, once")
+    assert not pub.take_stats_due() and not pub.take_reconnected()  # the first connect is no reconnect
     pub.publish_camera("offline")
     pub.publish_label("tabby cat")
+    wait_until(lambda: pub.counters()["published"] >= 2, what="both acknowledged")  # then retained, not live
     late = subscriber_factory(mosquitto, [T.camera, T.label])
     got = {m.topic: (m.text, m.retain) for m in late.wait_for(lambda ms: len(ms) == 2)}
     assert got == {T.camera: ("offline", True), T.label: ("tabby cat", True)}
