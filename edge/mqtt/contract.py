@@ -8,7 +8,7 @@ No I/O here: `edge.mqtt.publisher` sends what these functions return. Each JSON 
     {prefix}/{device_id}/camera           "online" / "offline" (retained): is the camera delivering frames?
     {prefix}/{device_id}/classification   JSON, retained            classification_payload()
     {prefix}/{device_id}/label            the label as plain text, retained, on change (optional, Frigate-style)
-    {prefix}/{device_id}/stats            JSON, not retained        stats_payload()
+    {prefix}/{device_id}/stats            JSON, retained            stats_payload()
     {prefix}/{device_id}/event            JSON, not retained        camera_event(), model_reloaded(), ...
     {prefix}/{device_id}/{region}/classification, .../{region}/label: the same, per region of interest
 

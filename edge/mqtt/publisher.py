@@ -104,8 +104,8 @@ class Publisher:
         self._enqueue(topic or self.topics.classification, payload, retain=True)
 
     def publish_stats(self, payload: dict) -> None:
-        """Publish a stats payload (not retained). Never blocks on the network."""
-        self._enqueue(self.topics.stats, payload, retain=False)
+        """Publish a stats payload (retained: a restarted Home Assistant's entities get it at once). Never blocks."""
+        self._enqueue(self.topics.stats, payload, retain=True)
 
     def publish_event(self, payload: dict) -> None:
         """Publish an event such as a model reload result on ``.../event`` (not retained)."""
@@ -126,7 +126,7 @@ class Publisher:
         return value
 
     def take_stats_due(self) -> bool:
-        """True once after each discovery send (every connect, Home Assistant's `online`, a model reload)."""
+        """True once after each discovery send (every connect, a model reload) and Home Assistant's `online`."""
         value, self._stats_due = self._stats_due, False
         return value
 
@@ -241,7 +241,7 @@ class Publisher:
     def _on_ha_status(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         if message.payload.strip().lower() != PAYLOAD_ONLINE.encode():
             return
-        self._discovery_due = True
+        self._discovery_due = self._stats_due = True  # its entities may exist (retained configs): stats now
         self._ha_log.info("MQTT: Home Assistant is online: re-sending discovery")
         now = time.monotonic()
         if now - self._discovery_at >= DISCOVERY_MIN_INTERVAL_S:

@@ -178,7 +178,7 @@ class Service:
         cfg, camera, publisher, frames = self.config, self.camera, self.publisher, self.frames
         assert camera is not None and publisher is not None and frames is not None
         now = time.monotonic()
-        next_stats, quick = now + cfg.stats.interval_s, []
+        next_stats, quick, forced = now + cfg.stats.interval_s, [], now - 1.0
         window = self._window = StatsWindow(now)
         watcher = ModelFileWatcher(cfg.model.watch_interval_s, file_signature(cfg.model.path), now)
         ping_every = self.notifier.watchdog_interval
@@ -207,8 +207,8 @@ class Service:
             if publisher.take_reconnected():  # the broker may have lost every retained message: all again
                 for st in self.streams:
                     st.reporter.resend()
-            if publisher.take_stats_due():  # with every discovery send: no Home Assistant sensor left unknown
-                next_stats, quick = now, list(QUICK_STATS_S)
+            if publisher.take_stats_due() and now >= forced + 1.0:  # no Home Assistant sensor left unknown
+                next_stats, quick, forced = now, list(QUICK_STATS_S), now  # (at most once a second: a flood)
             self._check_reload(watcher, now)
             if ping_every and now >= next_ping and (resting or self._progressing(pinged_at, now)):
                 self.notifier.watchdog()
