@@ -33,9 +33,13 @@ def browser(tmp_path):
 
 def until(driver, script: str, timeout: float = 20.0):
     """Wait until the page's `script` (a JS expression) is truthy; returns its value."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: d.execute_script(f"return {script}"))
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: d.execute_script(f"return {script}"))
+    except TimeoutException:
+        raise AssertionError(f"{script}: never true; the browser's console: {driver.get_log('browser')[-5:]}") from None
 
 
 def picture_brightness(driver) -> float:
@@ -94,6 +98,7 @@ def test_the_live_page_says_what_is_not_current(
         camera.start()
         until(browser, "document.getElementById('pstate').hidden && !document.getElementById('panel')"
                        ".classList.contains('notcurrent')")  # fmt: skip
+        until(browser, "$('live').naturalWidth > 0")  # a frame decoded and shown
         label = until(browser, "document.getElementById('label').textContent")
         assert label in fm_labels
         assert browser.execute_script("return getComputedStyle(document.getElementById('label')).color") != DIM
