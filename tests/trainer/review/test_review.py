@@ -473,8 +473,11 @@ def test_a_new_dataset_folder_is_created(places: tuple[Path, Path], tmp_path: Pa
     assert np.isin(proc.returncode, (0, -15, 130))
 
 
-@pytest.mark.parametrize(("name", "like"), [("shirt", "Shirt"), ("Shirts", "Shirt"), ("Shrt", "Shirt"),
-                                            ("coat", "Coat"), ("Shirt", None), ("Bag", None), ("Sandal", None)])  # fmt: skip
+SIMILAR = [("shirt", "Shirt"), ("Shirts", "Shirt"), ("Shrt", "Shirt"), ("coat", "Coat"), ("Shirt", None),
+           ("Bag", None), ("Sandal", None)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "like"), SIMILAR)
 def test_similar_class_is_case_or_one_edit(name, like) -> None:
     from trainer.review.inbox import similar_class
 
