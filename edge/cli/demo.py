@@ -38,9 +38,10 @@ def _print_message(topic: str, payload: bytes, retained: bool) -> None:
         try:
             d = json.loads(text)
             score = f"{d['score']:.2f}" if d.get("score") is not None else "-"
-            text = (
-                f"{d['label']!s:<14} score {score}  frame {d['frame']:<5} {d['inference_ms']:.1f} ms  {d['timestamp']}"
-            )
+            label = "-" if d.get("stale") and d["label"] is None else d["label"]  # `start`: nothing classified yet
+            text = f"{label!s:<14} score {score}  frame {d['frame']:<5} {d['inference_ms']:.1f} ms  {d['timestamp']}"
+            if d.get("stale"):
+                text += f"  stale ({d['reason']})"
         except (ValueError, KeyError, TypeError):
             pass
     elif len(text) > 160:

@@ -7,6 +7,7 @@ watches, never on the classifier's thread.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,8 +35,11 @@ class Region:
 
 
 def verdict(label: str | None, score: float) -> str:
-    """The text shown for a label and its score, e.g. ``Sneaker 97%``; ``no class above threshold`` for None."""
-    return f"{ascii_text(label)} {score * 100:.0f}%" if label is not None else "no class above threshold"
+    """The text shown for a label and its score, e.g. ``Sneaker 97.3%`` (one decimal, cut, never rounded up:
+    0.996 is 99.6%, 0.9999 is 99.9%, as the payload's score reads); ``no class above threshold`` for None."""
+    if label is None:
+        return "no class above threshold"
+    return f"{ascii_text(label)} {math.floor(round(score * 1000, 3)) / 10:.1f}%"
 
 
 def ascii_text(text: str) -> str:

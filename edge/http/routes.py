@@ -53,7 +53,7 @@ def _page() -> tuple[bytes, str]:
     for tag in ("script", "style"):
         blocks = re.findall(rb"<%s>(.*?)</%s>" % (tag.encode(), tag.encode()), html, re.S)
         hashes[tag] = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b).digest()).decode()}'" for b in blocks)
-    csp = (f"default-src 'none'; img-src 'self'; connect-src 'self'; script-src {hashes['script']}; "
+    csp = (f"default-src 'none'; img-src 'self' blob:; connect-src 'self'; script-src {hashes['script']}; "
            f"style-src {hashes['style']}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")  # fmt: skip
     return html, csp
 

@@ -92,7 +92,7 @@ class FrameTap:
             if frame is not None:
                 self._latest = TappedFrame(seq, frame, verdicts)
             self._times.append(now)
-            self._window.add_inference(inference_ms)
+            self._window.add_inference(inference_ms, now)
             self._cond.notify_all()
         if self._observe is not None:
             self._observe(inference_ms / 1000.0)
@@ -185,7 +185,8 @@ class FrameTap:
     def roll_window(self, now: float, captured: int, dropped: int, classified: int) -> dict[str, float]:
         """Close the live stats window at `now` (rates and inference percentiles since the last roll)."""
         with self._cond:  # swap the window under the lock, compute the percentiles outside it
-            closing, self._window = self._window, StatsWindow(now, captured, dropped, classified)
+            closing = self._window
+            self._window = StatsWindow(now, captured, dropped, classified, flowing=closing.flowing)
         summary = closing.summary(now, captured, dropped, classified)
         with self._cond:
             self._summary = summary

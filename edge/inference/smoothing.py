@@ -14,6 +14,11 @@ Modes:
 Dwell: after a change, the next change waits until `min_dwell_s` have passed; if the new label still holds
 then, it is published then (nothing is lost, only delayed). The current state is re-published every
 `heartbeat_s` seconds (0: never).
+
+Staleness: when frames stop (the camera went away), `stale()` marks the published state as no longer current
+and forgets the evidence; the next state is confirmed by fresh frames alone (`frames` in a row) and published at
+once (`change`, or `resumed` for the same label; no dwell: the frames stopped in between). Until then every
+decision carries `stale`.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ _UNKNOWN = -2  # no state yet (distinct from None: "nothing above the threshold"
 
 @dataclass(frozen=True)
 class Publish:
-    """What to publish now: why (`change`, `heartbeat` or `frame`) and the predictions (best first)."""
+    """What to publish now: why (`change`, `heartbeat`, `frame`, `resumed`, `stale`) and the predictions (best
+    first); `stale`: the state is not current (no fresh frame confirmed it since `Smoother.stale()`)."""
 
     reason: str
     predictions: tuple[Prediction, ...]
     unknown: bool = False  # no label because the best class scored below its calibrated threshold
+    stale: bool = False  # not current: the camera went away (or nothing is classified yet in this run)
 
     @property
     def index(self) -> int | None:
@@ -89,6 +96,7 @@ class Smoother:
         self._last_publish: float | None = None
         self._changed_at: float | None = None  # the last time the published label changed (the first one too)
         self._dwell_from: float | None = None  # the last change from one published state to another
+        self._stale = False  # frames stopped since the last publish: the state waits for fresh confirmation
 
     @property
     def state(self) -> int | None:
@@ -105,7 +113,26 @@ class Smoother:
         """The state as last published (with the freshest scores that agreed with it), None before any."""
         if self._state == _UNKNOWN:
             return None
-        return Publish("current", self._state_predictions, self._unknown)
+        return Publish("current", self._state_predictions, self._unknown, self._stale)
+
+    @property
+    def is_stale(self) -> bool:
+        """True from `stale()` until fresh frames confirm a state."""
+        return self._stale
+
+    def stale(self, now: float) -> Publish | None:
+        """The frames stopped (the camera is away): the published state is not current any more.
+
+        Forgets the evidence (the vote count, the average window), so the next state is made of fresh frames only.
+        Returns the state marked stale to publish now (reason `stale`); None before any state.
+        """
+        self._stale = True
+        self._window.clear()
+        self._candidate, self._count = _UNKNOWN, 0
+        if self._state == _UNKNOWN:
+            return None
+        self._last_publish = now
+        return Publish("stale", self._state_predictions, self._unknown, True)
 
     def vote(self, scores: np.ndarray) -> int | None:
         """The label one frame's scores vote for, given the current state (hysteresis applied)."""
@@ -131,6 +158,7 @@ class Smoother:
         unknown = self.floors is not None and self._below_floor(scores)
         if self.mode == "off":
             label = None if unknown or not preds else preds[0].index
+            self._stale = False
             return self._publish("frame", label, () if label is None else preds, now, unknown)
         label = self.vote(scores)
         if label == self._candidate:
@@ -138,10 +166,15 @@ class Smoother:
         else:
             self._candidate, self._count = label, 1
         held = self.mode == "average" or self._count >= self.frames
+        if self._stale and held:  # fresh frames confirm a state: published at once, the same label too
+            self._stale = False
+            reason = "change" if label != self._state else "resumed"
+            return self._publish(reason, label, self._predictions_for(label, scores, preds), now,
+                                 label is None and unknown)  # fmt: skip
         if label != self._state and held and self._dwelt(now):
             return self._publish("change", label, self._predictions_for(label, scores, preds), now,
                                  label is None and unknown)  # fmt: skip
-        if label == self._state:
+        if label == self._state and not self._stale:
             self._state_predictions = self._predictions_for(label, scores, preds)  # fresher, for heartbeats
         if self._heartbeat_due(now):
             return self._publish("heartbeat", self._state, self._state_predictions, now, self._unknown)
@@ -185,4 +218,4 @@ class Smoother:
                 self._dwell_from = now
             self._changed_at = now
         self._state, self._state_predictions, self._last_publish, self._unknown = label, preds, now, unknown
-        return Publish(reason, preds, unknown)
+        return Publish(reason, preds, unknown, self._stale)

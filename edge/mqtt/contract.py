@@ -8,7 +8,7 @@ No I/O here: `edge.mqtt.publisher` sends what these functions return. Each JSON 
     {prefix}/{device_id}/camera           "online" / "offline" (retained): is the camera delivering frames?
     {prefix}/{device_id}/classification   JSON, retained            classification_payload()
     {prefix}/{device_id}/label            the label as plain text, retained, on change (optional, Frigate-style)
-    {prefix}/{device_id}/stats            JSON, not retained        stats_payload()
+    {prefix}/{device_id}/stats            JSON, retained            stats_payload()
     {prefix}/{device_id}/event            JSON, not retained        camera_event(), model_reloaded(), drift_event()
     {prefix}/{device_id}/drift            JSON, retained            drift_payload(): does the model still fit?
     {prefix}/{device_id}/{region}/classification, .../label, .../drift: the same, per region of interest
@@ -20,6 +20,7 @@ Names are validated once, by the config layer (`edge.config.checks`); these func
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,10 @@ PAYLOAD_ONLINE = "online"
 PAYLOAD_OFFLINE = "offline"
 NO_LABEL = "none"  # the plain-text label (and Home Assistant's state) when no class reached the threshold
 UNKNOWN_LABEL = "unknown"  # ... when the best class scored below its calibrated threshold (`[model] calibrated`)
-REASONS = ("change", "heartbeat", "frame", "reconnect")  # why a classification was published
+# Why a classification was published. `start` and `stale` mark a retained classification that is not current:
+# `start` (nothing classified in this run yet: the previous run's message is void) and `stale` (the camera went
+# away: the last state, no longer seen); `resumed` is the first fresh one after that when the label is the same.
+REASONS = ("change", "heartbeat", "frame", "reconnect", "start", "stale", "resumed")
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,8 @@ def iso_utc(timestamp: float) -> str:
 
 
 def classification_payload(predictions: Sequence[Prediction], *, reason: str, frame: int, inference_ms: float,
-                           model: str, timestamp: float, published_at: float,
-                           changed_at: float | None, unknown: bool = False) -> dict:  # fmt: skip
+                           model: str, timestamp: float, published_at: float, changed_at: float | None,
+                           unknown: bool = False, stale: bool = False) -> dict:  # fmt: skip
     """The JSON object published (retained) on `.../classification`.
 
     Args:
@@ -94,10 +98,13 @@ def classification_payload(predictions: Sequence[Prediction], *, reason: str, fr
         published_at: Unix time of publishing. changed_at: Unix time the label last changed (None: not yet).
         unknown: the label is None because the best class scored below its calibrated threshold
             (`[model] calibrated`).
+        stale: the state is not current (the camera is away, or nothing is classified yet in this run): Home
+            Assistant shows the Label and Score as unknown (`edge.mqtt.discovery`), automations do not fire.
 
     Returns:
-        ``{"label", "index", "score", "top_k", "reason", "timestamp", "published_at", "changed_at", "frame",
-        "inference_ms", "model", "unknown"}``; with no predictions: label None, index None, score 0.0, top_k [].
+        ``{"label", "index", "score", "top_k", "reason", "stale", "timestamp", "published_at", "changed_at",
+        "frame", "inference_ms", "model", "unknown"}``; with no predictions: label None, index None, score 0.0,
+        top_k [].
     """
     top = [{"index": int(p.index), "label": p.label, "score": round(float(p.score), 4)} for p in predictions]
     best = top[0] if top else {"index": None, "label": None, "score": 0.0}
@@ -107,6 +114,7 @@ def classification_payload(predictions: Sequence[Prediction], *, reason: str, fr
         "score": best["score"],
         "top_k": top,
         "reason": reason,
+        "stale": bool(stale),
         "timestamp": iso_utc(timestamp),
         "published_at": iso_utc(published_at),
         "changed_at": iso_utc(changed_at) if changed_at is not None else None,
@@ -115,6 +123,18 @@ def classification_payload(predictions: Sequence[Prediction], *, reason: str, fr
         "model": model,
         "unknown": bool(unknown),
     }
+
+
+def start_payload(*, model: str, now: float) -> dict:
+    """The classification a run publishes (retained) before its first connect's `online`: nothing classified yet
+    (reason `start`, stale), so the previous run's retained state is never shown as current."""
+    return classification_payload((), reason="start", frame=0, inference_ms=0.0, model=model, timestamp=now,
+                                  published_at=now, changed_at=None, stale=True)  # fmt: skip
+
+
+def to_json(payload: dict) -> str:
+    """A payload as sent: compact JSON, UTF-8 text, no NaN."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def label_text(predictions: Sequence[Prediction], unknown: bool = False) -> str:

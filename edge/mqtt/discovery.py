@@ -6,7 +6,9 @@ The value templates read the payloads of `edge.mqtt.contract`, whose keys the te
 
 Availability rule: every entity is unavailable while the device is `offline`; the Label and Score entities
 are also unavailable while the camera is `offline` (`availability_mode: all` over both topics), so a
-dashboard never shows a label the device is not seeing any more. With regions of interest, the
+dashboard never shows a label the device is not seeing any more. A classification marked `stale` (nothing
+classified yet in this run, or the camera went away) renders `None`: Label and Score are `unknown` until a
+fresh one, so a restart or a camera's return never re-asserts an old label. With regions of interest, the
 classification and drift entities (Label, Score, Last change, Model drift, Unknown rate) exist once per region,
 named after it; the others once. Model drift is `on` while the stream's drift state is `drifting`, `off` while
 `ok`, unknown while `learning` or `unavailable`.
@@ -28,10 +30,11 @@ _DIAGNOSTIC = {"entity_category": "diagnostic"}
 # (`edge_daemon_<node>_<key>`) are kept across releases: Home Assistant keeps an entity's id and history by them.
 ENTITIES: dict[str, tuple[str, str, str, str | None, dict, bool]] = {
     "label": ("sensor", "Label", "classification",
-              "{{ value_json.label if value_json.label is not none else ('" + UNKNOWN_LABEL + "' if value_json.unknown "
-              "else '" + NO_LABEL + "') }}",
+              "{{ 'None' if value_json.stale else value_json.label if value_json.label is not none else ('"
+              + UNKNOWN_LABEL + "' if value_json.unknown else '" + NO_LABEL + "') }}",
               {"device_class": "enum", "icon": "mdi:label-outline", "json_attributes_topic": None}, True),
-    "score": ("sensor", "Score", "classification", "{{ (value_json.score * 100) | round(1) }}",
+    "score": ("sensor", "Score", "classification",
+              "{{ 'None' if value_json.stale else (value_json.score * 100) | round(1) }}",
               {"unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:percent"}, True),
     "last_change": ("sensor", "Last change", "classification", "{{ value_json.changed_at }}",
                     {"device_class": "timestamp", "icon": "mdi:swap-horizontal"}, False),

@@ -5,16 +5,16 @@ and never blocks the caller on the network. QoS >= 1 messages (the default) go t
 `INFLIGHT` unacknowledged in paho, the rest queued in order (at most `queue_size`; when full the OLDEST is dropped
 and counted); paho re-sends its unacknowledged ones first after a reconnect. QoS 0 messages are sent only while
 connected, else dropped and counted. The retained last will is ``offline``; ``online`` is published on every
-connect; `stop()` publishes ``offline`` and disconnects. A refused CONNACK never counts as connected; paho
-reconnects every 0.5-1.5 s and each failure is logged once with its reason (`edge.mqtt.client`). Nothing another
-client sends makes this grow or fail: Home Assistant's `online` announcements re-send discovery at most once
-per `DISCOVERY_MIN_INTERVAL_S`.
+connect (the first after `start(first)`'s messages, which void the previous run's state); `stop()` publishes
+``offline`` and disconnects. A refused CONNACK never counts as connected; paho reconnects every 0.5-1.5 s and
+each failure is logged once with its reason (`edge.mqtt.client`). Nothing another client sends makes this grow
+or fail: HA's `online` re-sends discovery at most once per `DISCOVERY_MIN_INTERVAL_S`, and stats after each
+discovery send (`take_stats_due`), so HA's diagnostics are not `unknown` until the next stats interval.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
 import threading
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import paho.mqtt.client as mqtt
 
 from edge.mqtt.client import ConnectionReporter, make_client
-from edge.mqtt.contract import PAYLOAD_OFFLINE, PAYLOAD_ONLINE, topics
+from edge.mqtt.contract import PAYLOAD_OFFLINE, PAYLOAD_ONLINE, to_json, topics
 from edge.mqtt.discovery import discovery_configs, ha_status_topic, retired_topics
 from edge.mqtt.outbox import Message, Outbox
 from edge.ratelog import RateLimitedLog
@@ -46,12 +46,10 @@ class Publisher:
     """Publishes the daemon's messages over MQTT (see the module docstring for the delivery rules).
 
     Args:
-        mqtt_cfg: the validated ``[mqtt]`` section (device id and client id resolved by the config layer).
-        ha_cfg: the ``[homeassistant]`` section.
+        mqtt_cfg, ha_cfg: the validated ``[mqtt]`` (ids resolved by the config layer) and ``[homeassistant]``.
         password: the secret read from `mqtt.password_file`, if any.
         model: the loaded model's name (in discovery and payloads); device: ``cpu`` or ``edgetpu``.
-        labels: the model's labels (the options of Home Assistant's Label entity).
-        regions: (name, labels) per region of interest (their own Home Assistant entities).
+        labels: the model's labels (Home Assistant's Label options); regions: (name, labels) per region.
     """
 
     def __init__(self, mqtt_cfg: MqttConfig, ha_cfg: HomeAssistantConfig, *, password: Secret | None = None,
@@ -60,13 +58,14 @@ class Publisher:
         self.mqtt, self.ha = mqtt_cfg, ha_cfg
         self.topics = topics(mqtt_cfg.topic_prefix, str(mqtt_cfg.device_id))
         self._model, self._device, self._labels, self._regions = model, device, labels, tuple(regions)
-        self._reconnected = False  # set on each connect; the daemon then re-sends its current state
+        # Set on each reconnect (the daemon then re-sends its current state), on each discovery send (stats).
+        self._reconnected = self._stats_due = False
+        self._start: list[tuple[str, str | dict]] = []  # published before the first `online` (`start()`)
         self._qos = mqtt_cfg.qos
         self._lock = threading.Lock()  # guards the state below; never held while calling into paho
         self._pump_lock = threading.Lock()  # one thread at a time hands queued messages to paho (keeps order)
         self._outbox = Outbox(mqtt_cfg.queue_size, INFLIGHT)
-        self._connected = False
-        self._connects = 0
+        self._connected, self._connects = False, 0
         self._discovery_due, self._discovery_at = False, -DISCOVERY_MIN_INTERVAL_S
         self._ha_log = RateLimitedLog(log, 60.0)
         self._started = self._stopped = False
@@ -88,11 +87,12 @@ class Publisher:
         thread = getattr(self._client, "_thread", None)
         return thread is not None and thread.is_alive()
 
-    def start(self) -> None:
-        """Start connecting in the background; an unreachable broker is not an error (paho keeps retrying)."""
+    def start(self, first: Sequence[tuple[str, str | dict]] = ()) -> None:
+        """Connect in the background (an unreachable broker is no error: paho retries); `first`: (topic, payload)
+        published retained on the first connect before ``online`` (the previous run's state marked void)."""
         if self._started:
             return
-        self._started = True
+        self._started, self._start = True, list(first)
         m = self.mqtt
         log.info("MQTT: connecting to %s:%d as %s (tls=%s)", m.host, m.port, m.client_id, m.tls.enabled)
         self._client.connect_async(m.host, m.port, keepalive=m.keepalive)
@@ -102,13 +102,12 @@ class Publisher:
         """Publish a classification payload (retained; `topic`: a region's). Never blocks on the network."""
         self._enqueue(topic or self.topics.classification, payload, retain=True)
 
-    def publish_drift(self, payload: dict, topic: str | None = None) -> None:
-        """Publish a drift payload (retained; `topic`: a region's) on ``.../drift``. Never blocks on the network."""
+    def publish_drift(self, payload: dict, topic: str | None = None) -> None:  # retained; `topic`: a region's
         self._enqueue(topic or self.topics.drift, payload, retain=True)
 
     def publish_stats(self, payload: dict) -> None:
-        """Publish a stats payload (not retained). Never blocks on the network."""
-        self._enqueue(self.topics.stats, payload, retain=False)
+        """Publish a stats payload (retained: a restarted Home Assistant's entities get it at once). Never blocks."""
+        self._enqueue(self.topics.stats, payload, retain=True)
 
     def publish_event(self, payload: dict) -> None:
         """Publish an event such as a model reload result on ``.../event`` (not retained)."""
@@ -123,11 +122,14 @@ class Publisher:
         self._enqueue(topic or self.topics.label, text, retain=True)
 
     def take_reconnected(self) -> bool:
-        """True once after each (re)connect: the daemon then re-sends its state (the broker may have lost it)."""
-        if not self._reconnected:
-            return False
-        self._reconnected = False
-        return True
+        """True once after each reconnect: the daemon then re-sends its state (the broker may have lost it). Not
+        after the first connect with QoS >= 1: what was published before it is queued and delivered then."""
+        value, self._reconnected = self._reconnected, False
+        return value
+
+    def take_stats_due(self) -> bool:  # True once after each discovery send (connect, model reload, HA online)
+        value, self._stats_due = self._stats_due, False
+        return value
 
     def set_model(self, model: str, device: str, labels: tuple[str, ...] = (),
                   regions: Sequence[tuple[str, Sequence[str]]] = ()) -> None:  # fmt: skip
@@ -150,14 +152,10 @@ class Publisher:
                 "published": published}  # fmt: skip
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Flush what can be flushed, publish retained ``offline``, disconnect and stop paho's thread.
-
-        Idempotent. Waits at most about `timeout` seconds in total.
-        """
-        if self._stopped:
-            return
-        self._stopped = True
-        if not self._started:
+        """Flush what can be flushed, publish retained ``offline``, disconnect and stop paho's thread (idempotent,
+        waits at most about `timeout` seconds in total)."""
+        was_stopped, self._stopped = self._stopped, True
+        if was_stopped or not self._started:
             return
         deadline = time.monotonic() + timeout
         if self._connected:
@@ -167,8 +165,7 @@ class Publisher:
             # If the connection went away meanwhile, the broker publishes the will ("offline") instead.
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-        left = self.counters()["queued"]
-        if left:
+        if left := self.counters()["queued"]:
             log.warning("MQTT: stopping with %d message(s) not delivered", left)
         self._client.disconnect()
         self._client.loop_stop()
@@ -209,13 +206,17 @@ class Publisher:
             reconnect = self._connects > 1
         self._outbox.connected()
         log.info("MQTT: %s to %s:%d", "reconnected" if reconnect else "connected", self.mqtt.host, self.mqtt.port)
+        if not reconnect:
+            for topic, payload in self._start:
+                self._publish_direct(topic, payload if isinstance(payload, str) else to_json(payload))
         self._publish_direct(self.topics.availability, PAYLOAD_ONLINE)
         if self.ha.discovery:
             client.subscribe(ha_status_topic(self.ha.prefix), qos=1)
             self._send_discovery(time.monotonic())
             for topic in retired_topics(self.ha.prefix, str(self.mqtt.device_id)):
                 self._publish_direct(topic, "")  # an empty retained config: HA removes that old entity
-        self._reconnected = True
+        self._reconnected = reconnect or self._qos == 0  # QoS 0 queues nothing while disconnected
+        self._stats_due = True
         self._pump()
 
     def _on_connect_fail(self, client, userdata) -> None:
@@ -237,10 +238,11 @@ class Publisher:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._pump()
+
     def _on_ha_status(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         if message.payload.strip().lower() != PAYLOAD_ONLINE.encode():
             return
-        self._discovery_due = True
+        self._discovery_due = self._stats_due = True  # its entities may exist (retained configs): stats now
         self._ha_log.info("MQTT: Home Assistant is online: re-sending discovery")
         now = time.monotonic()
         if now - self._discovery_at >= DISCOVERY_MIN_INTERVAL_S:
@@ -256,10 +258,7 @@ class Publisher:
             log.warning("MQTT: cannot publish on %s: %s", topic, e)
 
     def _enqueue(self, topic: str, payload: dict | str, *, retain: bool) -> None:
-        if isinstance(payload, str):
-            data = payload.encode()
-        else:
-            data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        data = (payload if isinstance(payload, str) else to_json(payload)).encode()
         if self._qos == 0:
             sent = False
             if self._connected:
@@ -305,5 +304,7 @@ class Publisher:
         configs = discovery_configs(self.ha.prefix, m.topic_prefix, str(m.device_id), model=model, device=device,
                                     labels=labels, regions=regions)  # fmt: skip
         for topic, config in configs.items():
-            self._publish_direct(topic, json.dumps(config, separators=(",", ":")))
+            self._publish_direct(topic, to_json(config))
+        self._stats_due = True
         log.debug("MQTT: sent Home Assistant discovery for %d entities under %s/", len(configs), self.ha.prefix)
+

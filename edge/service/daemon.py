@@ -43,7 +43,9 @@ from edge.sources.camera import Camera
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.25  # the longest the loop waits for a frame before looking at signals, timers, heartbeats
-QUICK_STATS_S = 5.0  # after a (re)connect: stats at once, then after this long (a real frame rate for dashboards)
+# After a discovery send: stats at once, then after each of these (a new Home Assistant entity subscribes a moment
+# after its discovery; the last, a real frame rate for dashboards).
+QUICK_STATS_S = (1.0, 5.0)
 EXIT_THREAD_DIED = 1
 
 
@@ -115,7 +117,8 @@ class Service:
             if cfg.collect.enabled:
                 streams = [(st.name, st.box) for st in self.streams]
                 self.collector = Collector(cfg.collect, str(cfg.mqtt.device_id), streams).start()
-            self.publisher.start()
+            self.publisher.start([m for st in self.streams for m in st.reporter.start_messages(
+                contract.stream_topics(cfg.mqtt.topic_prefix, str(cfg.mqtt.device_id), st.name))])
             self.camera = Camera(cfg.camera, size_hint=(spec.input.width, spec.input.height))
             self.frames = FrameFlow(self.camera, *tasks_and_runners(self.streams, self.models),
                                     max_rate=cfg.camera.max_rate)  # fmt: skip
@@ -173,7 +176,7 @@ class Service:
         cfg, camera, publisher, frames = self.config, self.camera, self.publisher, self.frames
         assert camera is not None and publisher is not None and frames is not None
         now = time.monotonic()
-        next_stats, quick = now + cfg.stats.interval_s, False
+        next_stats, quick, forced = now + cfg.stats.interval_s, [], now - 1.0
         window = self._window = StatsWindow(now)
         watcher = ModelFileWatcher(cfg.model.watch_interval_s, file_signature(cfg.model.path), now)
         ping_every = self.notifier.watchdog_interval
@@ -202,21 +205,27 @@ class Service:
             if publisher.take_reconnected():  # the broker may have lost every retained message: all again
                 for st in self.streams:
                     st.reporter.resend()
-                next_stats, quick = now, True  # stats at once, and again soon with a real frame rate
+            if publisher.take_stats_due() and now >= forced + 1.0:  # no Home Assistant sensor left unknown
+                next_stats, quick, forced = now, list(QUICK_STATS_S), now  # (at most once a second: a flood)
             self._check_reload(watcher, now)
             if ping_every and now >= next_ping and (resting or self._progressing(pinged_at, now)):
                 self.notifier.watchdog()
                 next_ping, pinged_at = now + ping_every, self.classified
             if now >= next_stats:
                 self._publish_stats(window, now)
-                interval = min(QUICK_STATS_S, cfg.stats.interval_s) if quick else cfg.stats.interval_s
-                next_stats, quick = now + interval, False
+                interval = min(quick.pop(0), cfg.stats.interval_s) if quick else cfg.stats.interval_s
+                next_stats = now + interval
 
     def _check_camera(self) -> None:
         """Report the camera's state (retained) and its coming and going (events); its thread logs them."""
         cam = self.camera.stats
-        if cam.connected or cam.open_failures:  # unknown until the first open attempt ends
-            self.streams[0].reporter.camera(cam.connected, source=self.camera.name, reconnects=cam.reconnects)
+        if not (cam.connected or cam.open_failures):  # unknown until the first open attempt ends
+            return
+        changed = self.streams[0].reporter.camera(cam.connected, source=self.camera.name, reconnects=cam.reconnects)
+        if changed and not cam.connected:  # the last state is no longer seen: stale until fresh frames confirm one
+            for st in self.streams:
+                if (decision := st.smoother.stale(time.monotonic())) is not None:
+                    st.reporter.publish(decision, wall_time(st.smoother.changed_at))
 
     def _check_reload(self, watcher: ModelFileWatcher, now: float) -> None:
         """Reload on SIGHUP, or when the model file changed and then stayed the same for one more poll."""
@@ -247,7 +256,7 @@ class Service:
             log.info("classification works again after %d failed frame(s)", self._failing)
             self._failing = 0
         self.classified += 1
-        window.add_inference(sum(result.inference_ms))
+        window.add_inference(sum(result.inference_ms), time.monotonic())
         self.http.tap.offer(result.frame, sum(result.inference_ms), [(st.name, st.box, sc, st.smoother.labels)
                             for st, sc in zip(self.streams, result.scores, strict=True)])  # fmt: skip
         publish_result(self.streams, result.scores, result.inference_ms, seq=result.frame, frame_no=self.classified,

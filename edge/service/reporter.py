@@ -5,6 +5,11 @@ going); the reporter builds the payloads with `edge.mqtt.contract` and hands the
 the current state so that after every (re)connect it can be re-sent whole (`resend()`): a broker restarted
 without persistence has lost its retained messages, and a dashboard must be complete again at once.
 `state()` is the same classification any subscriber sees, for other outputs (the web page).
+
+A retained classification is never left to pass for current when it is not: `start_messages()` are published
+before the run's first `online` (nothing classified yet: the previous run's state is void), and a decision
+the smoother marks stale (the camera went away) is published with `stale`. The camera's state is published once
+per change: a re-send happens only after a reconnect (the first connect delivers what was queued before it).
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ class Reporter:
             decision.predictions, reason=reason or decision.reason, frame=self._frame,
             inference_ms=self._inference_ms, model=self.model,
             timestamp=self._captured_at if self._captured_at is not None else now, published_at=now,
-            changed_at=changed_at, unknown=decision.unknown,
+            changed_at=changed_at, unknown=decision.unknown, stale=decision.stale,
         )  # fmt: skip
         with self._lock:
             self._decision, self._changed_at, self._payload = decision, changed_at, payload
@@ -97,15 +102,26 @@ class Reporter:
         with self._lock:
             return None if self._drift is None else dict(self._drift)
 
-    def camera(self, connected: bool, *, source: str, reconnects: int) -> None:
-        """The camera came or went: its retained state and an event (the first state only if it is known)."""
+    def start_messages(self, topics: contract.StreamTopics) -> list[tuple[str, str | dict]]:
+        """What the run publishes (retained) before its first `online`, as (topic, payload), on this stream's
+        `topics`: a classification saying nothing is classified yet, and the plain label cleared."""
+        out: list[tuple[str, str | dict]] = [(topics.classification, contract.start_payload(model=self.model,
+                                                                                           now=self._clock()))]
+        if self._label_topic:
+            out.append((topics.label, ""))
+        return out
+
+    def camera(self, connected: bool, *, source: str, reconnects: int) -> bool:
+        """The camera came or went: its retained state and an event (the first state only if it is known).
+        Returns True when it changed."""
         if connected == self._camera:
-            return
+            return False
         first, self._camera = self._camera is None, connected
         self._sink.publish_camera(contract.camera_state(connected))
         if not (first and not connected):  # not "lost" for a camera that never came
             self._sink.publish_event(contract.camera_event(connected, source=source, reconnects=reconnects,
                                                            timestamp=self._clock()))  # fmt: skip
+        return True
 
     def resend(self) -> None:
         """After a (re)connect: the camera's state, the current classification (reason `reconnect`), the label."""

@@ -52,3 +52,35 @@ def ocr_words(png: Path) -> list[str]:
     proc = subprocess.run([TESSERACT, str(png), "-", "--psm", "11"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.split()
+
+
+def webdriver_chromium(profile: Path, size: tuple[int, int] = (1280, 800)):
+    """A selenium WebDriver on Debian's headless chromium through chromium-driver (skips without them)."""
+    _need(CHROMIUM, "chromium")
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    _need(driver_path, "chromium-driver")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*FLAGS, f"--window-size={size[0]},{size[1]}", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=Service(driver_path))
+
+
+def page_screenshot(url: str, out: Path, *, ready: str, size: tuple[int, int] = (1280, 800),
+                    timeout: float = 30.0) -> Path:  # fmt: skip
+    """Load `url` in a selenium-driven headless Chromium, wait until the JS expression `ready` is true (pages that
+    stream: `screenshot()`'s virtual time never lets a fetch stream run), and write a PNG screenshot to `out`."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        driver = webdriver_chromium(Path(profile), size)
+        try:
+            driver.get(url)
+            WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: d.execute_script(f"return {ready}"))
+            driver.get_screenshot_as_file(str(out))
+        finally:
+            driver.quit()
+    return out

@@ -232,7 +232,32 @@ def split_folder(image: Path, shares: list[tuple[float, Path]], default: Path) -
     return next((folder for share, folder in shares if score < share), default)
 
 
-def assign(inbox: str | Path, dataset: str | Path, files: list[Any], class_name: object) -> Moves:
+def similar_class(name: str, classes: list[str]) -> str | None:
+    """An existing class `name` is a likely typo of: the same but for case, or one edit away (None: no such)."""
+    if name in classes:
+        return None
+    return next((c for c in classes if _one_edit(name.casefold(), c.casefold())), None)
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Equal, or one character replaced, inserted or deleted."""
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long = sorted((a, b), key=len)
+    return len(long) - len(short) == 1 and any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+class SimilarClass(EdgeError):
+    """A new class name that looks like an existing one: asked before it is created."""
+
+    def __init__(self, name: str, similar: str) -> None:
+        super().__init__(f"there is no class {name!r}, but there is {similar!r}: assign to {similar!r}, or confirm "
+                         f"to create the new class {name!r}")
+        self.similar = similar
+
+
+def assign(inbox: str | Path, dataset: str | Path, files: list[Any], class_name: object, *,
+           new: bool = False) -> Moves:  # fmt: skip
     """Move inbox images (and their sidecars) into the dataset's class folder `class_name` (created if new).
 
     Args:
@@ -242,12 +267,16 @@ def assign(inbox: str | Path, dataset: str | Path, files: list[Any], class_name:
             and a retrained model is compared with the previous one on them too.
         files: inbox images as `<label folder>/<file>` (the page's ids), or paths inside the inbox.
         class_name: an existing class or a new one (`check_class_name`).
+        new: create a new class even when its name looks like an existing one.
 
     Raises:
+        SimilarClass: a new name that differs from an existing class by case or one edit, without `new`.
         EdgeError: a bad class name or file name; nothing is moved then.
     """
     inbox, dataset = Path(inbox), Path(dataset)
     check_folders(inbox, dataset)
+    if not new and isinstance(class_name, str) and (like := similar_class(class_name, dataset_classes(dataset))):
+        raise SimilarClass(class_name, like)
     name = str(class_name if class_name in dataset_classes(dataset) else check_class_name(class_name))
     root, shares = class_root(dataset), split_shares(dataset)
     return _move_all(inbox, files, lambda image: split_folder(image, shares, root) / name)

@@ -77,7 +77,8 @@ class ReviewServer(ThreadingHTTPServer):
     def apply(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
         """Run `assign` or `discard` for a request body; the answer the page applies."""
         if action == "assign":
-            done = box.assign(self.inbox, self.dataset, body.get("files"), body.get("class"))
+            new = body.get("new") is True  # confirmed: a new class although its name looks like an existing one
+            done = box.assign(self.inbox, self.dataset, body.get("files"), body.get("class"), new=new)
         else:
             done = box.discard(self.inbox, body.get("files"))
         for file_id, dest in done.moved:
@@ -176,6 +177,9 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return
         try:
             answer = self.server.apply(action, body)
+        except box.SimilarClass as e:  # the page asks, then sends again with "new": true
+            self._json(HTTPStatus.CONFLICT, {"error": str(e), "similar": e.similar})
+            return
         except EdgeError as e:
             self._refuse(HTTPStatus.BAD_REQUEST, str(e))
             return

@@ -29,7 +29,7 @@ import pytest
 from edge.http.overlay import view_size
 from edge.inference.model import load_model
 from tests.edge.conftest import write_config
-from tests.support.browser import ocr_words, screenshot
+from tests.support.browser import ocr_words, page_screenshot, screenshot
 from tests.support.http_clients import MjpegReader, Slowloris, get, idle_connections, stalled_stream
 from tests.support.media import write_video
 from tests.support.mosquitto import free_port
@@ -106,7 +106,8 @@ def test_a_real_browser_shows_the_picture_and_the_label(
     label, frame = confident
     clip = write_video(tmp_path / "one.avi", [frame] * 40, fps=20)
     d, port = start(tmp_path, daemon_factory, mosquitto, demo_model, clip)
-    shot_path = screenshot(f"http://127.0.0.1:{port}/#token={TOKEN}", tmp_path / "page.png", size=(1200, 660))
+    shot_path = page_screenshot(f"http://127.0.0.1:{port}/#token={TOKEN}", tmp_path / "page.png", size=(1200, 660),
+                                ready="$('live').naturalWidth > 0 && $('pstate').hidden")  # a frame is shown
     if os.environ.get("EDGE_LIVE_PAGE_PNG"):  # how docs/live-page.png is made
         shutil.copy(shot_path, os.environ["EDGE_LIVE_PAGE_PNG"])
     shot = cv2.imread(str(shot_path), cv2.IMREAD_COLOR)
@@ -131,8 +132,9 @@ def test_api_state_is_the_mqtt_state(mosquitto, subscriber_factory, daemon_facto
     sub = subscriber_factory(mosquitto, [f"edge/{DEV}/#"])
     d, port = start(tmp_path, daemon_factory, mosquitto, demo_model, fm_clip)
     deadline = time.monotonic() + 10
-    while (state := json.loads(get(port, "/api/state", headers=AUTH).body))["classification"] is None:
-        assert time.monotonic() < deadline, "no classification in /api/state"
+    while (state := json.loads(get(port, "/api/state", headers=AUTH).body))["classification"] is None or (
+            state["stats"]["fps_classified"] == 0):  # the first stats (at connect) have no rate yet
+        assert time.monotonic() < deadline, "no classification (and rate) in /api/state"
         time.sleep(0.2)
     published = sub.wait_for(
         lambda ms: any(m.topic.endswith("/classification") and m.json()["frame"] == state["classification"]["frame"]

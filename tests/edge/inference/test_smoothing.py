@@ -155,3 +155,29 @@ def test_every_configured_mode_runs(mode) -> None:
 
     assert mode in SMOOTHING_MODES
     assert Smoother(LABELS, mode=mode, frames=1).update(one_hot(0), 0.0) is not None
+
+
+def test_stale_state_waits_for_fresh_frames_then_is_published_at_once() -> None:
+    s = Smoother(LABELS, mode="stable", frames=3, min_dwell_s=10.0, heartbeat_s=1.0)
+    assert s.stale(0.0) is None and s.is_stale  # before any state: nothing to mark
+    assert run(s, [0, 0, 0]) == [None, None, ("change", 0)]
+    d = s.stale(0.5)  # the camera went away: the last state, said to be no longer current
+    assert (d.reason, d.index, d.stale) == ("stale", 0, True) and s.current.stale
+    beat = s.heartbeat(1.6)
+    assert (beat.reason, beat.stale) == ("heartbeat", True)  # heartbeats while away say so too
+    # back: the evidence before the loss counts for nothing; `frames` fresh frames, then at once (no dwell)
+    assert s.update(one_hot(0), 2.0) is None and s.update(one_hot(0), 2.1) is None
+    d = s.update(one_hot(0), 2.2)
+    assert (d.reason, d.index, d.stale) == ("resumed", 0, False) and not s.is_stale
+    s.stale(3.0)
+    got = [s.update(one_hot(1), t) for t in (3.1, 3.2, 3.3)]
+    assert got[:2] == [None, None] and (got[2].reason, got[2].index, got[2].stale) == ("change", 1, False)
+    assert s.changed_at == 3.3  # within the dwell of the last change, but the frames stopped in between
+
+
+def test_off_mode_is_current_again_with_the_first_frame() -> None:
+    s = Smoother(LABELS, mode="off", heartbeat_s=0)
+    s.update(one_hot(0), 0.0)
+    assert s.stale(1.0).stale
+    d = s.update(one_hot(0), 2.0)
+    assert (d.reason, d.stale) == ("frame", False)

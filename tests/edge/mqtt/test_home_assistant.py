@@ -27,16 +27,24 @@ DIAGNOSTIC = (f"sensor.{DEV}_classified_fps", f"sensor.{DEV}_started", f"sensor.
 class HomeAssistant:
     """ha_e2e.py in a child process: `expect({entity: state})` waits until HA shows those states."""
 
-    def __init__(self, port: int) -> None:
-        self.proc = subprocess.Popen([HA_PYTHON, str(HA_TOOLS / "ha_e2e.py"), str(port)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    def __init__(self, port: int, topic: str | None = None) -> None:
+        args = [HA_PYTHON, str(HA_TOOLS / "ha_e2e.py"), str(port), *([topic] if topic else [])]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)  # fmt: skip
+
+    def _ask(self, line: object) -> dict:
+        self.proc.stdin.write(json.dumps(line) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
 
     def expect(self, states: dict[str, str]) -> dict[str, dict]:
-        self.proc.stdin.write(json.dumps(states) + "\n")
-        self.proc.stdin.flush()
-        got = json.loads(self.proc.stdout.readline())
+        got = self._ask(states)
         assert "timeout" not in got, {"expected": states, "got": {k: v["state"] for k, v in got["timeout"].items()}}
         return got
+
+    def log(self) -> list[dict]:
+        """HA's state changes and the messages it received on `topic` since the last call (ha_e2e.py)."""
+        return self._ask("log")["log"]
 
     def close(self) -> None:
         self.proc.stdin.close()

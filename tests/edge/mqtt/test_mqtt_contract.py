@@ -50,6 +50,7 @@ def test_classification_payload() -> None:
         "score": 0.9123,
         "top_k": [{"index": 1, "label": "dog", "score": 0.9123}, {"index": 0, "label": "cat", "score": 0.05}],
         "reason": "change",
+        "stale": False,
         "timestamp": "1970-01-01T00:00:00.250000Z",
         "published_at": "1970-01-01T00:00:01.500000Z",
         "changed_at": "1970-01-01T00:00:00.250000Z",

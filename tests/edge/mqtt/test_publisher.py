@@ -68,13 +68,14 @@ def test_messages_match_the_contract(mosquitto, subscriber_factory, publisher_fa
     assert set(pub.counters()) == {"mqtt_reconnects", "queued", "dropped", "published"}
     wait_until(lambda: pub.counters()["published"] == 3, what="3 acknowledged")
 
-    # A subscriber arriving later gets the retained state (availability, classification) but no old stats.
+    # A subscriber arriving later (a restarted Home Assistant) gets the retained state, the last stats too.
     late = subscriber_factory(mosquitto, ["edge/#"])
-    late.wait_for(lambda ms: {m.topic for m in ms} >= {T.classification, T.availability})
+    late.wait_for(lambda ms: {m.topic for m in ms} >= {T.classification, T.availability, T.stats})
     got = {m.topic: m for m in late.received()}
     assert got[T.classification].retain and got[T.classification].json() == payload
     assert got[T.availability].retain and got[T.availability].text == "online"
-    assert T.stats not in got and T.event not in got
+    assert got[T.stats].retain and got[T.stats].json() == stats
+    assert T.event not in got
 
 
 def test_offline_on_clean_stop(mosquitto, subscriber_factory, publisher_factory) -> None:
@@ -255,10 +256,11 @@ def test_home_assistant_discovery_resent_when_ha_comes_online(mosquitto, subscri
 
 def test_camera_and_label_topics_are_retained_text(mosquitto, subscriber_factory, publisher_factory) -> None:
     pub = publisher_factory(mosquitto)
-    wait_until(lambda: pub.connected and pub.take_reconnected(), what="connected, once")
-    assert not pub.take_reconnected()  # once per connect
+    wait_until(lambda: pub.connected and pub.take_stats_due(), what="connected: stats due, once")
+    assert not pub.take_stats_due() and not pub.take_reconnected()  # the first connect is no reconnect
     pub.publish_camera("offline")
     pub.publish_label("tabby cat")
+    wait_until(lambda: pub.counters()["published"] >= 2, what="both acknowledged")  # then retained, not live
     late = subscriber_factory(mosquitto, [T.camera, T.label])
     got = {m.topic: (m.text, m.retain) for m in late.wait_for(lambda ms: len(ms) == 2)}
     assert got == {T.camera: ("offline", True), T.label: ("tabby cat", True)}

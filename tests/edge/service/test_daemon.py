@@ -24,8 +24,8 @@ from tests.support.media import MjpegServer
 from tests.support.mosquitto import MOSQUITTO_SUB, Subscriber, free_port
 from tests.support.payload_schemas import check_message
 
-CONTRACT_KEYS = {"label", "index", "score", "top_k", "reason", "timestamp", "published_at", "changed_at", "frame",
-                 "inference_ms", "model", "unknown"}  # fmt: skip
+CONTRACT_KEYS = {"label", "index", "score", "top_k", "reason", "stale", "timestamp", "published_at", "changed_at",
+                 "frame", "inference_ms", "model", "unknown"}  # fmt: skip
 STATS_KEYS = {
     "fps_captured", "fps_classified", "fps_dropped", "inference_ms_p50", "inference_ms_p95", "camera_reconnects",
     "camera_connected", "uptime_s", "model", "device", "mqtt_reconnects", "queued", "dropped", "published",
@@ -63,14 +63,23 @@ def subscriber_factory(subscriber_factory):
             check_message(m.topic, m.payload)
 
 
+def _classified(payload: dict) -> bool:
+    """Not the `start` classification each run publishes before `online` (checked on its own below)."""
+    return payload.get("reason") != "start"
+
+
 def payloads(sub: Subscriber, topic: str) -> list[dict]:
-    return [m.json() for m in sub.received(topic)]
+    """The JSON payloads received on `topic`, but the run's `start` classification."""
+    return [p for p in (m.json() for m in sub.received(topic)) if _classified(p)]
 
 
 def wait_payload(sub: Subscriber, topic: str, pred, timeout: float = 10.0) -> dict:
-    """The first JSON payload on `topic` satisfying pred (waiting for it)."""
-    msgs = sub.wait_for(lambda ms: any(m.topic == topic and pred(m.json()) for m in ms), timeout)
-    return next(m.json() for m in msgs if m.topic == topic and pred(m.json()))
+    """The first JSON payload on `topic` satisfying pred (waiting for it), but the run's `start` classification."""
+
+    def ok(m) -> bool:
+        return m.topic == topic and _classified(p := m.json()) and pred(p)
+
+    return next(m.json() for m in sub.wait_for(lambda ms: any(ok(m) for m in ms), timeout) if ok(m))
 
 
 def check_classification(p: dict, model: str) -> None:
@@ -98,8 +107,15 @@ def test_contract_mosquitto_sub_systemd_notify_and_sigterm(
         notify_socket.wait_for("READY=1", timeout=20)
         sub.wait_for(lambda ms: any(m.topic == f"{T}/availability" and m.text == "online" for m in ms), 10)
 
+        # before `online`, the run voids the previous run's retained state: nothing classified yet, stale
+        order = [(m.topic, m.json()["reason"] if m.topic.endswith("/classification") else m.text)
+                 for m in sub.received() if m.topic in (f"{T}/classification", f"{T}/availability")]  # fmt: skip
+        assert order[:2] == [(f"{T}/classification", "start"), (f"{T}/availability", "online")], order
+        start = sub.received(f"{T}/classification")[0].json()
+        assert start["stale"] is True and start["label"] is None and start["top_k"] == [] and start["frame"] == 0
         # the clip's first class, then its second: the true labels of those Fashion-MNIST test images
         first = wait_payload(sub, f"{T}/classification", lambda p: True)
+        assert first["stale"] is False and first["reason"] == "change"
         check_classification(first, "demo_model")
         assert first["label"] == fm_labels[0], first
         second = wait_payload(sub, f"{T}/classification", lambda p: p["label"] != fm_labels[0])
@@ -183,11 +199,11 @@ def test_absent_then_killed_camera_stream_resumes(
         assert wait_payload(sub, f"{T}/stats", lambda p: True)["camera_connected"] is False
         msgs = notify_socket.collect(1.5)
         assert sum("WATCHDOG=1" in m.split("\n") for m in msgs) >= 2  # retrying on schedule counts as progress
-        assert not sub.received(f"{T}/classification")
+        assert [m.json()["reason"] for m in sub.received(f"{T}/classification")] == ["start"]  # nothing classified
 
         server.start()
         first = wait_payload(sub, f"{T}/classification", lambda p: True)
-        assert first["label"] == fm_labels[0]
+        assert first["label"] == fm_labels[0] and first["stale"] is False
 
         sub.wait_for(lambda ms: [m.text for m in ms if m.topic == f"{T}/camera"][-1:] == ["online"])
         states = [m.text for m in sub.received(f"{T}/camera")]
@@ -202,11 +218,13 @@ def test_absent_then_killed_camera_stream_resumes(
         beats = [p for p in away if p["reason"] == "heartbeat"]
         assert len(beats) >= 2  # the heartbeat (1 s) repeats the last state ...
         assert {p["timestamp"] for p in away} == {away[0]["timestamp"]}  # ... with the old capture time: not fresh
+        assert all(p["stale"] for p in away[1:]) and away[1]["reason"] == "stale", away  # and says it is not current
         assert beats[-1]["published_at"] > beats[-1]["timestamp"]
         assert d.proc.poll() is None
 
         server.start()  # ... and comes back
-        wait_payload(sub, f"{T}/classification", lambda p: p["frame"] > n, timeout=15)
+        back = wait_payload(sub, f"{T}/classification", lambda p: p["frame"] > n, timeout=15)
+        assert back["stale"] is False and back["reason"] == "frame"  # fresh frames: current again
         stats = wait_payload(sub, f"{T}/stats", lambda p: p["camera_connected"] and p["camera_reconnects"] == 2)
         stats = wait_payload(sub, f"{T}/stats", lambda p: p["frames_classified"] > stats["frames_classified"] + 3)
         sub.wait_for(lambda ms: [m.text for m in ms if m.topic == f"{T}/camera"][-1] == "online")

@@ -29,8 +29,10 @@ def test_two_regions_two_right_labels(regions, camera, side_by_side, mosquitto, 
     cfg.write_text(cfg.read_text() + "".join(
         f'\n[[regions]]\nname = "{r["name"]}"\nbox = {r["box"]}\n' for r in regions))  # fmt: skip
     d = daemon_factory(cfg)
-    sub.wait_for(lambda ms: {m.topic for m in ms} >= {f"{T}/left/classification", f"{T}/right/classification",
-                                                      f"{T}/left/label", f"{T}/right/label"}, 20)  # fmt: skip
+    fresh = {f"{T}/left/classification", f"{T}/right/classification", f"{T}/left/label", f"{T}/right/label"}
+    sub.wait_for(lambda ms: {m.topic for m in ms if m.payload and b'"reason":"start"' not in m.payload} >= fresh, 20)
+    starts = [m.json() for m in sub.received() if m.topic.endswith("/classification") and m.json()["stale"]]
+    assert {(m["reason"], m["label"]) for m in starts} == {("start", None)} and len(starts) == 2  # one per region
     left, right = payloads(sub, f"{T}/left/classification")[-1], payloads(sub, f"{T}/right/classification")[-1]
     assert (left["label"], right["label"]) == (label_a, label_b), (left, right)
     assert sub.received(f"{T}/left/label")[-1].text == label_a

@@ -43,7 +43,7 @@ def test_csi_camera_classifies_and_sigterm_stops_rpicam_vid(
     first = wait_payload(sub, f"{T}/classification", lambda p: True, timeout=30)
     assert first["label"] == fm_labels[0]
     wait_payload(sub, f"{T}/event", lambda p: p["event"] == "camera_connected" and p["source"] == "csi:0")
-    stats = wait_payload(sub, f"{T}/stats", lambda p: p["frames_classified"] >= 5, timeout=15)
+    stats = wait_payload(sub, f"{T}/stats", lambda p: p["frames_classified"] >= 5 and p["fps_classified"] > 0, 15)
     assert stats["camera_connected"] and stats["fps_captured"] > stats["fps_classified"]
     (pid, args), *_ = standin.calls()
     assert args == ["--camera", "0", "--codec", "mjpeg", "--width", "320", "--height", "240", "--framerate", "15",

@@ -1,9 +1,12 @@
 """A minimal Home Assistant core with only its MQTT integration, connected to a test broker (run by a test).
 
-Usage: ``ha_e2e.py PORT`` under a Python with ``homeassistant`` installed. Each line read on stdin is a JSON
-object ``{entity_id: expected state}`` (``"*"``: any state but unknown/unavailable); it waits until every
+Usage: ``ha_e2e.py PORT [TOPIC]`` under a Python with ``homeassistant`` installed. Each line read on stdin is a
+JSON object ``{entity_id: expected state}`` (``"*"``: any state but unknown/unavailable); it waits until every
 entity named has that state and prints one JSON line ``{entity_id: {"state", "attributes"}}`` of all sensor and
-binary_sensor entities, or ``{"timeout": <those states>}`` after TIMEOUT_S. Does not import this project.
+binary_sensor entities, or ``{"timeout": <those states>}`` after TIMEOUT_S. The line ``"log"`` prints
+``{"log": [...]}`` and starts a new log: every sensor state change HA made (``{"t", "entity", "old", "new"}``,
+`t` in `time.monotonic()`, the clock of every process on this machine) and, with TOPIC (an MQTT filter), every
+message HA received on it (``{"t", "topic", "payload"}``), in the order HA saw them. Does not import this project.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import MappingProxyType
 
@@ -45,7 +49,21 @@ async def wait_for(hass, predicate) -> dict:
     return {"timeout": sensor_states(hass)}
 
 
-async def main(port: int) -> None:
+LOG: list[dict] = []
+
+
+def log_state_change(event) -> None:
+    old, new = event.data.get("old_state"), event.data.get("new_state")
+    if new is not None and new.domain in ("sensor", "binary_sensor") and (old is None or old.state != new.state):
+        LOG.append({"t": time.monotonic(), "entity": new.entity_id, "old": old and old.state, "new": new.state})
+
+
+def log_message(msg) -> None:
+    payload = msg.payload if isinstance(msg.payload, str) else msg.payload.decode(errors="replace")
+    LOG.append({"t": time.monotonic(), "topic": msg.topic, "payload": payload})
+
+
+async def main(port: int, topic: str | None) -> None:
     from homeassistant import bootstrap, config_entries, loader
     from homeassistant.auth import auth_manager_from_config
     from homeassistant.core import HomeAssistant
@@ -77,15 +95,24 @@ async def main(port: int) -> None:
             version=1,
         )
         await hass.config_entries.async_add(entry)
+        hass.bus.async_listen("state_changed", log_state_change)
         await hass.async_start()
+        if topic:
+            from homeassistant.components import mqtt
+
+            await mqtt.async_subscribe(hass, topic, log_message)
         reader = asyncio.StreamReader()
         await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         while line := await reader.readline():
             expected = json.loads(line)
+            if expected == "log":
+                print(json.dumps({"log": LOG}), flush=True)
+                LOG.clear()
+                continue
             states = await wait_for(hass, lambda s, e=expected: matches(s, e))
             print(json.dumps(states, default=str), flush=True)
         await hass.async_stop(force=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))

@@ -122,6 +122,42 @@ def _cards(driver: object) -> list:
     return driver.find_elements(By.CSS_SELECTOR, ".card")
 
 
+def test_a_class_name_off_by_case_is_asked_before_it_is_created(review_cli: tuple[str, Path, Path], browser) -> None:
+    """`coat` for the class `Coat` (issue 27): the page asks; cancelled, nothing moves; the existing class is
+    offered. A confirmed new name is created. No dialog for an exact name."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    url, inbox, data = review_cli
+    browser.get(url)
+    _wait(browser, lambda d: len(_cards(d)) == 6)
+    _cards(browser)[0].click()
+    browser.find_element(By.ID, "class-name").send_keys("coat")
+    browser.find_element(By.ID, "assign").click()
+    dialog = _wait(browser, ec.alert_is_present())
+    assert '"Coat"' in dialog.text and '"coat"' in dialog.text
+    dialog.dismiss()
+    _wait(browser, lambda d: "there is a class Coat" in d.find_element(By.ID, "status").text)
+    assert len(_cards(browser)) == 6 and not (data / "coat").exists() and len(inbox_ids(inbox)) == 6
+
+    browser.find_element(By.ID, "class-name").clear()
+    browser.find_element(By.ID, "class-name").send_keys("Bags")  # one edit from Bag: asked too; confirmed
+    browser.find_element(By.ID, "assign").click()
+    dialog = _wait(browser, ec.alert_is_present())
+    assert '"Bag"' in dialog.text
+    dialog.accept()
+    _wait(browser, lambda d: len(_cards(d)) == 5)
+    assert "1 image(s) moved to Bags" in browser.find_element(By.ID, "status").text
+    assert len(list((data / "Bags").glob("*.jpg"))) == 1
+
+    _cards(browser)[0].click()
+    browser.find_element(By.ID, "class-name").clear()
+    browser.find_element(By.ID, "class-name").send_keys("Coat")  # an existing class: no question
+    browser.find_element(By.ID, "assign").click()
+    _wait(browser, lambda d: len(_cards(d)) == 4)
+    assert not ec.alert_is_present()(browser)
+
+
 def test_select_assign_discard_in_a_real_browser(review_cli: tuple[str, Path, Path], browser) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -435,3 +471,14 @@ def test_a_new_dataset_folder_is_created(places: tuple[Path, Path], tmp_path: Pa
         proc.terminate()
         proc.wait(10)
     assert np.isin(proc.returncode, (0, -15, 130))
+
+
+SIMILAR = [("shirt", "Shirt"), ("Shirts", "Shirt"), ("Shrt", "Shirt"), ("coat", "Coat"), ("Shirt", None),
+           ("Bag", None), ("Sandal", None)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "like"), SIMILAR)
+def test_similar_class_is_case_or_one_edit(name, like) -> None:
+    from trainer.review.inbox import similar_class
+
+    assert similar_class(name, ["Shirt", "T-shirt", "Coat"]) == like
