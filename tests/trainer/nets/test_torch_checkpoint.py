@@ -226,3 +226,4 @@ def test_a_checkpoint_bomb_is_one_line_within_the_memory_budget(tmp_path: Path, 
     r = run_measured("trainer.nets.torch_checkpoint", str(path), function="load_state_dict", tmp=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
     assert r.growth < 100 << 20, f"{r.growth >> 20} MB over the baseline"
+    print(f"peak {r.growth / 2**20:.2f} MB over a {r.baseline >> 20} MB baseline")
