@@ -32,13 +32,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.bounded import read_tar_member
 from edge.cli.shape import OneLineParser, run_main
-from edge.errors import Failure
+from edge.errors import EdgeError, Failure
 from edge.files import fsync_dir, write_durably
+from edge.names import name_fault
 
 MANIFEST = "edge-collect-manifest.json"  # the archive's last member (written by edge_collect_files.py)
 INDEX = ".edge-collect-index"  # one line per image ever collected: sha256, inbox path, device, time (tab-separated)
 LOCK = ".edge-collect.lock"
+MAX_MEMBER_BYTES = 32 << 20  # one frame, sidecar or manifest: a frame is at most a few MB; the rest is refused
 _UNSAFE = re.compile(r"[^\w.-]+")
 
 
@@ -68,7 +71,7 @@ def _safe_member(name: str) -> bool:
     parts = name.split("/")
     return (
         len(parts) == 2
-        and all(p and not p.startswith(".") and "\\" not in p and "\0" not in p for p in parts)
+        and all(p and not p.startswith(".") and "\\" not in p and name_fault(p) is None for p in parts)
         and parts[1].endswith((".jpg", ".json"))
     )
 
@@ -80,7 +83,9 @@ def _members(archive: Path) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
                 f = tar.extractfile(m) if m.isreg() else None
                 if f is None:
                     raise Failure(f"{archive}: member {m.name[:80]!r} is not a regular file; not a collect archive")
-                yield m, f.read()
+                yield m, read_tar_member(tar, m, MAX_MEMBER_BYTES, f"{archive}: member {m.name[:80]!r}")
+    except EdgeError as e:
+        raise Failure(str(e)) from None
     except tarfile.TarError as e:
         raise Failure(f"{archive}: not a readable tar archive ({e}); transfer damaged") from None
 
@@ -168,6 +173,9 @@ def unpack(archive: Path, sha256: str, host: str, out: Path, collected_at: str |
         Failure: the archive does not verify (nothing written), or the inbox cannot be written (the pairs written
             so far stay, indexed, and count as duplicates next time).
     """
+    fault = name_fault(host)
+    if fault is not None:
+        raise Failure(f"host {host[:80]!r} {fault}; give the device's inventory name")
     hashes = verify(archive, sha256)
     collected_at = collected_at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:

@@ -33,11 +33,12 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from edge.http.admission import PREAUTH_HEAD_TIMEOUT_S
 from edge.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
-HEAD_TIMEOUT_S = 5.0  # the request line and headers must arrive within this (slowloris)
+HEAD_TIMEOUT_S = PREAUTH_HEAD_TIMEOUT_S  # every connection is unauthenticated until its head is read
 MAX_HEAD_BYTES = 16 * 1024  # request line plus headers
 WRITE_TIMEOUT_S = 5.0  # each response write (a stream frame) must be taken by the client within this
 KEEPALIVE_S = 5.0  # a stream re-sends its last frame this often when no new one comes (finds closed clients)
@@ -152,6 +153,10 @@ class Handler(BaseHTTPRequestHandler):
             self._text(HTTPStatus.FORBIDDEN, "use an IP address or localhost in the URL\n")
             return
         if not public and not self._authorized(token_in_query):
+            return
+        if not self.server.admit(self.connection):  # authenticated from the head: only now does it need a slot
+            self._text(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n", {"Retry-After": "2"})
+            self.server.refused += 1
             return
         try:
             method(self)

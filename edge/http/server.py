@@ -6,10 +6,12 @@ service and never makes the classifier wait: every endpoint reads copies or refe
 
 Built on the standard library's `http.server` (`ThreadingHTTPServer`, one thread per connection): no dependency
 to install on a Pi, request parsing that is maintained with Python, and a thread per connection is cheap at the
-few connections a device serves; an MJPEG stream is naturally a blocking loop on its own thread. Bounded:
-at most `max_clients` connections at once and CONNECTIONS_PER_S new ones a second (more are answered 503 and
-closed), a request head must arrive within HEAD_TIMEOUT_S and MAX_HEAD_BYTES, each write must finish within
-WRITE_TIMEOUT_S, one request per connection. Routes and responses are `edge.http.routes`.
+few connections a device serves; an MJPEG stream is naturally a blocking loop on its own thread. Bounded
+(`edge.http.admission`): until its request head is read a connection holds only a pre-auth place (a few per
+client address, its head due within a short timeout and MAX_HEAD_BYTES); only an authenticated (or public)
+request then takes one of the `max_clients` slots, so an unauthenticated flood never holds one. More than that
+is answered 503 and closed; each write must finish within WRITE_TIMEOUT_S, one request per connection. Routes
+and responses are `edge.http.routes`.
 With `listen` not set, nothing listens and `tap.offer()` returns at once.
 """
 
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.config.listen import parse_listen
 from edge.errors import EdgeError
+from edge.http.admission import Admission
 from edge.http.state import Snapshot, health, stale_after_s, state_payload
 from edge.http.tap import FrameTap
 from edge.ratelog import RateLimitedLog
@@ -37,26 +40,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONNECTIONS_PER_S, CONNECTIONS_BURST = 50.0, 100  # new connections accepted per second, on average and at once
 LIVE_WINDOW_S = 5.0  # the live stats of /api/state cover this long (the server's thread rolls the window)
 REFUSAL = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 2\r\n"
            b"Connection: close\r\nContent-Length: 21\r\n\r\ntoo many connections\n")  # fmt: skip
-
-
-class _Bucket:
-    """A token bucket: `take()` is True at most `rate` times a second on average, `burst` at once."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, float(burst)
-        self.tokens, self.at = float(burst), time.monotonic()
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
 
 
 class _Server(ThreadingHTTPServer):
@@ -69,10 +55,9 @@ class _Server(ThreadingHTTPServer):
         self.app = app
         where = app.where
         self.address_family = socket.AF_INET6 if where.ipv6 else socket.AF_INET
-        self._slots = threading.BoundedSemaphore(app.cfg.max_clients)
-        self._bucket = _Bucket(CONNECTIONS_PER_S, CONNECTIONS_BURST)
+        self.admission = Admission(app.cfg.max_clients)
         self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
+        self._open: dict[socket.socket, list[Any]] = {}  # connection: [its pre-auth key or None, holds a slot]
         self.refused = 0
         self._errors = RateLimitedLog(log, 60.0)
         super().__init__((where.host, where.port), handler)
@@ -82,29 +67,52 @@ class _Server(ThreadingHTTPServer):
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._bucket.take(time.monotonic()) or not self._slots.acquire(blocking=False):
-            self.refused += 1
-            with contextlib.suppress(OSError):
-                request.setblocking(False)
-                request.send(REFUSAL)
+        key = self.admission.arrive(str(client_address[0]), time.monotonic())
+        if key is None:  # this address holds its pre-auth places, or connects too fast
+            self.refuse(request)
             self.shutdown_request(request)
             return
+        with self._lock:
+            self._open[request] = [key, False]
         try:
             super().process_request(request, client_address)
-        except Exception:  # no thread could be started: give the slot back
-            self._slots.release()
+        except Exception:  # no thread could be started: give the place back
+            self._leave(request)
             self.shutdown_request(request)
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def refuse(self, request: Any) -> None:
+        """Answer 503 without waiting on the client."""
+        self.refused += 1
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            request.send(REFUSAL)
+
+    def admit(self, request: Any) -> bool:
+        """The request on `request` is authenticated (or public): take a `max_clients` slot and free its pre-auth
+        place; False when every slot is held (the place is kept until the connection ends)."""
+        if not self.admission.take_slot():
+            return False
         with self._lock:
-            self._open.add(request)
+            state = self._open[request]
+            key, state[0], state[1] = state[0], None, True
+        if key is not None:
+            self.admission.head_read(key)
+        return True
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            with self._lock:
-                self._open.discard(request)
-            self._slots.release()
+            self._leave(request)
+
+    def _leave(self, request: Any) -> None:
+        with self._lock:
+            key, slot = self._open.pop(request, (None, False))
+        if key is not None:
+            self.admission.head_read(key)
+        if slot:
+            self.admission.free_slot()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]

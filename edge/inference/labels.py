@@ -13,12 +13,27 @@ import re
 import zipfile
 from pathlib import Path
 
+from edge.bounded import read_file, read_zip_member
 from edge.errors import EdgeError
+from edge.names import name_fault
 
 _INDEXED = re.compile(r"^\s*(\d+)[:\s]+(.*\S)\s*$")
 
 
-MAX_LABEL_FILE_BYTES = 16 << 20  # 16 MB: far beyond any label file; refuses devices and huge files
+MAX_LABEL_FILE_BYTES = 16 << 20  # 16 MB: far beyond any label file (a file, or a member embedded in a model)
+
+
+def check_labels(labels: dict[int, str], source: str) -> dict[int, str]:
+    """`labels` when every one keeps the name rule (`edge.names`); else one line naming the first bad index.
+
+    Refused rather than escaped: a label is published on MQTT and as a Home Assistant option, so a model
+    whose labels carry control characters or blanks would put them on every consumer's screen.
+    """
+    for index in sorted(labels):
+        fault = name_fault(labels[index])
+        if fault is not None:
+            raise EdgeError(f"{source}: label {index} {fault}; give each class a plain, non-blank name")
+    return labels
 
 
 def parse_labels(text: str, source: str = "labels") -> dict[int, str]:
@@ -54,11 +69,7 @@ def read_label_file(path: str | Path) -> dict[int, str]:
     if p.exists() and not p.is_file():
         raise EdgeError(f"{p}: not a regular file; give a UTF-8 text file of labels")
     try:
-        with p.open("rb") as f:
-            data = f.read(MAX_LABEL_FILE_BYTES + 1)
-        if len(data) > MAX_LABEL_FILE_BYTES:
-            raise EdgeError(f"{p}: over {MAX_LABEL_FILE_BYTES >> 20} MB: not a label file; give the right file")
-        text = data.decode("utf-8")
+        text = read_file(p, MAX_LABEL_FILE_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise EdgeError(f"{p}: label file not found; check the --labels path") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -66,7 +77,7 @@ def read_label_file(path: str | Path) -> dict[int, str]:
     labels = parse_labels(text, str(p))
     if not labels:
         raise EdgeError(f"{p}: label file is empty; put one label per line")
-    return labels
+    return check_labels(labels, str(p))
 
 
 def embedded_label_member(model_bytes_or_path: str | Path) -> str | None:
@@ -87,9 +98,14 @@ def read_embedded_labels(model_path: str | Path) -> dict[int, str] | None:
     member = embedded_label_member(model_path)
     if member is None:
         return None
-    with zipfile.ZipFile(model_path) as z:
-        text = z.read(member).decode("utf-8", errors="replace")
-    return parse_labels(text, f"{model_path} ({member})") or None
+    source = f"{model_path} ({member})"
+    try:
+        with zipfile.ZipFile(model_path) as z:
+            data = read_zip_member(z, member, MAX_LABEL_FILE_BYTES, source)
+    except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as e:  # damaged member, encrypted, truncated
+        raise EdgeError(f"{source}: cannot read the embedded labels ({e}); export the model again") from None
+    labels = parse_labels(data.decode("utf-8", errors="replace"), source)
+    return check_labels(labels, source) if labels else None
 
 
 def align_labels(labels: dict[int, str] | None, num_classes: int, source: str) -> tuple[str, ...]:

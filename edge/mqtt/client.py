@@ -95,6 +95,7 @@ class ConnectionReporter:
     def __init__(self, logger: logging.Logger, mqtt_cfg: MqttConfig, client: mqtt.Client) -> None:
         self._log, self._client = logger, client
         self._host, self._port, self._tls = mqtt_cfg.host, mqtt_cfg.port, mqtt_cfg.tls.enabled
+        self._client_cert = bool(mqtt_cfg.tls.cert)
         self._last: str | None = None
         self.attempt_at: float | None = None  # monotonic time of the current connect, until its CONNACK
         self._paho_error = _LastError()
@@ -122,7 +123,10 @@ class ConnectionReporter:
         """The connection closed; a failure only when it happened during the handshake."""
         if self.attempt_at is not None:
             self.attempt_at = None
-            self._report(connect_failure(self._paho_error.text, self._host, self._port, self._tls))
+            text = self._paho_error.text
+            if self._tls and not self._client_cert and _broken_off(text):
+                text = "certificate required"  # the same failure however it surfaced (see _broken_off)
+            self._report(connect_failure(text, self._host, self._port, self._tls))
 
     def check(self, now: float) -> None:
         """Break a TCP connection that got no CONNACK within `CONNACK_TIMEOUT_S` (paho then retries)."""
@@ -148,6 +152,20 @@ class ConnectionReporter:
             return
         self._last = what
         self._log.log(level, "MQTT: %s (retrying)", what)
+
+
+def _broken_off(text: str | None) -> bool:
+    """True when paho saw the connection end without a reason (EOF, reset, nothing logged).
+
+    Called only once the TLS handshake has completed (a handshake failure raises in connect: `failed()`). With TLS
+    1.3 a broker that wants a client certificate checks it only after the client's handshake is done, then sends
+    the "certificate required" alert and closes; whether the client reads that alert or only the close (an EOF,
+    or a reset when the alert is lost to it) is a race. Without `mqtt.tls.cert`, all three are that one failure,
+    logged once with one reason, not alternating lines."""
+    if not text:
+        return True
+    text = text.lower()
+    return "eof" in text or "reset" in text or "broken pipe" in text or "connection closed" in text
 
 
 class _LastError(logging.Handler):

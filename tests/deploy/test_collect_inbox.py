@@ -18,6 +18,7 @@ import pytest
 
 from deploy.inbox import INDEX, MANIFEST, provenance
 from tests.deploy.collect_fixtures import make_device, pack, seed
+from tests.support.peak_memory import run_measured
 
 Member = tuple[str, bytes]
 
@@ -162,3 +163,50 @@ def test_an_archive_that_is_not_the_device_s_writes_nothing(packed, tmp_path):
 def test_provenance_is_added_to_the_sidecar(sidecar, kept):
     doc = json.loads(provenance(sidecar, "kitchen-cam", "2026-03-01T12:00:00Z"))
     assert doc == {**kept, "collected_from": "kitchen-cam", "collected_at": "2026-03-01T12:00:00Z"}
+
+
+def test_a_sparse_8_gb_member_is_refused_by_its_size_within_the_memory_budget(tmp_path):
+    """A 10 KB archive holding a GNU sparse member of 8 GB apparent size (made by GNU tar, as a device could)."""
+    src = tmp_path / "src"
+    (src / "cat").mkdir(parents=True)
+    with open(src / "cat" / "x.jpg", "wb") as f:
+        f.truncate(8 << 30)
+    archive = tmp_path / "sparse.tar"
+    subprocess.run(["tar", "--sparse", "-cf", str(archive), "cat/x.jpg"], cwd=src, check=True)
+    assert archive.stat().st_size < 64 << 10
+    out = tmp_path / "inbox"
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    r = run_measured("deploy.inbox", str(archive), "--sha256", sha, "--host", "dev1", "--out", str(out), tmp=tmp_path)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "member 'cat/x.jpg': over 32 MB, the most read from it" in r.stderr, r.stderr
+    assert r.growth < 100 << 20, f"{r.growth >> 20} MB over the baseline"
+    print(f"peak {r.growth / 2**20:.2f} MB over a {r.baseline >> 20} MB baseline")
+    assert not out.exists()
+
+
+def test_a_device_file_name_cannot_forge_an_index_line(packed, tmp_path):
+    """A device-side name holding a newline and tab would write a second index line (another device's image then
+    skipped as a duplicate): the archive is refused, nothing written, and a clean archive after it is indexed."""
+    _, result = packed
+    items = members(Path(result["archive"]))
+    other = hashlib.sha256(b"another device's image").hexdigest()
+    forged_name = f"cat/x.jpg\tdev1\tT\n{other}\ty.jpg"  # two parts, ends in .jpg: only the name rule refuses it
+    forged = [(forged_name, b"x"), *items]
+    archive = tmp_path / "forged.tar"
+    sha = write_tar(archive, forged)
+    out = tmp_path / "inbox"
+    r = unpack(archive, sha, out)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "unexpected member" in r.stderr, r.stderr
+    assert not out.exists()
+    r = unpack(Path(result["archive"]), result["sha256"], out)
+    assert r.returncode == 0, r.stderr
+    lines = (out / INDEX).read_text().splitlines()
+    assert len(lines) == 3 and all(len(line.split("\t")) == 4 for line in lines) and other not in str(lines)
+
+
+@pytest.mark.parametrize("host", ["dev1\n", "dev\t1", "dev\u202e1", ""])
+def test_a_host_name_outside_the_rule_is_refused(packed, tmp_path, host):
+    _, result = packed
+    r = unpack(Path(result["archive"]), result["sha256"], tmp_path / "inbox", host=host)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "give the device's inventory name" in r.stderr
+    assert not (tmp_path / "inbox").exists()

@@ -2,7 +2,8 @@
 
 `get()` makes one request with http.client; `MjpegReader` reads a multipart MJPEG stream part by part;
 `stalled_stream()` asks for the stream and then never reads; `idle_connections()` opens many connections that
-send nothing; `Slowloris` trickles a request head one byte at a time. All talk to loopback only and stop by
+send nothing; `Slowloris` trickles a request head one byte at a time; `Flood` holds half request lines from
+another loopback address. All talk to loopback only and stop by
 themselves (every socket has a timeout; `close()` ends them).
 """
 
@@ -81,6 +82,7 @@ class MjpegReader:
         return data
 
     def close(self) -> None:
+        self.response.close()  # it holds the socket's file: without this the connection stays open
         self.conn.close()
 
 
@@ -164,3 +166,69 @@ class Slowloris:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
+
+
+class Flood:
+    """An unauthenticated flood, on a thread until closed: keeps up to `n` connections open from `source` (another
+    loopback address: 127.0.0.2 is this machine too), each having sent half a request line and then nothing,
+    opening at most `rate` new ones a second as the server closes or refuses them.
+
+    `opened` counts connections made, `cut` those the server ended (refused, or timed out).
+    """
+
+    HALF_LINE = b"GET /healthz HT"
+
+    def __init__(self, port: int, *, n: int = 100, rate: float = 200.0, source: str = "127.0.0.2") -> None:
+        self.port, self.n, self.rate, self.source = port, n, rate, source
+        self.opened = self.cut = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Flood:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        next_at = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                while len(sel.get_map()) < self.n and next_at <= now:
+                    next_at = max(next_at + 1.0 / self.rate, now - 1.0)
+                    try:
+                        s = socket.create_connection(("127.0.0.1", self.port), 1, (self.source, 0))
+                        s.sendall(self.HALF_LINE)
+                        s.setblocking(False)
+                    except OSError:
+                        continue
+                    self.opened += 1
+                    sel.register(s, selectors.EVENT_READ)
+                for key, _ in sel.select(timeout=max(0.0, min(0.05, next_at - time.monotonic()))):
+                    s = key.fileobj
+                    try:
+                        if s.recv(65536):  # type: ignore[union-attr]
+                            continue  # a 503 or 408 first: the close follows
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        pass
+                    self.cut += 1
+                    sel.unregister(s)
+                    s.close()  # type: ignore[union-attr]
+        finally:
+            for key in list(sel.get_map().values()):
+                key.fileobj.close()  # type: ignore[union-attr]
+            sel.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def __enter__(self) -> Flood:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -23,7 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from edge.bounded import read_zip_member, size_text
 from edge.errors import EdgeError
+
+MAX_PICKLE_BYTES = 64 << 20  # `data.pkl`: names and shapes only, a few hundred KB for any classifier
+MAX_STORAGE_BYTES = 1 << 30  # one tensor's storage: 1 GB, far beyond the largest backbone the trainer builds
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 STORAGE_DTYPES = {
@@ -137,8 +141,17 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _storage_bytes(key: object, storage: _Storage, numel: int | None = None) -> int:
+    """The bytes a storage claims, refused before reading when over `MAX_STORAGE_BYTES` (or negative)."""
+    n = (storage.numel if numel is None else numel) * storage.dtype.itemsize
+    if n < 0 or n > MAX_STORAGE_BYTES:
+        raise EdgeError(f"checkpoint: storage {key} claims {n} bytes (at most {size_text(MAX_STORAGE_BYTES)});"
+                        " not a checkpoint the trainer reads")  # fmt: skip
+    return n
+
+
 def _read_exact(f: io.BufferedIOBase, n: int) -> bytes:
-    data = f.read(n)
+    data = f.read(n)  # n is bounded by the caller (`_storage_bytes`)
     if len(data) != n:
         raise EdgeError("checkpoint: truncated file")
     return data
@@ -161,7 +174,7 @@ def _load_legacy(f: io.BufferedIOBase) -> Any:
         numel = int.from_bytes(_read_exact(f, 8), "little", signed=True)
         if numel != storage.numel:
             raise EdgeError(f"checkpoint: storage {key} holds {numel} elements, its tensor says {storage.numel}")
-        storage.data = np.frombuffer(_read_exact(f, numel * storage.dtype.itemsize), storage.dtype)
+        storage.data = np.frombuffer(_read_exact(f, _storage_bytes(key, storage, numel)), storage.dtype)
     return result
 
 
@@ -173,9 +186,10 @@ def _load_zip(path: Path) -> Any:
         if pkl is None:
             raise EdgeError("checkpoint: zip without data.pkl")
         prefix = pkl[: -len("data.pkl")]
-        result = _SafeUnpickler(io.BytesIO(z.read(pkl)), storages).load()
+        result = _SafeUnpickler(io.BytesIO(read_zip_member(z, pkl, MAX_PICKLE_BYTES, "checkpoint: data.pkl")),
+                                storages).load()  # fmt: skip
         for key, storage in storages.items():
-            raw = z.read(f"{prefix}data/{key}")
+            raw = read_zip_member(z, f"{prefix}data/{key}", _storage_bytes(key, storage), f"checkpoint: storage {key}")
             if len(raw) != storage.numel * storage.dtype.itemsize:
                 raise EdgeError(f"checkpoint: storage {key} has {len(raw)} bytes, expected more")
             storage.data = np.frombuffer(raw, storage.dtype)
@@ -199,6 +213,9 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         raise EdgeError(f"{path}: {str(e).removeprefix('checkpoint: ')}") from None
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise EdgeError(f"{path}: cannot read the checkpoint ({type(e).__name__}: {e})") from None
+    except MemoryError:
+        raise EdgeError(f"{path}: the checkpoint needs more memory than this machine has; not one the trainer reads"
+                        ) from None  # fmt: skip
     state = _plain(result)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]

@@ -36,6 +36,7 @@ from trainer.review import inbox as box
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+MAX_FILES = 10_000  # ids in one assign or discard: a page of the inbox is far fewer
 MAX_BODY = 4 << 20
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
@@ -75,16 +76,19 @@ class ReviewServer(ThreadingHTTPServer):
                 "target": box.destination(self.dataset)}  # fmt: skip
 
     def apply(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Run `assign` or `discard` for a request body; the answer the page applies."""
+        """Run `assign` or `discard` for a request body; the answer the page applies (one log line per request)."""
+        files = body.get("files")
+        if isinstance(files, list) and len(files) > MAX_FILES:
+            raise EdgeError(f"{len(files)} files in one request (at most {MAX_FILES}); send them in parts")
         if action == "assign":
             new = body.get("new") is True  # confirmed: a new class although its name looks like an existing one
             done = box.assign(self.inbox, self.dataset, body.get("files"), body.get("class"), new=new)
         else:
             done = box.discard(self.inbox, body.get("files"))
-        for file_id, dest in done.moved:
-            log.info("%s -> %s", file_id, dest)
-        for file_id, why in done.failed:
-            log.warning("%s: %s", file_id, why)
+        if done.moved:
+            log.info("%s: %d file(s) moved, first %s -> %s", action, len(done.moved), *done.moved[0])
+        if done.failed:
+            log.warning("%s: %d file(s) failed, first %s: %s", action, len(done.failed), *done.failed[0])
         return {"moved": [{"file": f, "to": str(dest)} for f, dest in done.moved],
                 "failed": [{"file": f, "error": why} for f, why in done.failed], **self._places()}  # fmt: skip
 
@@ -196,7 +200,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return None
         try:
             body = json.loads(self.rfile.read(length))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than Python's stack
             body = None
         if not isinstance(body, dict):
             self._refuse(HTTPStatus.BAD_REQUEST, 'the body is not a JSON object like {"files": [...], "class": "..."}')

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from edge.errors import EdgeError
+from tests.support.peak_memory import run_measured
 from trainer.nets.torch_checkpoint import LEGACY_MAGIC, load_state_dict
 
 STORAGE = {np.dtype(np.float32): "FloatStorage", np.dtype(np.int64): "LongStorage"}
@@ -177,3 +178,52 @@ def test_truncated_checkpoint(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(EdgeError, match="truncated"):
         load_state_dict(path)
+
+
+BOMB = 4 << 30  # bytes a bomb member inflates to (the issue's 4 GB)
+
+
+def _inflating(z: zipfile.ZipFile, name: str, size: int) -> None:
+    block = b"\0" * (4 << 20)
+    with z.open(zipfile.ZipInfo(name), "w", force_zip64=True) as f:
+        for _ in range(size // len(block)):
+            f.write(block)
+
+
+def _zip_bomb(path: Path, member: str) -> Path:
+    """A zip checkpoint of one 4-element tensor whose `member` (the storage, or data.pkl) inflates to 4 GB."""
+    state = {"w": np.zeros(4, np.float32)}
+    modules = _fake_torch()
+    main = _dump(collections.OrderedDict(w=_Tensor("0", state["w"], modules)), modules)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        if member == "archive/data.pkl":
+            _inflating(z, member, BOMB)
+        else:
+            z.writestr("archive/data.pkl", main)
+            _inflating(z, member, BOMB)
+    return path
+
+
+def _legacy_claiming(path: Path, numel: int) -> Path:
+    """A legacy checkpoint whose tensor and storage header claim `numel` float32 elements (8 bytes follow)."""
+    modules = _fake_torch()
+    claimed = np.broadcast_to(np.float32(0), (numel,))  # a view: no memory behind the claim
+    main = _dump(collections.OrderedDict(w=_Tensor("0", claimed, modules)), modules)
+    with path.open("wb") as f:
+        for head in (LEGACY_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}):
+            f.write(pickle.dumps(head, protocol=2))
+        f.write(main + pickle.dumps(["0"], protocol=2) + numel.to_bytes(8, "little") + bytes(8))
+    return path
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: _zip_bomb(p, "archive/data/0"), "bomb.pth: storage 0: over 16 bytes, the most read from it"),
+    (lambda p: _zip_bomb(p, "archive/data.pkl"), "bomb.pth: data.pkl: over 64 MB, the most read from it"),
+    (lambda p: _legacy_claiming(p, 10**12), "storage 0 claims 4000000000000 bytes (at most 1024 MB)"),
+], ids=["storage inflates to 4 GB", "data.pkl inflates to 4 GB", "legacy claims 10^12 elements"])  # fmt: skip
+def test_a_checkpoint_bomb_is_one_line_within_the_memory_budget(tmp_path: Path, make, message) -> None:
+    path = make(tmp_path / "bomb.pth")
+    r = run_measured("trainer.nets.torch_checkpoint", str(path), function="load_state_dict", tmp=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+    assert r.growth < 100 << 20, f"{r.growth >> 20} MB over the baseline"
+    print(f"peak {r.growth / 2**20:.2f} MB over a {r.baseline >> 20} MB baseline")

@@ -482,3 +482,28 @@ def test_similar_class_is_case_or_one_edit(name, like) -> None:
     from trainer.review.inbox import similar_class
 
     assert similar_class(name, ["Shirt", "T-shirt", "Coat"]) == like
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"[" * 100_000 + b"]" * 100_000, "not a JSON object"),  # deeper than Python's stack
+    (json.dumps({"files": [f"Coat/{i}.jpg" for i in range(100_000)], "class": "Bag"}).encode(),
+     "100000 files in one request (at most 10000); send them in parts"),
+], ids=["100,000-deep JSON", "100,000 ids"])  # fmt: skip
+def test_unbounded_work_is_refused_with_one_json_error(server: ReviewServer, places: tuple[Path, Path], body: bytes,
+                                                       message: str, caplog: pytest.LogCaptureFixture) -> None:
+    inbox, _ = places
+    caplog.set_level("INFO", logger="trainer")
+    status, answer, _ = _request(server, "POST", "/api/assign", body)
+    assert status == 400 and message in json.loads(answer)["error"], answer[:200]
+    assert len(inbox_ids(inbox)) == 6
+    assert len([r for r in caplog.records if r.name.startswith("trainer")]) <= 1  # one line per request at most
+
+
+def test_a_request_of_many_ids_logs_one_line(server: ReviewServer, places: tuple[Path, Path],
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    inbox, _ = places
+    caplog.set_level("INFO", logger="trainer")
+    status, answer, _ = _request(server, "POST", "/api/discard", {"files": inbox_ids(inbox)})
+    assert status == 200 and len(json.loads(answer)["moved"]) == 6
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("trainer.review")]
+    assert len(lines) == 1 and lines[0].startswith("discard: 6 file(s) moved, first "), lines
