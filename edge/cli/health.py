@@ -1,7 +1,8 @@
 """`edge-daemon health`: is the daemon on this device up and classifying, as seen from its MQTT broker?
 
 Healthy means both: the retained `{prefix}/{device_id}/availability` is `online`, and a fresh (not retained)
-message arrives on `{prefix}/{device_id}/classification` within the timeout (optionally from an expected model).
+message arrives on `{prefix}/{device_id}/classification` within the timeout (optionally from an expected model),
+and not one marked `stale` (a run's `start` message, or the camera away).
 The fleet playbook runs this on each device after switching a release or a model, and rolls the device back when
 it exits non-zero. It reads the daemon's own config, so it talks to the same broker with the same credentials;
 outside the service, secrets are looked up in `/etc/credstore` (where the unit's `LoadCredential=` takes them).
@@ -118,10 +119,11 @@ def check(mqtt_cfg: MqttConfig, password: Secret | None, *, timeout: float,
                     report.classification = json.loads(msg.payload)
                 except ValueError:
                     report.classification = {"invalid": msg.payload[:200].decode("utf-8", "replace")}
-                if not msg.retain:
+                if not msg.retain and not report.classification.get("stale"):  # `start`/`stale`: not current
                     report.fresh = True
-                    if expect_model is None or report.classification.get("model") == expect_model:
-                        done.set()
+            model = (report.classification or {}).get("model")
+            if report.fresh and report.availability is not None and expect_model in (None, model):
+                done.set()
 
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
     start = time.monotonic()
