@@ -1,12 +1,14 @@
 """Home Assistant never shows an old label as current, and no diagnostic sensor stays `unknown` (issue 27).
 
 With a real Home Assistant core (its MQTT integration, `ha_e2e.py`), a real daemon, mosquitto and an MJPEG camera,
-across daemon restarts and camera returns (EDGE_HA_CYCLES of each, 5 by default: 10 events) and a restart of
+across daemon restarts and camera returns (EDGE_HA_CYCLES of each, 5 by default: 10 events), a broker restart
+(no persistence: the retained state is gone and the daemon's reconnect must fill it) and a restart of
 Home Assistant itself, every state change HA made is logged with the classifications it received:
 
 - every Label state that is a label follows, since the last restart or camera return, a fresh classification
   (`stale` false) of that label: never the previous run's state, never the state from before the camera left;
-- no diagnostic sensor (stats) is `unknown` for more than 2 s, with the default stats interval (30 s).
+- no diagnostic sensor (stats) is `unknown` for more than 2 s, with the default stats interval (30 s), nor
+  `unknown`/`unavailable` for more than 2 s after Home Assistant is connected to the restarted broker.
 Skipped without Home Assistant's venv (see tests/support/homeassistant).
 """
 
@@ -87,6 +89,10 @@ def test_restarts_and_camera_returns_never_show_a_stale_label(
             events.append(time.monotonic())
             camera.start()
             ha.expect({CAMERA: "on", LABEL: label, SCORE: "*"})
+        events.append(time.monotonic())
+        mosquitto.restart()  # HA and the daemon both reconnect; nothing retained survives
+        back = time.monotonic()
+        ha.expect(up)
         log += ha.log()
         ha.close()  # Home Assistant restarts: new entities (made 5 s before HA announces `online`)
         ha = HomeAssistant(mosquitto.port, f"{T}/classification")
@@ -105,3 +111,20 @@ def test_restarts_and_camera_returns_never_show_a_stale_label(
     print(f"HA: {len(changes)} Label changes over {2 * CYCLES} events, none stale; longest unknown diagnostic "
           f"{longest:.2f} s: {spans}")
     assert all(s <= UNKNOWN_MAX_S for ss in spans.values() for s in ss), spans
+    # HA's MQTT client retries every 10 s (its own interval): the outage HA sees ends when it is connected again,
+    # the first entity that leaves `unavailable` after the broker is back
+    connected = min(e["t"] for e in log if e.get("entity") and e["t"] >= back and e["old"] == "unavailable")
+    after = {k: round(t - connected, 2) for k, t in broker_back_at(log, STATS_SENSORS, back).items()}
+    print(f"broker back: HA connected after {connected - back:.2f} s, diagnostics real {after} s after that")
+    assert set(after) == set(STATS_SENSORS), after
+    assert all(s <= UNKNOWN_MAX_S for s in after.values()), after
+
+
+def broker_back_at(log: list[dict], entities: tuple[str, ...], back: float) -> dict[str, float]:
+    """When each entity first had a real state (not unknown/unavailable) after the broker came back at `back`."""
+    seen: dict[str, float] = {}
+    for e in log:
+        if (e.get("entity") in entities and e["t"] >= back and e["entity"] not in seen
+                and e["new"] not in ("unknown", "unavailable")):  # fmt: skip
+            seen[e["entity"]] = e["t"]
+    return seen
