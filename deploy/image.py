@@ -117,3 +117,10 @@ def run_image(args: argparse.Namespace) -> int:
         xz = Path(f"{out}.xz").stat().st_size >> 20
         print(f"{out}.xz: {xz} MiB (flash it with Raspberry Pi Imager, or xzcat | dd)")
     return 0
+
+
+def build_parser_for_tests() -> argparse.ArgumentParser:
+    """`edge-deploy image`'s arguments alone (the tests check inputs without the whole CLI)."""
+    p = argparse.ArgumentParser(prog="edge-deploy image")
+    add_image_args(p)
+    return p
