@@ -111,7 +111,8 @@ def test_good_inputs_pass_the_checks(tmp_path, keys):
     model.write_bytes(DEMO.read_bytes())
     cfg = tmp_path / "config.toml"
     cfg.write_text('[camera]\nsource = "0"\n[model]\npath = "/var/lib/edge-daemon/models/birds.tflite"\n'
-                   '[mqtt]\nhost = "broker.lan"\nusername = "edge"\npassword_file = "edge-daemon.mqtt-password"\n')  # fmt: skip
+                   '[mqtt]\nhost = "broker.lan"\nusername = "edge"\n'
+                   'password_file = "edge-daemon.mqtt-password"\n')  # fmt: skip
     args = build_parser_for_tests().parse_args(["--out", str(tmp_path / "edge.img"), "--model", str(model),
                                                  "--config", str(cfg), "--ssh-key", f"{keys}.pub"])  # fmt: skip
     out, size, inp = checked_inputs(args)
