@@ -85,8 +85,7 @@ def build(args: argparse.Namespace, out: Path, size: int, inp: image_disk.Inputs
                 "ssh_keys": len(inp.ssh_keys.splitlines())}  # fmt: skip
         tmp_out.unlink(missing_ok=True)
         image_disk.assemble(root, work, tmp_out, size)
-        manifest = image_manifest.write(Path(f"{out}.manifest.json"), tmp_out, info, layer)
-        manifest["image"] = out.name
+        manifest = image_manifest.write(Path(f"{out}.manifest.json"), tmp_out, out.name, info, layer)
         if args.xz:
             image_root.run(["xz", "-T2", "-3", "-k", "-f", tmp_out], "xz", timeout=3600)
             Path(f"{tmp_out}.xz").rename(f"{out}.xz")

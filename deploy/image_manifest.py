@@ -44,10 +44,10 @@ def wheel_hashes(folder: Path) -> list[dict[str, str]]:
     return [{"file": w.name, "sha256": image_cache.file_sha256(w)} for w in sorted(folder.rglob("*.whl"))]
 
 
-def write(path: Path, image: Path, info: dict, layer: Path) -> dict:
-    """The manifest for `image` built from the system `layer` (its packages.json and wheels.json)."""
+def write(path: Path, image: Path, name: str, info: dict, layer: Path) -> dict:
+    """The manifest for `image` (to be renamed `name`) built from the system `layer` (packages.json, wheels.json)."""
     data = {
-        "image": image.name,
+        "image": name,
         "sha256": image_cache.file_sha256(image),
         "bytes": image.stat().st_size,
         **info,
