@@ -181,8 +181,8 @@ def check_config(path: str, models: dict[str, Path]) -> bytes:
         raise EdgeError(f"--config {path}: not valid TOML ({e}); fix the syntax") from None
     with tempfile.TemporaryDirectory(prefix="edge-image-config-") as tmp:
         creds = Path(tmp)
-        view = device_view(data, models, creds)
         try:
+            view = device_view(data, models, creds)
             cfg = config_from_dict(view, base=Path("/etc/edge-daemon"), environ={"CREDENTIALS_DIRECTORY": str(creds)},
                                    source=f"--config {path}")  # fmt: skip
             for key in model_keys(cfg):

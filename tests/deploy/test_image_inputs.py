@@ -100,7 +100,7 @@ def test_configs_that_do_not_validate(tmp_path):
                    "[mqtt]\nhost = \"broker\"\nport = 99999\n")  # fmt: skip
     one_line_error(image(tmp_path, "--out", out, "--config", str(cfg)), f"--config {cfg}", "port")
     cfg.write_text('[camera]\nsource = "0"\n[model]\npath = "/var/lib/edge-daemon/models/birds.tflite"\n')
-    one_line_error(image(tmp_path, "--out", out, "--config", str(cfg)), "birds.tflite", "--model birds.tflite")
+    one_line_error(image(tmp_path, "--out", out, "--config", str(cfg)), f"--config {cfg}", "--model birds.tflite")
 
 
 def test_good_inputs_pass_the_checks(tmp_path, keys):
