@@ -161,11 +161,11 @@ def offer_cost_us(calls: int = 100_000) -> dict[str, float]:
 
     from edge.http.metrics import Metrics
     from edge.http.tap import FrameTap
-    from edge.sources.camera import Frame
+    from edge.sources.camera import CapturedFrame
 
     image, scores = np.zeros((480, 640, 3), np.uint8), np.zeros(1001, np.float32)
     labels = tuple(str(i) for i in range(1001))
-    frames = [Frame(seq, 0.0, pixels=image) for seq in range(1, calls + 1)]
+    frames = [CapturedFrame(seq, 0.0, pixels=image) for seq in range(1, calls + 1)]
     taps = {"server off": FrameTap(active=False), "tap only": FrameTap(),
             "tap + histogram": FrameTap(observe=Metrics(lambda: None, dict).observe_inference)}  # type: ignore[arg-type]
     out = {}

@@ -337,7 +337,7 @@ if [ ! -e "$ETC/config.toml" ]; then
     first_model="$(ls "$STATE/models" | head -n 1)"
     cat > "$ETC/.config.toml.new" <<EOF
 # edge-daemon configuration written by install.sh; every key and its default: edge-daemon check-config --defaults
-# and the README. Secrets: put the MQTT password in $ROOT/etc/credstore/edge-daemon.mqtt-password and set
+# and docs/configuration.md. Secrets: put the MQTT password in $ROOT/etc/credstore/edge-daemon.mqtt-password and set
 # password_file = "edge-daemon.mqtt-password" below.
 [camera]
 source = "0"

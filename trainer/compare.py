@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.inference.reference import build_reference, parse_reference, unknown_rate
+
 
 def _accuracy(right: np.ndarray) -> float | None:
     return round(float(np.mean(right)), 4) if len(right) else None
@@ -86,22 +88,37 @@ def format_comparison(cmp: dict[str, Any]) -> str:
 
 
 def metrics_doc(
-    y_true: np.ndarray, new_scores: np.ndarray, previous: tuple[str, float] | None = None
+    y_true: np.ndarray, new_scores: np.ndarray, previous: tuple[str, float] | None = None,
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The `metrics.json` a model carries; None without held-out images (nothing to measure).
 
     Args:
         y_true, new_scores: the test split's class indices and the new model's int8 scores on it.
         previous: (name, accuracy on the same images) of the model continued from (`--from`), or None.
+        reference: the drift reference (`edge.inference.reference.build_reference`, from the validation images);
+            with it the doc also says the test images' unknown rate under its calibrated thresholds.
     """
     if not len(y_true):
         return None
     accuracy = float(np.mean(new_scores.argmax(axis=1) == y_true))  # exact: the guard compares these
-    return {
+    doc = {
         "heldout_accuracy": accuracy,
         "heldout_images": len(y_true),
         "previous": None if previous is None else {"model": previous[0], "heldout_accuracy": float(previous[1])},
     }
+    if reference is not None:
+        labels = [c["label"] for c in reference["classes"]]
+        doc["reference"] = reference
+        doc["heldout_unknown_rate"] = round(unknown_rate(parse_reference(reference, labels), new_scores), 4)
+    return doc
+
+
+def drift_reference(classes: tuple[str, ...], val: tuple[np.ndarray, np.ndarray],
+                    test: tuple[np.ndarray, np.ndarray]) -> dict[str, Any] | None:  # fmt: skip
+    """The drift reference from the validation images' (labels, int8 scores), else the test images'; None: none."""
+    y, scores = val if len(val[0]) else test
+    return build_reference(classes, y, scores) if len(y) else None
 
 
 def previous_accuracy(classes: tuple[str, ...], y_true: np.ndarray, previous_classes: tuple[str, ...],

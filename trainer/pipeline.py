@@ -1,6 +1,6 @@
 """What `edge-train train` and `edge-train evaluate` do, step by step: load, train, export, report.
 
-The options arrive as parsed by `trainer.cli`; defaults that depend on the backbone are settled here
+The options arrive as a frozen `trainer.options.TrainOptions`; defaults that depend on the backbone are settled here
 (`resolve_backbone`, then 40 head epochs and 10 fine-tuning epochs with a pretrained base, 20 epochs from
 scratch; with `--from`, `trainer.previous` settles them). Everything the user should act on ends up in
 `report.json` and in the log.
@@ -16,66 +16,52 @@ import time
 from pathlib import Path
 
 from edge.errors import EdgeError, Failure
+from trainer.options import TrainOptions
 
 log = logging.getLogger(__name__)
 
 PRETRAINED_EPOCHS, PRETRAINED_FINE_TUNE_EPOCHS, SCRATCH_EPOCHS = 40, 10, 20  # `--from`: trainer.previous
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch_size", "calibration_samples", "min_per_class", "fine_tune_layers"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise EdgeError(f"--{name.replace('_', '-')}: must be at least 1, got {value}")
-    if (args.fine_tune_epochs or 0) < 0 or args.patience < 1:
-        raise EdgeError("--fine-tune-epochs must be >= 0 and --patience >= 1")
-    if not 0 <= args.dropout < 1 or not 0 < args.learning_rate < 1:
-        raise EdgeError(f"--dropout must be in [0, 1) and --learning-rate in (0, 1); got {args.dropout}, "
-                        f"{args.learning_rate}")
-
-
-def train_spec(args: argparse.Namespace, num_classes: int):  # -> trainer.nets.model.TrainSpec
+def train_spec(opts: TrainOptions, num_classes: int):  # -> trainer.nets.model.TrainSpec
     """The network to build from the options (backbone and weights resolved, augmentation as asked)."""
     from trainer.nets.model import TrainSpec, check_spec, resolve_backbone
 
-    backbone, weights = resolve_backbone(args.backbone, args.weights)
-    spec = TrainSpec(
-        num_classes=num_classes,
-        size=args.size,
-        backbone=backbone,
-        alpha=args.alpha,
-        weights=weights,
-        dropout=args.dropout,
-        flip=args.flip and not args.no_augment,
-        crop=0.0 if args.no_augment else 0.1,
-        brightness=0.0 if args.no_augment else 0.2,
-    )
+    backbone, weights = resolve_backbone(opts.backbone, opts.weights)
+    spec = TrainSpec(num_classes=num_classes, size=opts.size, backbone=backbone, alpha=opts.alpha, weights=weights,
+                     dropout=opts.dropout, **opts.augmentation)  # fmt: skip
     check_spec(spec)
     return spec
 
 
 def train_run(args: argparse.Namespace) -> int:
     """`edge-train train`: the whole run; returns the exit status."""
-    _check_numbers(args)
+    return train(TrainOptions.from_args(args))
+
+
+def train(opts: TrainOptions) -> int:
+    """The whole run for these options; returns the exit status."""
     from trainer import compare, export, previous, report
     from trainer.data import dataset
 
     started = time.perf_counter()
-    prev = previous.load_previous(args.from_run) if args.from_run else None
-    previous.resolve_options(args, prev)
-    spec = train_spec(args, 0) if prev is None else None
+    prev = previous.load_previous(opts.from_run) if opts.from_run else None
+    opts = previous.resolve_options(opts, prev)
+    spec = train_spec(opts, 0) if prev is None else None
     if spec is not None:
         log.info("backbone %s, weights %s, input %dx%d", spec.backbone, spec.weights, spec.size, spec.size)
         pretrained = spec.pretrained
-        args.epochs = args.epochs or (PRETRAINED_EPOCHS if pretrained else SCRATCH_EPOCHS)
-        if args.fine_tune_epochs is None:
-            args.fine_tune_epochs = PRETRAINED_FINE_TUNE_EPOCHS if pretrained else 0
-    if args.edgetpu and shutil.which("edgetpu_compiler") is None:
+        opts = opts.settled(
+            epochs=opts.epochs or (PRETRAINED_EPOCHS if pretrained else SCRATCH_EPOCHS),
+            fine_tune_epochs=(PRETRAINED_FINE_TUNE_EPOCHS if pretrained else 0) if opts.fine_tune_epochs is None
+            else opts.fine_tune_epochs,
+        )
+    if opts.edgetpu and shutil.which("edgetpu_compiler") is None:
         log.warning("--edgetpu: edgetpu_compiler is not on PATH; the CPU model will be made, the Edge TPU one not")
-    out = Path(args.out)
+    out = opts.out
     out.mkdir(parents=True, exist_ok=True)
-    splits = dataset.load_dataset(args.dataset, args.size, val_fraction=args.val_fraction,
-                                  test_fraction=args.test_fraction, seed=args.seed, min_per_class=args.min_per_class)
+    splits = dataset.load_dataset(opts.dataset, opts.size, val_fraction=opts.val_fraction,
+                                  test_fraction=opts.test_fraction, seed=opts.seed, min_per_class=opts.min_per_class)
     classes = splits.classes
     log.info("%d classes; %d train, %d validation, %d test images; %d file(s) skipped", len(classes),
              len(splits.train), len(splits.val), len(splits.test), len(splits.skipped))
@@ -86,34 +72,34 @@ def train_run(args: argparse.Namespace) -> int:
     from trainer.nets import model
 
     trained_from = time.perf_counter()
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(opts.seed)
     if prev is None:
         spec = model.TrainSpec(**{**spec.__dict__, "num_classes": len(classes)})
-        net, base = model.build_model(spec, seed=args.seed)
+        net, base = model.build_model(spec, seed=opts.seed)
     else:
-        net, base, spec = previous.rebuild(prev, classes, args)
+        net, base, spec = previous.rebuild(prev, classes, opts)
     history = training.train(
         net,
         base,
         spec,
         (splits.train.images, splits.train.labels, splits.val.images, splits.val.labels),
-        epochs=args.epochs,
-        fine_tune_epochs=args.fine_tune_epochs,
-        fine_tune_layers=args.fine_tune_layers or len(base.layers),
-        batch=args.batch_size,
-        lr=args.learning_rate,
-        patience=args.patience,
-        seed=args.seed,
-        schedule=args.lr_schedule,
+        epochs=opts.epochs,
+        fine_tune_epochs=opts.fine_tune_epochs,
+        fine_tune_layers=opts.fine_tune_layers or len(base.layers),
+        batch=opts.batch_size,
+        lr=opts.learning_rate,
+        patience=opts.patience,
+        seed=opts.seed,
+        schedule=opts.lr_schedule,
     )
     train_s = time.perf_counter() - trained_from
-    export.save_keras(net, out / f"{args.name}.keras")
+    export.save_keras(net, out / f"{opts.name}.keras")
     float_scores = model.predict(net, splits.test.images) if len(splits.test) else None
 
-    tflite = out / f"{args.name}.tflite"
-    calib = export.representative_images(splits.train.images, args.calibration_samples, args.seed)
-    tflite.write_bytes(export.convert(net, calib, args.io_type))
-    check = export.inspect_int8(tflite, args.io_type)
+    tflite = out / f"{opts.name}.tflite"
+    calib = export.representative_images(splits.train.images, opts.calibration_samples, opts.seed)
+    tflite.write_bytes(export.convert(net, calib, opts.io_type))
+    check = export.inspect_int8(tflite, opts.io_type)
     export.embed_labels(tflite, classes)
     export.write_labels(out / "labels.txt", classes)
     q_scores = report.int8_scores(tflite, splits.test.paths)
@@ -122,19 +108,21 @@ def train_run(args: argparse.Namespace) -> int:
         prev_scores = report.int8_scores(prev.tflite, splits.test.paths)
         comparison = compare.compare(classes, y_test, q_scores, prev.classes, prev_scores, prev.name)
         before = (prev.name, compare.previous_accuracy(classes, y_test, prev.classes, prev_scores))
-    metrics = compare.metrics_doc(y_test, q_scores, before)
+    val = (splits.val.labels, report.int8_scores(tflite, splits.val.paths))
+    reference = compare.drift_reference(classes, val, (y_test, q_scores))
+    metrics = compare.metrics_doc(y_test, q_scores, before, reference)
     if metrics is not None:
         export.embed_metrics(tflite, metrics)
     log.info("wrote %s (%d bytes, %s in/out, input scale %g zero point %d, labels%s embedded) and %s", tflite,
              tflite.stat().st_size, check.input_dtype, check.input_scale, check.input_zero_point,
              " and metrics" if metrics else "", out / "labels.txt")
     extra = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"},
+        "config": opts.as_config(),
         "resolved": {
             "backbone": spec.backbone,
             "weights": spec.weights,
-            "epochs": args.epochs,
-            "fine_tune_epochs": args.fine_tune_epochs,
+            "epochs": opts.epochs,
+            "fine_tune_epochs": opts.fine_tune_epochs,
             "flip": spec.flip,
         },
         "int8": {**check.__dict__, "ops": list(check.ops)},
@@ -149,7 +137,7 @@ def train_run(args: argparse.Namespace) -> int:
                                   extra)  # fmt: skip
     summary["total_seconds"] = round(time.perf_counter() - started, 1)
     _finish(out, summary, metrics)
-    if args.edgetpu:
+    if opts.edgetpu:
         try:
             res = export.compile_edgetpu(tflite, classes, metrics=metrics)
         except EdgeError as e:

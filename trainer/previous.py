@@ -11,7 +11,6 @@ short: the head on the frozen base, then the whole base fine-tuned at a tenth of
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import EdgeError
+from trainer.options import TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -94,34 +94,34 @@ def _inherited(prev: PreviousRun, name: str, default: float) -> float:
     return value
 
 
-def resolve_options(args: argparse.Namespace, prev: PreviousRun | None) -> None:
-    """Settle the options whose default depends on `--from`: size, seed, split fractions, backbone, epochs.
+def resolve_options(opts: TrainOptions, prev: PreviousRun | None) -> TrainOptions:
+    """The options with the defaults that depend on `--from` settled: size, seed, split fractions, epochs.
 
     Raises:
         EdgeError: an option that contradicts the previous model (another input size or backbone, --weights).
     """
+    def given(name: str, default: float) -> float:
+        value = getattr(opts, name)
+        return default if value is None else value
+
     if prev is None:
-        args.size = DEFAULT_SIZE if args.size is None else args.size
-        args.seed = DEFAULT_SEED if args.seed is None else args.seed
-        for name in ("val_fraction", "test_fraction"):
-            setattr(args, name, DEFAULT_FRACTION if getattr(args, name) is None else getattr(args, name))
-        return
-    if Path(args.out).resolve() == prev.run.resolve():
-        raise EdgeError(f"--out {args.out}: the same folder as --from; give a new folder for the new run")
-    if args.size is not None and args.size != prev.size:
-        raise EdgeError(f"--size {args.size}: {prev.run}'s model takes {prev.size}x{prev.size}; leave --size out "
+        return opts.settled(size=given("size", DEFAULT_SIZE), seed=given("seed", DEFAULT_SEED),
+                            val_fraction=given("val_fraction", DEFAULT_FRACTION),
+                            test_fraction=given("test_fraction", DEFAULT_FRACTION))  # fmt: skip
+    if opts.out.resolve() == prev.run.resolve():
+        raise EdgeError(f"--out {opts.out}: the same folder as --from; give a new folder for the new run")
+    if opts.size is not None and opts.size != prev.size:
+        raise EdgeError(f"--size {opts.size}: {prev.run}'s model takes {prev.size}x{prev.size}; leave --size out "
                         "with --from (a new input size needs a new model: train without --from)")
-    if args.weights is not None:
+    if opts.weights is not None:
         raise EdgeError("--weights: not with --from; the weights are the previous model's")
-    if prev.backbone is not None and args.backbone not in ("auto", prev.backbone):
-        raise EdgeError(f"--backbone {args.backbone}: {prev.run}'s model is {prev.backbone}; with --from leave it out")
-    args.size = prev.size
-    args.seed = int(_inherited(prev, "seed", DEFAULT_SEED)) if args.seed is None else args.seed
-    for name in ("val_fraction", "test_fraction"):
-        if getattr(args, name) is None:
-            setattr(args, name, float(_inherited(prev, name, DEFAULT_FRACTION)))
-    args.epochs = args.epochs or FROM_EPOCHS
-    args.fine_tune_epochs = FROM_FINE_TUNE_EPOCHS if args.fine_tune_epochs is None else args.fine_tune_epochs
+    if prev.backbone is not None and opts.backbone not in ("auto", prev.backbone):
+        raise EdgeError(f"--backbone {opts.backbone}: {prev.run}'s model is {prev.backbone}; with --from leave it out")
+    inherited = {name: float(_inherited(prev, name, DEFAULT_FRACTION)) if getattr(opts, name) is None
+                 else getattr(opts, name) for name in ("val_fraction", "test_fraction")}  # fmt: skip
+    seed = int(_inherited(prev, "seed", DEFAULT_SEED)) if opts.seed is None else opts.seed
+    return opts.settled(size=prev.size, seed=seed, epochs=opts.epochs or FROM_EPOCHS,
+                        fine_tune_epochs=given("fine_tune_epochs", FROM_FINE_TUNE_EPOCHS), **inherited)
 
 
 def _base_of(net: Any, path: Path) -> Any:
@@ -134,7 +134,7 @@ def _base_of(net: Any, path: Path) -> Any:
     return bases[0]
 
 
-def rebuild(prev: PreviousRun, classes: tuple[str, ...], args: argparse.Namespace) -> tuple[Any, Any, Any]:
+def rebuild(prev: PreviousRun, classes: tuple[str, ...], opts: TrainOptions) -> tuple[Any, Any, Any]:
     """(model, base, TrainSpec) continuing the previous model on `classes`: its base, a head for these classes.
 
     Raises:
@@ -153,8 +153,8 @@ def rebuild(prev: PreviousRun, classes: tuple[str, ...], args: argparse.Namespac
     backbone = prev.backbone or next((b for n, b in BACKBONE_OF_NAME.items() if old.name.startswith(n)), None)
     if backbone is None:
         raise EdgeError(f"{prev.keras}: cannot tell its backbone (model {old.name!r}, no report.json beside it)")
-    if args.backbone not in ("auto", backbone):
-        raise EdgeError(f"--backbone {args.backbone}: {prev.run}'s model is {backbone}; with --from leave it out")
+    if opts.backbone not in ("auto", backbone):
+        raise EdgeError(f"--backbone {opts.backbone}: {prev.run}'s model is {backbone}; with --from leave it out")
     head = old.get_layer("scores")
     kernel, bias = head.get_weights()
     if tuple(old.input_shape[1:3]) != (prev.size, prev.size) or kernel.shape[1] != len(prev.classes):
@@ -163,10 +163,9 @@ def rebuild(prev: PreviousRun, classes: tuple[str, ...], args: argparse.Namespac
     if not all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip((norm["scale"], norm["offset"]),
                                                                  NORMALISATION[backbone], strict=True)):  # fmt: skip
         raise EdgeError(f"{prev.keras}: its input normalisation is not {backbone}'s; not an edge-train model")
-    spec = TrainSpec(num_classes=len(classes), size=prev.size, backbone=backbone, alpha=args.alpha, weights="previous",
-                     dropout=args.dropout, flip=args.flip and not args.no_augment,
-                     crop=0.0 if args.no_augment else 0.1, brightness=0.0 if args.no_augment else 0.2)  # fmt: skip
-    net = assemble(spec, base, seed=args.seed)
+    spec = TrainSpec(num_classes=len(classes), size=prev.size, backbone=backbone, alpha=opts.alpha, weights="previous",
+                     dropout=opts.dropout, **opts.augmentation)
+    net = assemble(spec, base, seed=opts.seed)
     new_kernel, new_bias = net.get_layer("scores").get_weights()
     kept = [c for c in classes if c in prev.classes]
     for i, name in enumerate(classes):

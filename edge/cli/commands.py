@@ -18,7 +18,7 @@ import sys
 from edge.cli.shape import bounded_int, finite_float
 from edge.config.load import DEFAULT_PATH, Config, load_config
 from edge.config.schema import MAX_THREADS
-from edge.errors import EdgeError, Failure
+from edge.errors import EdgeError, InferenceFailed
 
 
 def default_threads() -> int:
@@ -63,9 +63,9 @@ def classify(args: argparse.Namespace) -> int:
         for path in args.images:
             try:
                 result = clf.classify(read_image(path), args.top_k, args.threshold)
+            except InferenceFailed:
+                raise  # the interpreter, not this image: stop (exit 1)
             except EdgeError as e:
-                if "inference failed" in str(e):
-                    raise Failure(str(e)) from None
                 print(f"edge-daemon: error: {e}", file=sys.stderr)
                 failed += 1
                 continue
@@ -88,10 +88,15 @@ def add_info_args(p: argparse.ArgumentParser) -> None:
 
 
 def info(args: argparse.Namespace) -> int:
-    """Describe a model: input, output, quantization, classes, labels, device."""
+    """Describe a model: input, output, quantization, classes, labels, device, drift reference."""
+    from edge.inference.labels import read_reference
+
     with _load(args) as clf:
         spec = clf.spec
         d = spec.to_dict()
+        ref = read_reference(spec.path, spec.labels)  # a malformed one: one line, exit 2
+        d["reference"] = None if ref is None else {"images": ref.images, "bins": ref.bins, "coverage": ref.coverage,
+                                                   "thresholds": [float(t) for t in ref.threshold]}  # fmt: skip
         if args.json:
             d["labels"] = list(spec.labels)
             print(json.dumps(d))
@@ -108,6 +113,9 @@ def info(args: argparse.Namespace) -> int:
             ("output is", "probabilities" if spec.output.probabilities else "logits (softmax applied)"),
             ("stateful", "yes (reset before each image)" if spec.stateful else "no"),
             ("labels", f"{spec.labels_source}: {', '.join(spec.labels[:4])}{', ...' if spec.num_classes > 4 else ''}"),
+            ("drift reference", "none (drift `unavailable` unless [drift] reference = \"off\")" if ref is None else
+             f"{ref.images} held-out images, {ref.bins} score bins, calibrated thresholds "
+             f"{ref.threshold.min():.2f}..{ref.threshold.max():.2f} ({100 * ref.coverage:g} % coverage)"),
         ]
         width = max(len(k) for k, _ in rows)
         for k, v in rows:
@@ -140,7 +148,7 @@ def checked_config(path: str) -> Config:
     Raises:
         EdgeError: one line naming the file and the key, or the model and the problem.
     """
-    from edge.service.streams import model_keys, open_model
+    from edge.service.models import model_keys, open_model
 
     cfg = load_config(path)
     for key in model_keys(cfg):  # the main model and each region's own

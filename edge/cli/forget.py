@@ -1,6 +1,6 @@
 """`edge-daemon forget`: remove a retired device from its broker and from Home Assistant.
 
-It clears every retained message the daemon leaves on the broker (availability, camera, classification,
+It clears every retained message the daemon leaves on the broker (availability, camera, classification, drift,
 label, and the Home Assistant discovery configs, which makes HA delete the device's entities) by publishing
 empty retained payloads, with the daemon's own config (same broker, credentials, ids). `deploy/install.sh
 --uninstall` runs it when the broker can be reached. Run it after the daemon has stopped: a running daemon
@@ -32,7 +32,8 @@ def retained_topics(cfg) -> list[str]:  # cfg: edge.config.load.Config
     device_id, prefix = str(cfg.mqtt.device_id), cfg.mqtt.topic_prefix
     t = topics(prefix, device_id)
     streams = [stream_topics(prefix, device_id, r.name) for r in cfg.regions] or [stream_topics(prefix, device_id)]
-    out = [t.availability, t.camera, *(s.classification for s in streams), *(s.label for s in streams)]
+    out = [t.availability, t.camera, *(s.classification for s in streams), *(s.label for s in streams),
+           *(s.drift for s in streams)]
     if cfg.homeassistant.discovery:
         ha = cfg.homeassistant.prefix
         regions = [(r.name, ()) for r in cfg.regions]

@@ -13,12 +13,13 @@ import datetime as dt
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.collect.policy import CollectPolicy, CollectRules, HourlyCap
 from edge.collect.store import FrameStore
+from edge.frames.frame import Frame
 from edge.frames.regions import crop
 from edge.inference.postprocess import Prediction
 from edge.mqtt.contract import iso_utc
@@ -39,14 +40,15 @@ class Collector:
     """
 
     def __init__(self, cfg: CollectConfig, device_id: str, streams: Sequence[tuple[str | None, Sequence[float]]]):
-        rules = CollectRules(cfg.below_score, cfg.margin, cfg.on_change, cfg.every_s, cfg.max_per_hour)
+        rules = CollectRules(cfg.below_score, cfg.margin, cfg.on_change, cfg.every_s, cfg.max_per_hour,
+                             cfg.on_drift)  # fmt: skip
         cap = HourlyCap(cfg.max_per_hour)
         self._policies = [CollectPolicy(rules, cap) for _ in streams]
         self._streams, self._device = list(streams), device_id
         self._store = FrameStore(Path(str(cfg.dir)), max_bytes=int(cfg.max_mb * 1e6),
                                  min_free_bytes=int(cfg.min_free_mb * 1e6), jpeg_quality=cfg.jpeg_quality)  # fmt: skip
-        self._frames: OrderedDict[int, Any] = OrderedDict()
-        self._previous: list[tuple[Any, dict] | None] = [None for _ in streams]  # each stream's last frame, sidecar
+        self._frames: OrderedDict[int, Frame] = OrderedDict()
+        self._previous: list[tuple[Frame, dict] | None] = [None for _ in streams]  # each stream's last frame, sidecar
         self._cap = cap
 
     def start(self) -> Collector:
@@ -54,14 +56,15 @@ class Collector:
         self._store.start()
         return self
 
-    def taken(self, frame: Any) -> None:
+    def taken(self, frame: Frame) -> None:
         """A camera frame was handed to the classifier (kept until its result comes, at most IN_FLIGHT)."""
         self._frames[frame.seq] = frame
         while len(self._frames) > IN_FLIGHT:
             self._frames.popitem(last=False)
 
     def offer(self, seq: int, stream: int, predictions: Sequence[Prediction], scores: np.ndarray, *, now: float,
-              changed: bool, model: str, captured_at: float, frame_no: int) -> None:  # fmt: skip
+              changed: bool, model: str, captured_at: float, frame_no: int,
+              drifting: bool = False) -> None:  # fmt: skip
         """One stream's result for frame `seq`: keep the frame if a policy picks it (and the frame around a change)."""
         frame = self._frames.get(seq)
         if frame is None:
@@ -73,14 +76,14 @@ class Collector:
                    "top_k": [{"index": p.index, "label": p.label, "score": round(p.score, 4)} for p in predictions],
                    "scores": [round(float(v), 4) for v in scores], "model": model, "device": self._device,
                    "region": region, "reason": [], "captured_at": iso_utc(captured_at), "frame": frame_no}  # fmt: skip
-        reasons = self._policies[stream].reasons(predictions, now, changed)
+        reasons = self._policies[stream].reasons(predictions, now, changed, drifting)
         before, self._previous[stream] = self._previous[stream], (frame, sidecar)
         if changed and "on_change" in reasons and before is not None:
             self._keep(before[0], stream, {**before[1], "reason": ["before_change"]}, now)
         if reasons:
             self._keep(frame, stream, {**sidecar, "reason": reasons}, now)
 
-    def _keep(self, frame: Any, stream: int, sidecar: dict, now: float) -> None:
+    def _keep(self, frame: Frame, stream: int, sidecar: dict, now: float) -> None:
         if not self._cap.admit(now):
             return
         region, box = self._streams[stream]

@@ -4,7 +4,8 @@ Policies, each off at 0/false (`[collect]`):
 - `below_score`: the best score is below it (the model is unsure);
 - `margin`: the best minus the second best is below it (two classes are close);
 - `on_change`: the frames around a label change: the last one before it and the first one after it;
-- `every_s`: one frame every so many seconds (a sample of the ordinary).
+- `every_s`: one frame every so many seconds (a sample of the ordinary);
+- `on_drift`: every frame while the stream's drift state is `drifting` (the frames the next model must learn).
 At most `max_per_hour` frames are kept in any hour (a sliding window), whatever the policies say.
 """
 
@@ -28,6 +29,7 @@ class CollectRules:
     on_change: bool = False
     every_s: float = 0.0
     max_per_hour: int = 120
+    on_drift: bool = False
 
 
 class HourlyCap:
@@ -62,13 +64,15 @@ class CollectPolicy:
         self.cap = cap or HourlyCap(rules.max_per_hour)
         self._last_sample: float | None = None
 
-    def reasons(self, predictions: Sequence[Prediction], now: float, changed: bool) -> list[str]:
+    def reasons(self, predictions: Sequence[Prediction], now: float, changed: bool,
+                drifting: bool = False) -> list[str]:  # fmt: skip
         """Why this frame should be kept (empty: it should not), before the hourly cap.
 
         Args:
             predictions: the frame's best classes, best first (at least two for `margin`).
             now: the caller's clock, seconds.
             changed: the published label changed with this frame.
+            drifting: the stream's drift state is `drifting`.
         """
         r, out = self.rules, []
         best = predictions[0].score if predictions else 0.0
@@ -81,4 +85,6 @@ class CollectPolicy:
         if r.every_s > 0 and (self._last_sample is None or now - self._last_sample >= r.every_s):
             self._last_sample = now
             out.append("every_s")
+        if r.on_drift and drifting:
+            out.append("on_drift")
         return out

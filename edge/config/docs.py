@@ -1,7 +1,8 @@
-"""The configuration written out: the effective config (`check-config`), the example file, the README reference.
+"""The configuration written out: the effective config (`check-config`), the example file, the reference.
 
 All three come from the schema (`edge.config.schema`), so the documentation cannot drift from the code:
-`edge/config/default-config.toml` and the README's reference tables are generated here and tests compare them.
+`edge/config/default-config.toml` and the reference tables of `docs/configuration.md` are generated here and tests
+compare them.
 """
 
 from __future__ import annotations
@@ -73,10 +74,11 @@ def _range(f: dataclasses.Field) -> str:
 
 
 def reference_markdown() -> str:
-    """The configuration reference as Markdown tables, one per section, from the schema's descriptions."""
+    """The configuration reference as Markdown, a heading and a table per section, from the schema's descriptions
+    (`docs/configuration.md` holds it between its `BEGIN reference` and `END reference` marks)."""
     out = []
     for header, rows in _tables(Config, None, ""):
-        out += [f"\n`{header}`\n", "| key | type | default | description |", "|---|---|---|---|"]
+        out += [f"\n### `{header}`\n", "| key | type | default | description |", "|---|---|---|---|"]
         for f, tp, value in rows:
             default = "(not set)" if value is None else f"`{toml_value(value)}`"
             doc = (f.metadata["doc"] + _range(f)).replace("|", "\\|")

@@ -1,8 +1,8 @@
 """The daemon's configuration schema: sections as frozen dataclasses, every field with a default and a description.
 
 Rules ride in each field's metadata (`min`, `max`, `choices`, `path`, `secret`, `mqtt`); `edge.config.load` loads and
-checks a TOML file against them, and the README's configuration reference is generated from the descriptions.
-Every number has a finite range (nan and inf are refused), every string is free of NUL characters.
+checks a TOML file against them, and the configuration reference (`docs/configuration.md`) is generated from the
+descriptions. Every number has a finite range (nan and inf are refused), every string is free of NUL characters.
 
 This module is a leaf: it imports nothing else of `edge`, and the parts of the daemon receive their section
 (`CameraConfig`, `MqttConfig`, ...) from the service, never importing the config at run time.
@@ -18,6 +18,7 @@ from typing import Any
 MAX_THREADS = 64  # model.threads and `edge-daemon classify --threads`: one bound for both
 MQTT_STRING_BYTES = 65_535  # MQTT's limit for a UTF-8 string (client id, user name, a topic)
 SMOOTHING_MODES = ("stable", "average", "off")
+DRIFT_REFERENCES = ("model", "off")
 
 
 def _f(default: Any, doc: str, **rules: Any) -> Any:
@@ -83,7 +84,8 @@ class CameraConfig:
 class ModelConfig:
     path: str = _f("/var/lib/edge-daemon/model.tflite", "the .tflite classifier (labels embedded or `labels`)", path=1)
     labels: str | None = _f(None, "label file; default: the labels embedded in the model", path=1)
-    device: str = _f("auto", "`auto`, `cpu`, or `edgetpu[:usb|:pci][:N]`")
+    device: str = _f("auto", "`auto`, `cpu`, `edgetpu`, `edgetpu:usb` or `edgetpu:pci`; an Edge TPU form may end in "
+                     "`:N`, its index from 0 (`edgetpu:usb:1`: the second on USB)")
     threads: int = _f(2, "CPU threads of each interpreter", min=1, max=MAX_THREADS)
     workers: int = _f(
         1,
@@ -95,6 +97,9 @@ class ModelConfig:
     )
     top_k: int = _f(3, "classes per classification message", min=1, max=100)
     threshold: float = _f(0.0, "minimum score for a class to count (and for `average` smoothing)", min=0, max=1)
+    calibrated: bool = _f(False, "also use the model's calibrated per-class thresholds (its `metrics.json` "
+                                 "reference): a frame whose best class scores below its class's threshold is "
+                                 "published as `label: null`, `unknown: true`")  # fmt: skip
     watch: bool = _f(True, "reload the model when its file changes (also on SIGHUP)")
     watch_interval_s: float = _f(2.0, "how often the model file's modification time is checked", min=0.1, max=3600)
 
@@ -197,9 +202,27 @@ class CollectConfig:
     margin: float = _f(0.0, "keep a frame whose best score minus the second best is below this (0 = off)", min=0,
                        max=1)  # fmt: skip
     on_change: bool = _f(False, "keep the frames around a published label change (the last before, the first after)")
+    on_drift: bool = _f(False, "keep every frame (within the quota and the hourly cap) while the stream's drift "
+                               "state is `drifting`")  # fmt: skip
     every_s: float = _f(0.0, "keep one frame every this many seconds, a sample of the ordinary (0 = off)", min=0,
                         max=86400)  # fmt: skip
     jpeg_quality: int = _f(90, "JPEG quality of the kept frames", min=10, max=100)
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    reference: str = _f("model", "`model`: judge drift against the reference the trainer embedded in the model's "
+                                 "`metrics.json` (a model without one: drift `unavailable`); `off`: no drift "
+                                 "tracking", choices=DRIFT_REFERENCES)  # fmt: skip
+    window_s: float = _f(600.0, "the sliding window the drift is judged over, seconds", min=10, max=86400)
+    min_frames: int = _f(300, "frames the window must hold before judging (until then: `learning`)", min=10,
+                         max=1_000_000)  # fmt: skip
+    threshold: float = _f(0.3, "the Jensen-Shannon divergence (0..1) between the window and the reference at "
+                                "which the state turns `drifting`", min=0.001, max=1)  # fmt: skip
+    unknown_rate: float = _f(0.25, "the share of unknown frames in the window at which the state turns "
+                                   "`drifting`", min=0.001, max=1)  # fmt: skip
+    hysteresis: float = _f(0.25, "`drifting` ends only when both figures fall below (1 - this) times their "
+                                "thresholds", min=0, max=0.95)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -238,6 +261,7 @@ class Config:
     stats: StatsConfig = field(default_factory=StatsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
     regions: tuple[RegionConfig, ...] = field(default=(), metadata={
         "doc": "regions of interest (`[[regions]]` tables): each is cropped from every classified frame, classified "
                "and published on its own; none: the whole frame, on the device's own topics"})  # fmt: skip

@@ -63,6 +63,7 @@ class _DaemonCollector(Collector):
         yield GaugeMetricFamily(PREFIX + "start_time_seconds", "Unix time the daemon started.", value=snap.started_at)
         yield InfoMetricFamily(PREFIX + "model", "The model that classifies and where it runs.",
                                value={"model": snap.model, "device": snap.device})  # fmt: skip
+        yield from _drift_gauges(snap)
         http = self._http_counts()
         yield GaugeMetricFamily(PREFIX + "http_connections", "HTTP connections being served now.",
                                 value=http["connections"])  # fmt: skip
@@ -73,6 +74,24 @@ class _DaemonCollector(Collector):
         yield CounterMetricFamily(PREFIX + "http_refused_connections",
                                   "HTTP connections refused: too many at once or arriving too fast.",
                                   value=http["refused_connections"])  # fmt: skip
+
+
+def _drift_gauges(snap: Snapshot) -> Iterator[Metric]:
+    """Per stream (`region`, "" for the whole frame): the drift score, the unknown rate, drifting as 1/0."""
+    score = GaugeMetricFamily(PREFIX + "drift_score", "Jensen-Shannon divergence of the window against the "
+                              "model's reference (0..1; NaN before the first judgement).", labels=["region"])
+    unknown = GaugeMetricFamily(PREFIX + "unknown_rate", "Share of unknown frames in the drift window.",
+                                labels=["region"])  # fmt: skip
+    drifting = GaugeMetricFamily(PREFIX + "drifting", "1 while the drift state is drifting, else 0.",
+                                 labels=["region"])  # fmt: skip
+    for name, p in snap.drift.items():
+        if p is None:
+            continue
+        region = [name or ""]
+        score.add_metric(region, float("nan") if p["score"] is None else p["score"])
+        unknown.add_metric(region, float("nan") if p["unknown_rate"] is None else p["unknown_rate"])
+        drifting.add_metric(region, 1.0 if p["state"] == "drifting" else 0.0)
+    yield from (score, unknown, drifting)
 
 
 class Metrics:

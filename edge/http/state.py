@@ -8,7 +8,7 @@ same JSON as the MQTT state, and `/healthz` says whether the daemon is classifyi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from edge.mqtt import contract
@@ -27,6 +27,7 @@ class Snapshot:
         uptime_s: seconds since start-up; started_at: its Unix time; model, device: what classifies.
         classifications: per stream, the last classification payload published on MQTT (None before the first):
             the whole frame under None, each region under its name.
+        drift: per stream likewise, the last drift payload (`.../drift`).
     """
 
     camera: Any
@@ -40,6 +41,7 @@ class Snapshot:
     model: str
     device: str
     classifications: Mapping[str | None, dict | None]
+    drift: Mapping[str | None, dict | None] = field(default_factory=dict)
 
 
 def stale_after_s(max_rate: float) -> float:
@@ -57,6 +59,7 @@ def state_payload(snap: Snapshot, window: Mapping[str, float]) -> dict:
     Returns:
         ``{"availability": "online", "camera": <as on .../camera>, "classification": <as on .../classification>
         or None, "regions": {name: <as on .../<name>/classification> or None}, "stats": <as on .../stats>,
+        "drift": {region or "": <as on .../drift>},
         "daemon": {"camera_source", "mqtt_connected"}}`` (without `[[regions]]`: `regions` is empty; with them,
         `classification` is None, as no whole-frame topic is published).
     """
@@ -69,6 +72,7 @@ def state_payload(snap: Snapshot, window: Mapping[str, float]) -> dict:
         "classification": snap.classifications.get(None),
         "regions": {name: payload for name, payload in snap.classifications.items() if name is not None},
         "stats": stats,
+        "drift": {name or "": payload for name, payload in snap.drift.items()},  # "": the whole frame
         "daemon": {"camera_source": snap.camera_name, "mqtt_connected": bool(snap.mqtt_connected)},
     }
 

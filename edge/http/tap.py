@@ -18,12 +18,12 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 
 from edge.frames.decode import decode_for, decode_jpeg, frame_size
+from edge.frames.frame import Frame
 from edge.http.overlay import Region, draw_overlay, view_size
 from edge.inference.stats import StatsWindow
 
@@ -38,11 +38,11 @@ Verdict = tuple[str | None, Sequence[float], np.ndarray, Sequence[str]]  # (regi
 
 @dataclass(frozen=True)
 class TappedFrame:
-    """One classified frame: the camera's frame (`edge.sources.camera.Frame`: `jpeg` bytes or `pixels`, not copied: the
+    """One classified frame: the camera's frame (`edge.frames.frame.Frame`: `jpeg` bytes or `pixels`, not copied: the
     camera never changes a frame it handed out) and its verdicts (the whole frame, or one per region)."""
 
     seq: int
-    frame: Any
+    frame: Frame
     verdicts: Sequence[Verdict]
 
 
@@ -59,7 +59,7 @@ class FrameTap:
         self._observe = observe
         self._cond = threading.Condition()
         self._latest: TappedFrame | None = None
-        self._taken: OrderedDict[int, Any] = OrderedDict()  # seq -> frame, until its result comes
+        self._taken: OrderedDict[int, Frame] = OrderedDict()  # seq -> frame, until its result comes
         self._times: deque[float] = deque(maxlen=FPS_SAMPLES)
         self._window = StatsWindow(time.monotonic())
         self._summary: dict[str, float] | None = None
@@ -70,7 +70,7 @@ class FrameTap:
 
     # -- the classifier's side -------------------------------------------------------------------------------------
 
-    def taken(self, frame: Any) -> None:
+    def taken(self, frame: Frame) -> None:
         """A camera frame was handed to the classifier (`edge.inference.flow.FrameFlow.on_take`). Never blocks."""
         if not self.active:
             return
@@ -160,7 +160,7 @@ class FrameTap:
             return self._cache[raw]
 
     @staticmethod
-    def _picture(frame: Any, full: bool) -> np.ndarray | None:
+    def _picture(frame: Frame, full: bool) -> np.ndarray | None:
         """The frame's pixels: as they are, or its JPEG decoded (for the overlay only as large as it is shown)."""
         if frame.pixels is not None:
             return frame.pixels

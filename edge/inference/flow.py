@@ -20,15 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from edge.frames.decode import decode_for
+from edge.frames.frame import Frame
 from edge.frames.regions import WHOLE_FRAME, crop
 from edge.inference.preprocess import InputFormat, preprocess
 from edge.inference.workers import Job, Result, Runner, WorkerPool
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,16 @@ class Task:
     box: tuple[float, float, float, float] = WHOLE_FRAME
 
 
-def prepare(frame: Any, tasks: Sequence[Task]) -> Job:
+class FrameSupply(Protocol):
+    """Where the flow takes frames from (`edge.sources.camera.Camera`): the newest frame captured after `since`
+    (None when there is none yet), and a callback the supply calls when a frame that was asked for arrives."""
+
+    on_frame: Callable[[], None] | None
+
+    def take(self, since: float = ...) -> Frame | None: ...
+
+
+def prepare(frame: Frame, tasks: Sequence[Task]) -> Job:
     """Decode a camera frame once (a JPEG at the smallest size that still gives every crop its model's input
     size) and make each task's tensor from its crop.
 
@@ -66,7 +73,7 @@ class FrameFlow:
         max_rate: classifications per second at most; 0 = as fast as the workers take frames.
     """
 
-    def __init__(self, camera: Any, tasks: Sequence[Task], runners: Sequence[Sequence[Runner]],
+    def __init__(self, camera: FrameSupply, tasks: Sequence[Task], runners: Sequence[Sequence[Runner]],
                  max_rate: float = 0.0) -> None:  # fmt: skip
         self.camera, self.tasks = camera, tuple(tasks)
         self.period = 1.0 / max_rate if max_rate > 0 else 0.0
@@ -75,7 +82,7 @@ class FrameFlow:
         camera.on_frame = self._wake.set
         self._pool = self._new_pool(runners)
         self._next_slot = time.monotonic()
-        self.on_take: Callable[[Any], None] | None = None  # sees each frame handed out (the live page's tap)
+        self.on_take: Callable[[Frame], None] | None = None  # sees each frame handed out (the live page's tap)
 
     def _new_pool(self, runners: Sequence[Sequence[Runner]]) -> WorkerPool:
         # One worker: the main thread decodes the next frame while it invokes. Several: each decodes its own

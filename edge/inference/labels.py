@@ -8,6 +8,7 @@ Two file formats are understood, as pycoral and the TFLite Support library read 
 
 from __future__ import annotations
 
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -116,3 +117,34 @@ def align_labels(labels: dict[int, str] | None, num_classes: int, source: str) -
         raise EdgeError(f"{source}: no label for class {missing[0]}" + (f" (and {len(missing) - 1} more)" if
                         len(missing) > 1 else "") + f"; give every index from 0 to {num_classes - 1}")  # fmt: skip
     return tuple(labels[i] for i in range(num_classes))
+
+
+METRICS_MEMBER = "metrics.json"  # what `edge-train` embeds beside the labels (held-out accuracy, drift reference)
+
+
+def read_reference(model_path: str | Path, labels: tuple[str, ...]):  # -> edge.inference.reference.Reference | None
+    """The drift reference the model carries in its `metrics.json`, or None when it carries none.
+
+    Raises:
+        EdgeError: `<model> (metrics.json): <the field that is wrong>`, one line.
+    """
+    from edge.inference.reference import parse_reference
+
+    try:
+        with zipfile.ZipFile(model_path) as z:
+            if METRICS_MEMBER not in z.namelist():
+                return None
+            data = z.read(METRICS_MEMBER)
+    except (zipfile.BadZipFile, OSError):
+        return None
+    where = f"{model_path} ({METRICS_MEMBER})"
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise EdgeError(f"{where}: not JSON ({e}); remake it with edge-train or remove the member") from None
+    if not isinstance(doc, dict) or "reference" not in doc:
+        return None
+    try:
+        return parse_reference(doc["reference"], labels)
+    except ValueError as e:
+        raise EdgeError(f"{where}: {e}; remake the model with edge-train") from None

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, InferenceFailed
 from edge.inference import labels as labels_mod
 from edge.inference.backends import _first_line, is_edgetpu_model, open_interpreter, quiet_stderr
 from edge.inference.postprocess import OutputFormat, Prediction, scores, top_k
@@ -154,7 +154,7 @@ class Classifier:
         try:
             it.invoke()
         except (RuntimeError, ValueError) as e:
-            raise EdgeError(f"{self.spec.path}: inference failed ({_first_line(e)})") from None
+            raise InferenceFailed(f"{self.spec.path}: inference failed ({_first_line(e)})") from None
         return it.get_tensor(self._out)
 
     def timed_scores(self, image: np.ndarray) -> tuple[np.ndarray, float]:

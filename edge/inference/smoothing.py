@@ -35,6 +35,7 @@ class Publish:
 
     reason: str
     predictions: tuple[Prediction, ...]
+    unknown: bool = False  # no label because the best class scored below its calibrated threshold
 
     @property
     def index(self) -> int | None:
@@ -54,6 +55,8 @@ class Smoother:
         hysteresis: how much more than the current label's score a new label needs (0: none).
         min_dwell_s: the least time between two published changes (0: none).
         heartbeat_s: re-publish the current state at this interval in seconds; 0 disables.
+        floors: calibrated per-class thresholds (`[model] calibrated`): the best class votes for itself only when
+            its score also reaches its own floor, else the frame votes None and is "unknown".
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class Smoother:
         hysteresis: float = 0.0,
         min_dwell_s: float = 0.0,
         heartbeat_s: float = 0.0,
+        floors: np.ndarray | None = None,
     ) -> None:
         if mode not in ("stable", "average", "off"):
             raise ValueError(f"unknown smoothing mode {mode!r}")
@@ -75,6 +79,8 @@ class Smoother:
         self.labels = tuple(labels)
         self.mode, self.frames, self.top_k, self.threshold = mode, frames, top_k, threshold
         self.hysteresis, self.min_dwell_s, self.heartbeat_s = hysteresis, min_dwell_s, heartbeat_s
+        self.floors = floors
+        self._unknown = False  # the published None is an unknown (below a floor), not "nothing above the threshold"
         self._window: deque[np.ndarray] = deque(maxlen=frames)
         self._candidate: int | None = _UNKNOWN
         self._count = 0
@@ -99,14 +105,14 @@ class Smoother:
         """The state as last published (with the freshest scores that agreed with it), None before any."""
         if self._state == _UNKNOWN:
             return None
-        return Publish("current", self._state_predictions)
+        return Publish("current", self._state_predictions, self._unknown)
 
     def vote(self, scores: np.ndarray) -> int | None:
         """The label one frame's scores vote for, given the current state (hysteresis applied)."""
         best = int(np.argmax(scores))
         top = float(scores[best])
         current = self._state
-        if top < self.threshold:
+        if top < self.threshold or (self.floors is not None and top < self.floors[best]):
             return None
         if best == current or current == _UNKNOWN or self.hysteresis <= 0:
             return best
@@ -122,9 +128,10 @@ class Smoother:
             self._window.append(scores)
             scores = np.mean(np.stack(self._window), axis=0)
         preds = top_k(scores, self.labels, self.top_k, self.threshold)
+        unknown = self.floors is not None and self._below_floor(scores)
         if self.mode == "off":
-            label = preds[0].index if preds else None
-            return self._publish("frame", label, preds, now)
+            label = None if unknown or not preds else preds[0].index
+            return self._publish("frame", label, () if label is None else preds, now, unknown)
         label = self.vote(scores)
         if label == self._candidate:
             self._count += 1
@@ -132,18 +139,23 @@ class Smoother:
             self._candidate, self._count = label, 1
         held = self.mode == "average" or self._count >= self.frames
         if label != self._state and held and self._dwelt(now):
-            return self._publish("change", label, self._predictions_for(label, scores, preds), now)
+            return self._publish("change", label, self._predictions_for(label, scores, preds), now,
+                                 label is None and unknown)  # fmt: skip
         if label == self._state:
             self._state_predictions = self._predictions_for(label, scores, preds)  # fresher, for heartbeats
         if self._heartbeat_due(now):
-            return self._publish("heartbeat", self._state, self._state_predictions, now)
+            return self._publish("heartbeat", self._state, self._state_predictions, now, self._unknown)
         return None
 
     def heartbeat(self, now: float) -> Publish | None:
         """The heartbeat when it is due and no frame came (e.g. the camera is away); else None."""
         if self._heartbeat_due(now):
-            return self._publish("heartbeat", self._state, self._state_predictions, now)
+            return self._publish("heartbeat", self._state, self._state_predictions, now, self._unknown)
         return None
+
+    def _below_floor(self, scores: np.ndarray) -> bool:
+        best = int(np.argmax(scores))
+        return bool(scores[best] >= self.threshold and scores[best] < self.floors[best])
 
     def _predictions_for(self, label: int | None, scores: np.ndarray,
                          preds: tuple[Prediction, ...]) -> tuple[Prediction, ...]:  # fmt: skip
@@ -166,10 +178,11 @@ class Smoother:
             and now - self._last_publish >= self.heartbeat_s
         )
 
-    def _publish(self, reason: str, label: int | None, preds: tuple[Prediction, ...], now: float) -> Publish:
+    def _publish(self, reason: str, label: int | None, preds: tuple[Prediction, ...], now: float,
+                 unknown: bool = False) -> Publish:  # fmt: skip
         if label != self._state:
             if self._state != _UNKNOWN:
                 self._dwell_from = now
             self._changed_at = now
-        self._state, self._state_predictions, self._last_publish = label, preds, now
-        return Publish(reason, preds)
+        self._state, self._state_predictions, self._last_publish, self._unknown = label, preds, now, unknown
+        return Publish(reason, preds, unknown)

@@ -9,8 +9,9 @@ No I/O here: `edge.mqtt.publisher` sends what these functions return. Each JSON 
     {prefix}/{device_id}/classification   JSON, retained            classification_payload()
     {prefix}/{device_id}/label            the label as plain text, retained, on change (optional, Frigate-style)
     {prefix}/{device_id}/stats            JSON, not retained        stats_payload()
-    {prefix}/{device_id}/event            JSON, not retained        camera_event(), model_reloaded(), ...
-    {prefix}/{device_id}/{region}/classification, .../{region}/label: the same, per region of interest
+    {prefix}/{device_id}/event            JSON, not retained        camera_event(), model_reloaded(), drift_event()
+    {prefix}/{device_id}/drift            JSON, retained            drift_payload(): does the model still fit?
+    {prefix}/{device_id}/{region}/classification, .../label, .../drift: the same, per region of interest
 
 Compatibility: within a major version keys are only ever added, never removed or changed in meaning.
 Names are validated once, by the config layer (`edge.config.checks`); these functions trust them.
@@ -23,11 +24,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edge.inference.drift import DriftState
 from edge.inference.postprocess import Prediction
 
 PAYLOAD_ONLINE = "online"
 PAYLOAD_OFFLINE = "offline"
 NO_LABEL = "none"  # the plain-text label (and Home Assistant's state) when no class reached the threshold
+UNKNOWN_LABEL = "unknown"  # ... when the best class scored below its calibrated threshold (`[model] calibrated`)
 REASONS = ("change", "heartbeat", "frame", "reconnect")  # why a classification was published
 
 
@@ -41,13 +44,14 @@ class Topics:
     label: str
     stats: str
     event: str
+    drift: str
 
 
 def topics(prefix: str, device_id: str) -> Topics:
     """The device's topics, e.g. ``topics("edge", "pi1").classification == "edge/pi1/classification"``."""
     base = f"{prefix}/{device_id}"
     return Topics(*(f"{base}/{name}" for name in ("availability", "camera", "classification", "label", "stats",
-                                                  "event")))  # fmt: skip
+                                                  "event", "drift")))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,13 @@ class StreamTopics:
 
     classification: str
     label: str
+    drift: str
 
 
 def stream_topics(prefix: str, device_id: str, region: str | None = None) -> StreamTopics:
-    """`{prefix}/{device_id}[/{region}]/classification` and `.../label` (regions of interest get a level)."""
+    """`{prefix}/{device_id}[/{region}]/classification`, `.../label`, `.../drift` (regions get a level)."""
     base = f"{prefix}/{device_id}" + (f"/{region}" if region else "")
-    return StreamTopics(f"{base}/classification", f"{base}/label")
+    return StreamTopics(f"{base}/classification", f"{base}/label", f"{base}/drift")
 
 
 def iso_utc(timestamp: float) -> str:
@@ -75,7 +80,7 @@ def iso_utc(timestamp: float) -> str:
 
 def classification_payload(predictions: Sequence[Prediction], *, reason: str, frame: int, inference_ms: float,
                            model: str, timestamp: float, published_at: float,
-                           changed_at: float | None) -> dict:  # fmt: skip
+                           changed_at: float | None, unknown: bool = False) -> dict:  # fmt: skip
     """The JSON object published (retained) on `.../classification`.
 
     Args:
@@ -87,10 +92,12 @@ def classification_payload(predictions: Sequence[Prediction], *, reason: str, fr
         model: the model's name (file stem).
         timestamp: Unix time the frame was captured (a heartbeat while the camera is away keeps the old time).
         published_at: Unix time of publishing. changed_at: Unix time the label last changed (None: not yet).
+        unknown: the label is None because the best class scored below its calibrated threshold
+            (`[model] calibrated`).
 
     Returns:
         ``{"label", "index", "score", "top_k", "reason", "timestamp", "published_at", "changed_at", "frame",
-        "inference_ms", "model"}``; with no predictions: label None, index None, score 0.0, top_k [].
+        "inference_ms", "model", "unknown"}``; with no predictions: label None, index None, score 0.0, top_k [].
     """
     top = [{"index": int(p.index), "label": p.label, "score": round(float(p.score), 4)} for p in predictions]
     best = top[0] if top else {"index": None, "label": None, "score": 0.0}
@@ -106,12 +113,13 @@ def classification_payload(predictions: Sequence[Prediction], *, reason: str, fr
         "frame": int(frame),
         "inference_ms": round(float(inference_ms), 2),
         "model": model,
+        "unknown": bool(unknown),
     }
 
 
-def label_text(predictions: Sequence[Prediction]) -> str:
-    """The plain-text label for `.../label` (Frigate-style automations): the best label, or `none`."""
-    return predictions[0].label if predictions else NO_LABEL
+def label_text(predictions: Sequence[Prediction], unknown: bool = False) -> str:
+    """The plain-text label for `.../label` (Frigate-style automations): the best label, `unknown` or `none`."""
+    return predictions[0].label if predictions else UNKNOWN_LABEL if unknown else NO_LABEL
 
 
 def camera_state(connected: bool) -> str:
@@ -169,4 +177,26 @@ def model_reloaded(*, reason: str, path: str, model: str, classes: int, device: 
 def model_reload_failed(*, reason: str, path: str, error: str, model: str, timestamp: float) -> dict:
     """`model_reload_failed` on `.../event`: the new model was refused; `model` is the one still running."""
     return {"event": "model_reload_failed", "reason": reason, "path": path, "error": error, "model": model,
+            "timestamp": iso_utc(timestamp)}  # fmt: skip
+
+
+def drift_payload(state: DriftState, *, since: float, model: str) -> dict:
+    """The JSON object published (retained) on `.../drift`: does the model still fit what the camera sees?
+
+    `state`: `ok` | `drifting` | `learning` | `unavailable` (`reason` says why); `score`: the Jensen-Shannon
+    divergence (0..1) of the window against the model's reference, `threshold` where it turns `drifting`;
+    `unknown_rate`: the window's share of unknown frames; `frames` in the last `window_s` seconds; `since`: Unix
+    time the state began.
+    """
+    return {"state": state.state, "score": None if state.score is None else round(float(state.score), 4),
+            "threshold": float(state.threshold),
+            "unknown_rate": None if state.unknown_rate is None else round(float(state.unknown_rate), 4),
+            "window_s": float(state.window_s), "frames": int(state.frames), "since": iso_utc(since),
+            "reason": state.reason, "model": model}  # fmt: skip
+
+
+def drift_event(payload: Mapping[str, Any], *, previous: str, region: str | None, timestamp: float) -> dict:
+    """`drift_changed` on `.../event`: a stream's drift state changed (`payload`: its new `drift_payload`)."""
+    return {"event": "drift_changed", "state": payload["state"], "previous": previous, "region": region,
+            "score": payload["score"], "unknown_rate": payload["unknown_rate"], "model": payload["model"],
             "timestamp": iso_utc(timestamp)}  # fmt: skip

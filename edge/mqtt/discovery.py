@@ -7,7 +7,9 @@ The value templates read the payloads of `edge.mqtt.contract`, whose keys the te
 Availability rule: every entity is unavailable while the device is `offline`; the Label and Score entities
 are also unavailable while the camera is `offline` (`availability_mode: all` over both topics), so a
 dashboard never shows a label the device is not seeing any more. With regions of interest, the
-classification entities (Label, Score, Last change) exist once per region, named after it; the others once.
+classification and drift entities (Label, Score, Last change, Model drift, Unknown rate) exist once per region,
+named after it; the others once. Model drift is `on` while the stream's drift state is `drifting`, `off` while
+`ok`, unknown while `learning` or `unavailable`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 from collections.abc import Sequence
 
 from edge import __version__
-from edge.mqtt.contract import NO_LABEL, PAYLOAD_OFFLINE, PAYLOAD_ONLINE, stream_topics, topics
+from edge.mqtt.contract import NO_LABEL, PAYLOAD_OFFLINE, PAYLOAD_ONLINE, UNKNOWN_LABEL, stream_topics, topics
 
 ORIGIN_NAME = "edge-daemon"
 _NOT_NODE_ID = re.compile(r"[^a-zA-Z0-9_-]")
@@ -26,12 +28,20 @@ _DIAGNOSTIC = {"entity_category": "diagnostic"}
 # (`edge_daemon_<node>_<key>`) are kept across releases: Home Assistant keeps an entity's id and history by them.
 ENTITIES: dict[str, tuple[str, str, str, str | None, dict, bool]] = {
     "label": ("sensor", "Label", "classification",
-              "{{ value_json.label if value_json.label is not none else '" + NO_LABEL + "' }}",
+              "{{ value_json.label if value_json.label is not none else ('" + UNKNOWN_LABEL + "' if value_json.unknown "
+              "else '" + NO_LABEL + "') }}",
               {"device_class": "enum", "icon": "mdi:label-outline", "json_attributes_topic": None}, True),
     "score": ("sensor", "Score", "classification", "{{ (value_json.score * 100) | round(1) }}",
               {"unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:percent"}, True),
     "last_change": ("sensor", "Last change", "classification", "{{ value_json.changed_at }}",
                     {"device_class": "timestamp", "icon": "mdi:swap-horizontal"}, False),
+    "drift": ("binary_sensor", "Model drift", "drift",
+              "{{ 'ON' if value_json.state == 'drifting' else ('OFF' if value_json.state == 'ok' else 'None') }}",
+              {"device_class": "problem", "json_attributes_topic": None}, False),
+    "unknown_rate": ("sensor", "Unknown rate", "drift",
+                     "{{ (value_json.unknown_rate * 100) | round(1) if value_json.unknown_rate is not none "
+                     "else 'None' }}", {"unit_of_measurement": "%", "state_class": "measurement",
+                                        "icon": "mdi:help-circle-outline"}, False),
     "camera": ("binary_sensor", "Camera", "camera", None,
                {"device_class": "connectivity", "payload_on": PAYLOAD_ONLINE, "payload_off": PAYLOAD_OFFLINE}, False),
     "inference_ms": ("sensor", "Inference time", "stats", "{{ value_json.inference_ms_p50 }}",
@@ -69,8 +79,9 @@ def retired_topics(ha_prefix: str, device_id: str) -> list[str]:
 
 
 def label_options(labels: Sequence[str]) -> list[str]:
-    """The Label entity's `options`: the model's labels, once each, plus `none` (nothing above the threshold)."""
-    return list(dict.fromkeys([*labels, NO_LABEL]))
+    """The Label entity's `options`: the model's labels, once each, plus `none` (nothing above the threshold) and
+    `unknown` (below the class's calibrated threshold)."""
+    return list(dict.fromkeys([*labels, NO_LABEL, UNKNOWN_LABEL]))
 
 
 def discovery_configs(ha_prefix: str, topic_prefix: str, device_id: str, *, model: str, device: str,
@@ -91,8 +102,8 @@ def discovery_configs(ha_prefix: str, topic_prefix: str, device_id: str, *, mode
     """
     t = topics(topic_prefix, device_id)
     node = node_id(device_id)
-    streams = [(r, stream_topics(topic_prefix, device_id, r).classification, lbls) for r, lbls in regions] or [
-        (None, t.classification, labels)]  # fmt: skip
+    streams = [(r, stream_topics(topic_prefix, device_id, r), lbls) for r, lbls in regions] or [
+        (None, stream_topics(topic_prefix, device_id), labels)]  # fmt: skip
     state_topics = {"stats": t.stats, "camera": t.camera}
     ha_device = {"identifiers": [f"edge_daemon_{node}"], "name": device_id, "manufacturer": "edge-daemon",
                  "model": model, "hw_version": device, "sw_version": __version__}  # fmt: skip
@@ -103,9 +114,10 @@ def discovery_configs(ha_prefix: str, topic_prefix: str, device_id: str, *, mode
 
     configs: dict[str, dict] = {}
     for entity, (platform, name, source, template, extra, needs_camera) in ENTITIES.items():
-        for region, classification, stream_labels in streams if source == "classification" else [(None, None, ())]:
+        per_stream = source in ("classification", "drift")
+        for region, stream, stream_labels in streams if per_stream else [(None, None, ())]:
             key = f"{region}_{entity}" if region else entity
-            state_topic = classification or state_topics[source]
+            state_topic = getattr(stream, source) if stream else state_topics[source]
             config: dict = {"name": f"{region} {name}" if region else name, "unique_id": f"edge_daemon_{node}_{key}",
                             "state_topic": state_topic}  # fmt: skip
             if template is not None:

@@ -102,6 +102,10 @@ class Publisher:
         """Publish a classification payload (retained; `topic`: a region's). Never blocks on the network."""
         self._enqueue(topic or self.topics.classification, payload, retain=True)
 
+    def publish_drift(self, payload: dict, topic: str | None = None) -> None:
+        """Publish a drift payload (retained; `topic`: a region's) on ``.../drift``. Never blocks on the network."""
+        self._enqueue(topic or self.topics.drift, payload, retain=True)
+
     def publish_stats(self, payload: dict) -> None:
         """Publish a stats payload (not retained). Never blocks on the network."""
         self._enqueue(self.topics.stats, payload, retain=False)

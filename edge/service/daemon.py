@@ -26,18 +26,16 @@ from edge.mqtt import contract
 from edge.mqtt.publisher import Publisher
 from edge.service import process_hooks
 from edge.service.model_watch import ModelFileWatcher
+from edge.service.models import ModelKey, open_workers
 from edge.service.reporter import wall_time
 from edge.service.sdnotify import Notifier
 from edge.service.streams import (
-    ModelKey,
     Stream,
     build_streams,
-    model_keys,
-    open_model,
-    open_per_worker,
     publish_result,
     region_labels,
     renew,
+    report_drift,
     tasks_and_runners,
 )
 from edge.sources.camera import Camera
@@ -107,13 +105,13 @@ class Service:
         cfg = self.config
         restore = process_hooks.install(self._on_stop_signal, self.request_reload, self._on_thread_death)
         try:
-            self.models = open_per_worker(model_keys(cfg), cfg.model.workers, lambda key: open_model(cfg, key))
+            self.models = open_workers(cfg)
             self.clf = next(iter(self.models[0].values()))
             spec = self.clf.spec
             self.publisher = Publisher(cfg.mqtt, cfg.homeassistant, password=cfg.password, model=spec.name,
                                        device=spec.device, labels=spec.labels,
                                        regions=region_labels(cfg, self.models[0]))  # fmt: skip
-            self.streams = build_streams(cfg, self.models[0], self.publisher)
+            self.streams = build_streams(cfg, self.models[0], self.publisher, time.monotonic())
             if cfg.collect.enabled:
                 streams = [(st.name, st.box) for st in self.streams]
                 self.collector = Collector(cfg.collect, str(cfg.mqtt.device_id), streams).start()
@@ -258,7 +256,7 @@ class Service:
     def _reload_model(self, why: str) -> None:
         old, path, cfg = self.clf, self.config.model.path, self.config
         try:
-            models = open_per_worker(model_keys(cfg), cfg.model.workers, lambda key: open_model(cfg, key))
+            models = open_workers(cfg)
         except EdgeError as e:
             log.error("model reload (%s) rejected, keeping %s: %s", why, old.spec.name, e)
             event = contract.model_reload_failed(reason=why, path=path, error=str(e), model=old.spec.name,
@@ -270,7 +268,7 @@ class Service:
         self._close_models()
         self.models, self.clf = models, next(iter(models[0].values()))
         spec = self.clf.spec
-        renew(cfg, self.streams, models[0])
+        renew(cfg, self.streams, models[0], time.monotonic())
         self.publisher.set_model(spec.name, spec.device, spec.labels, region_labels(cfg, models[0]))
         event = contract.model_reloaded(reason=why, path=path, model=spec.name, classes=spec.num_classes,
                                         device=spec.device, timestamp=time.time())  # fmt: skip
@@ -282,7 +280,8 @@ class Service:
         spec, pub, uptime = self.clf.spec, self.publisher, time.monotonic() - self._started
         states = {st.name: st.reporter.state() for st in self.streams}
         return Snapshot(self.camera.stats, self.camera.name, pub.counters(), pub.connected, self.classified,
-                        self.errors, uptime, self._started_wall, spec.name, spec.device, states)
+                        self.errors, uptime, self._started_wall, spec.name, spec.device, states,
+                        {st.name: st.reporter.drift_state() for st in self.streams})
 
     def _publish_stats(self, window: StatsWindow, now: float) -> None:
         cam = self.camera.stats
@@ -294,5 +293,7 @@ class Service:
             collect=self.collector.counters() if self.collector else None,
         )  # fmt: skip
         self.publisher.publish_stats(payload)
+        for st in self.streams:  # the window's figures move between changes: the retained drift state too
+            report_drift(st, changed=False)
         self.notifier.status(status_line(payload, self.publisher.connected))
         log.debug("stats: %s", payload)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from edge.inference.drift import DriftState
 from edge.inference.smoothing import Publish
 from edge.mqtt import contract
 
@@ -25,6 +26,7 @@ class Sink(Protocol):
     def publish_label(self, text: str, topic: str | None = None) -> None: ...
     def publish_camera(self, state: str) -> None: ...
     def publish_event(self, payload: dict) -> None: ...
+    def publish_drift(self, payload: dict, topic: str | None = None) -> None: ...
 
 
 class Reporter:
@@ -49,6 +51,7 @@ class Reporter:
         self._label: str | None = None
         self._camera: bool | None = None
         self._payload: dict | None = None
+        self._drift: dict | None = None  # the last drift payload
 
     def frame(self, frame: int, inference_ms: float, captured_at: float) -> None:
         """A frame was classified: its count, inference time and capture time (Unix seconds)."""
@@ -65,17 +68,34 @@ class Reporter:
             decision.predictions, reason=reason or decision.reason, frame=self._frame,
             inference_ms=self._inference_ms, model=self.model,
             timestamp=self._captured_at if self._captured_at is not None else now, published_at=now,
-            changed_at=changed_at,
+            changed_at=changed_at, unknown=decision.unknown,
         )  # fmt: skip
         with self._lock:
             self._decision, self._changed_at, self._payload = decision, changed_at, payload
         topics = self._topics
         self._sink.publish_classification(payload, topics.classification if topics else None)
-        text = contract.label_text(decision.predictions)
+        text = contract.label_text(decision.predictions, decision.unknown)
         if self._label_topic and (text != self._label or reason == "reconnect"):
             self._sink.publish_label(text, topics.label if topics else None)
         self._label = text
         return payload
+
+    def drift(self, state: DriftState, *, since: float, region: str | None, changed: bool) -> dict:
+        """Publish the stream's drift state (retained), and a `drift_changed` event when it `changed`."""
+        payload = contract.drift_payload(state, since=since, model=self.model)
+        with self._lock:
+            previous, self._drift = self._drift, payload
+        topics = self._topics
+        self._sink.publish_drift(payload, topics.drift if topics else None)
+        if changed and previous is not None:
+            self._sink.publish_event(contract.drift_event(payload, previous=previous["state"], region=region,
+                                                          timestamp=self._clock()))  # fmt: skip
+        return payload
+
+    def drift_state(self) -> dict | None:
+        """The last drift payload sent (None before the first)."""
+        with self._lock:
+            return None if self._drift is None else dict(self._drift)
 
     def camera(self, connected: bool, *, source: str, reconnects: int) -> None:
         """The camera came or went: its retained state and an event (the first state only if it is known)."""
@@ -93,6 +113,9 @@ class Reporter:
             self._sink.publish_camera(contract.camera_state(self._camera))
         if self._decision is not None:
             self.publish(self._decision, self._changed_at, reason="reconnect")
+        if self._drift is not None:
+            topics = self._topics
+            self._sink.publish_drift(self._drift, topics.drift if topics else None)
 
     def state(self) -> dict | None:
         """The last classification payload sent (None before the first)."""

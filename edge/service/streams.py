@@ -1,5 +1,7 @@
 """Classification streams: the whole frame, or one per region of interest, each with its model, smoother, reporter.
 
+The models themselves are opened by `edge.service.models`; a stream names its model by key.
+
 Without `[[regions]]` there is one stream, the whole frame, published on the device's own topics (as before
 regions existed). With regions, each region is a stream: cropped from every classified frame (one decode per
 frame, shared), classified by its own model or the main one (one interpreter per distinct model and worker),
@@ -9,17 +11,20 @@ smoothed by its own settings and published on `<prefix>/<device_id>/<region>/...
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edge.errors import EdgeError
 from edge.frames.regions import WHOLE_FRAME
+from edge.inference.drift import DriftRules, DriftTracker
 from edge.inference.flow import Task
-from edge.inference.model import Classifier, load_model
+from edge.inference.labels import read_reference
+from edge.inference.model import Classifier, ModelSpec
 from edge.inference.postprocess import top_k
 from edge.inference.smoothing import Smoother
 from edge.mqtt.contract import stream_topics
+from edge.service.models import ModelKey, main_key, region_key
 from edge.service.reporter import Reporter, Sink, wall_time
 
 if TYPE_CHECKING:
@@ -30,7 +35,6 @@ if TYPE_CHECKING:
 import numpy as np
 
 log = logging.getLogger(__name__)
-ModelKey = tuple[str, str | None]  # (model file, label file): what identifies one loaded model
 
 
 @dataclass
@@ -42,37 +46,7 @@ class Stream:
     model: ModelKey
     smoother: Smoother
     reporter: Reporter
-
-
-def open_model(cfg: Config, key: ModelKey | None = None) -> Classifier:
-    """Load a configured model (`key`: a region's (model, labels); default the main one) and run it once on a
-    blank frame, so a model that cannot run is refused here.
-
-    Raises:
-        EdgeError: `<config file>: model: <the model's problem>`, one line.
-    """
-    m = cfg.model
-    path, labels = key or (m.path, m.labels)
-    try:
-        clf = load_model(path, labels=labels, device=m.device, threads=m.threads)
-    except EdgeError as e:
-        raise EdgeError(f"{cfg.source}: model: {e}") from None
-    try:
-        clf.warm_up()
-    except EdgeError as e:
-        clf.close()
-        raise EdgeError(f"{cfg.source}: model: {e}") from None
-    return clf
-
-
-def model_keys(cfg: Config) -> list[ModelKey]:
-    """The distinct models the streams need, the main one first."""
-    keys = [(cfg.model.path, cfg.model.labels)] if not cfg.regions else []
-    for r in cfg.regions:
-        key = (r.model, r.labels) if r.model else (cfg.model.path, cfg.model.labels)
-        if key not in keys:
-            keys.append(key)
-    return keys
+    drift: DriftTracker
 
 
 def fraction_box(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
@@ -83,9 +57,27 @@ def fraction_box(box: Sequence[float], width: int, height: int) -> tuple[float, 
     return (x / width, y / height, w / width, h / height)
 
 
-def new_smoother(cfg: Config, labels: Sequence[str], region=None) -> Smoother:  # region: RegionConfig | None
-    """A smoother from `[smoothing]` and `[model]`, with a region's own settings where it gives them."""
+def new_tracker(cfg: Config, spec: ModelSpec, now: float) -> DriftTracker:
+    """A drift tracker from `[drift]` and the reference the model carries (none or malformed: `unavailable`)."""
+    d = cfg.drift
+    rules = DriftRules(d.window_s, d.min_frames, d.threshold, d.unknown_rate, d.hysteresis)
+    if d.reference == "off":
+        return DriftTracker(rules, None, now, 'turned off ([drift] reference = "off")')
+    try:
+        reference = read_reference(spec.path, spec.labels)
+    except EdgeError as e:
+        log.warning("drift unavailable: %s", e)
+        return DriftTracker(rules, None, now, str(e))
+    why = None if reference else f"{spec.name} carries no drift reference (not made by this edge-train)"
+    return DriftTracker(rules, reference, now, why)
+
+
+def new_smoother(cfg: Config, labels: Sequence[str], region=None,  # region: RegionConfig | None
+                 drift: DriftTracker | None = None) -> Smoother:  # fmt: skip
+    """A smoother from `[smoothing]` and `[model]`, with a region's own settings where it gives them (and the
+    calibrated thresholds of the drift tracker's reference with `[model] calibrated`)."""
     s, m = cfg.smoothing, cfg.model
+    floors = drift.reference.threshold if m.calibrated and drift is not None and drift.reference else None
 
     def pick(name: str, default: object) -> object:
         value = getattr(region, name, None) if region is not None else None
@@ -93,41 +85,52 @@ def new_smoother(cfg: Config, labels: Sequence[str], region=None) -> Smoother:  
 
     return Smoother(labels, mode=pick("mode", s.mode), frames=pick("frames", s.frames), top_k=m.top_k,
                     threshold=pick("threshold", m.threshold), hysteresis=pick("hysteresis", s.hysteresis),
-                    min_dwell_s=pick("min_dwell_s", s.min_dwell_s), heartbeat_s=s.heartbeat_s)  # fmt: skip
+                    min_dwell_s=pick("min_dwell_s", s.min_dwell_s), heartbeat_s=s.heartbeat_s,
+                    floors=floors)  # fmt: skip
 
 
-def build_streams(cfg: Config, models: dict[ModelKey, Classifier], sink: Sink) -> list[Stream]:
-    """The streams of this config, with the loaded models (`models`: one per key of `model_keys`)."""
+def build_streams(cfg: Config, models: dict[ModelKey, Classifier], sink: Sink, now: float) -> list[Stream]:
+    """The streams of this config, with the loaded models (`models`: one per key of `model_keys`); each publishes
+    its first drift state (`learning`, or `unavailable` and why)."""
     m, cam = cfg.mqtt, cfg.camera
-    if not cfg.regions:
-        clf = models[(cfg.model.path, cfg.model.labels)]
-        reporter = Reporter(sink, model=clf.spec.name, label_topic=m.label_topic)
-        return [Stream(None, WHOLE_FRAME, (cfg.model.path, cfg.model.labels), new_smoother(cfg, clf.spec.labels),
-                       reporter)]  # fmt: skip
     streams = []
-    for r in cfg.regions:
-        key = (r.model, r.labels) if r.model else (cfg.model.path, cfg.model.labels)
+    for r in cfg.regions or [None]:
+        key = region_key(cfg, r) if r else main_key(cfg)
         spec = models[key].spec
-        reporter = Reporter(sink, model=spec.name, label_topic=m.label_topic,
-                            topics=stream_topics(m.topic_prefix, str(m.device_id), r.name))  # fmt: skip
-        streams.append(Stream(r.name, fraction_box(r.box, cam.width, cam.height), key,
-                              new_smoother(cfg, spec.labels, r), reporter))  # fmt: skip
+        topics = stream_topics(m.topic_prefix, str(m.device_id), r.name) if r else None
+        drift = new_tracker(cfg, spec, now)
+        streams.append(Stream(r.name if r else None, fraction_box(r.box, cam.width, cam.height) if r else WHOLE_FRAME,
+                              key, new_smoother(cfg, spec.labels, r, drift),
+                              Reporter(sink, model=spec.name, label_topic=m.label_topic, topics=topics), drift))
+        report_drift(streams[-1], changed=False)
     return streams
+
+
+def report_drift(st: Stream, *, changed: bool) -> None:
+    """Publish a stream's drift state (retained; with `changed`, an event and a log line too)."""
+    state = st.drift.state
+    st.reporter.drift(state, since=wall_time(state.since), region=st.name, changed=changed)
+    if changed:
+        log.log(logging.WARNING if state.state == "drifting" else logging.INFO,
+                "drift%s: %s (divergence %.3f, threshold %g, unknown rate %.1f %%, %d frames)",
+                f" ({st.name})" if st.name else "", state.state, state.score or 0.0, state.threshold,
+                100 * (state.unknown_rate or 0.0), state.frames)  # fmt: skip
 
 
 def region_labels(cfg: Config, models: dict[ModelKey, Classifier]) -> list[tuple[str, tuple[str, ...]]]:
     """(name, labels) of each region, for its Home Assistant entities (empty without regions)."""
-    main = (cfg.model.path, cfg.model.labels)
-    return [(r.name, models[(r.model, r.labels) if r.model else main].spec.labels) for r in cfg.regions]
+    return [(r.name, models[region_key(cfg, r)].spec.labels) for r in cfg.regions]
 
 
-def renew(cfg: Config, streams: Sequence[Stream], models: dict[ModelKey, Classifier]) -> None:
-    """After a model reload: new smoothers for the new labels, the reporters told the new names."""
+def renew(cfg: Config, streams: Sequence[Stream], models: dict[ModelKey, Classifier], now: float) -> None:
+    """After a model reload: new drift trackers and smoothers for the new model, the reporters told the new names."""
     regions = {r.name: r for r in cfg.regions}
     for s in streams:
         spec = models[s.model].spec
-        s.smoother = new_smoother(cfg, spec.labels, regions.get(s.name))
+        s.drift = new_tracker(cfg, spec, now)
+        s.smoother = new_smoother(cfg, spec.labels, regions.get(s.name), s.drift)
         s.reporter.model = spec.name
+        report_drift(s, changed=True)
 
 
 def tasks_and_runners(streams: Sequence[Stream], workers: Sequence[dict[ModelKey, Classifier]],
@@ -136,23 +139,6 @@ def tasks_and_runners(streams: Sequence[Stream], workers: Sequence[dict[ModelKey
     any_worker = workers[0]
     tasks = [Task(any_worker[s.model].spec.input, s.box) for s in streams]
     return tasks, [[worker[s.model].infer for s in streams] for worker in workers]
-
-
-def open_per_worker(keys: Sequence[ModelKey], workers: int,
-                    open_one: Callable[[ModelKey], Classifier]) -> list[dict[ModelKey, Classifier]]:  # fmt: skip
-    """Each worker's interpreters, one per distinct model; all closed again when one fails to open."""
-    opened: list[dict[ModelKey, Classifier]] = []
-    try:
-        for _ in range(workers):
-            opened.append({})
-            for key in keys:
-                opened[-1][key] = open_one(key)
-    except Exception:
-        for worker in opened:
-            for clf in worker.values():
-                clf.close()
-        raise
-    return opened
 
 
 def publish_result(streams: Sequence[Stream], scores: Sequence[np.ndarray], inference_ms: Sequence[float], *,
@@ -165,6 +151,8 @@ def publish_result(streams: Sequence[Stream], scores: Sequence[np.ndarray], infe
     for i, (st, class_scores, ms) in enumerate(zip(streams, scores, inference_ms, strict=True)):
         st.reporter.frame(frame_no, ms, captured_at)
         decision = st.smoother.update(class_scores, now)
+        if st.drift.update(class_scores, now) is not None:
+            report_drift(st, changed=True)
         changed = decision is not None and decision.reason == "change"
         if decision is not None:
             payload = st.reporter.publish(decision, wall_time(st.smoother.changed_at))
@@ -173,4 +161,4 @@ def publish_result(streams: Sequence[Stream], scores: Sequence[np.ndarray], infe
         if collector is not None and captured_at is not None:
             preds = top_k(class_scores, st.smoother.labels, 3)
             collector.offer(seq, i, preds, class_scores, now=now, changed=changed, model=st.reporter.model,
-                            captured_at=captured_at, frame_no=frame_no)  # fmt: skip
+                            captured_at=captured_at, frame_no=frame_no, drifting=st.drift.drifting)  # fmt: skip

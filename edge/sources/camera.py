@@ -29,6 +29,7 @@ from edge.frames.decode import decode_jpeg
 from edge.frames.images import quiet_opencv
 from edge.sources.opencv import OpenCvSource
 from edge.sources.pipe import PipeSource
+from edge.sources.source import CameraSource
 
 if TYPE_CHECKING:
     from edge.config.schema import CameraConfig
@@ -37,9 +38,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Frame:
-    """One captured frame: its sequence number (from 1), when it was captured (monotonic), and its pixels:
-    `jpeg` (undecoded JPEG bytes) or `pixels` (a decoded BGR image), exactly one of them."""
+class CapturedFrame:
+    """One captured frame (an `edge.frames.frame.Frame`): its sequence number (from 1), when it was captured
+    (monotonic), and its pixels: `jpeg` (undecoded JPEG bytes) or `pixels` (a decoded BGR image), exactly one."""
 
     seq: int
     captured_at: float
@@ -100,7 +101,7 @@ class Camera:
         self.on_frame = on_frame
         self._stop = threading.Event()
         self._cond = threading.Condition()
-        self._latest: Frame | None = None
+        self._latest: CapturedFrame | None = None
         self._seq = 0  # frames grabbed
         self._taken = 0  # seq of the last frame handed out
         self._wanted = False  # take() found nothing new: retrieve the next frame and call on_frame
@@ -119,7 +120,7 @@ class Camera:
             self._thread.start()
         return self
 
-    def take(self, since: float = float("-inf")) -> Frame | None:
+    def take(self, since: float = float("-inf")) -> CapturedFrame | None:
         """The newest frame not handed out before (and captured at `since` or later), without waiting; None if
         there is none: then the next frame is retrieved and `on_frame` called when it is there."""
         with self._cond:
@@ -132,7 +133,7 @@ class Camera:
             self._cond.notify_all()  # a consumer-paced file reader waits for this to read the next frame
             return latest
 
-    def read(self, timeout: float) -> Frame | None:
+    def read(self, timeout: float) -> CapturedFrame | None:
         """The newest frame not handed out before, waiting at most `timeout` s; None if none came or stopped."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -169,7 +170,7 @@ class Camera:
 
     # -- grabber thread ----------------------------------------------------------------------------------------
 
-    def _source(self) -> Any:
+    def _source(self) -> CameraSource:
         c = self.cfg
         if self.kind in ("csi", "exec"):
             def argv() -> list[str]:  # at every start: rpicam-vid may be installed meanwhile
@@ -202,7 +203,7 @@ class Camera:
                 except Exception:  # never a silent, dead camera thread: log it and retry like a lost camera
                     log.exception("camera %s: reading failed", self.name)
                     outcome = "lost"
-                why = getattr(src, "failure", "") or ("no frame" if outcome == "failed" else "stream ended")
+                why = src.failure or ("no frame" if outcome == "failed" else "stream ended")
             src.close()
             if outcome == "failed":  # not opened, or no frame came before it failed
                 with self._cond:
@@ -215,7 +216,7 @@ class Camera:
             if outcome == "ended":
                 log.info("camera %s: end of video file", self.name)
                 return self._set(ended=True)
-            child_says = getattr(src, "failure", "")  # a child process's own reason: logged whenever it changes
+            child_says = src.failure  # a child process's own reason: logged whenever it changes
             if not self._retrying or (child_says and child_says != self._said):
                 what = "lost" if outcome == "lost" else "cannot open"
                 log.warning("camera %s: %s; retrying with backoff up to %g s (%s)",
@@ -224,7 +225,7 @@ class Camera:
             self._stop.wait(delay)
             delay = min(delay * 2, self.reconnect_max_s)
 
-    def _up(self, src: Any) -> None:
+    def _up(self, src: CameraSource) -> None:
         """The first frame after an open: connected (a child that dies at once never is); after failures, back."""
         with self._cond:
             self._connected = True
@@ -233,7 +234,7 @@ class Camera:
         log.info("camera %s: %s: %s", self.name, "back" if self._retrying else "opened", src.description)
         self._said, self._retrying = "", False
 
-    def _grab(self, src: Any) -> str:
+    def _grab(self, src: CameraSource) -> str:
         """Read frames until the source fails: `lost` (after frames), `failed` (before any), `ended`, `stopped`."""
         pace = 1.0 / (src.fps or 25) if src.paced and not self.paced_by_consumer else 0.0
         next_at, got = time.monotonic(), False
@@ -260,13 +261,13 @@ class Camera:
                 pending = self._latest is not None and self._latest.seq > self._taken  # retrieved, not yet taken
                 want = src.raw or self.paced_by_consumer or self._wanted or pending
             jpeg, pixels = src.retrieve() if want else (None, None)
-            self._store(Frame(self._seq, now, jpeg, pixels) if jpeg is not None or pixels is not None else None)
+            self._store(CapturedFrame(self._seq, now, jpeg, pixels) if jpeg is not None or pixels is not None else None)
             if pace:
                 next_at = max(next_at + pace, now - pace)
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
         return "stopped"
 
-    def _store(self, frame: Frame | None) -> None:
+    def _store(self, frame: CapturedFrame | None) -> None:
         """Make `frame` the newest (None: a frame grabbed but not retrieved); count what it supersedes."""
         call = None
         with self._cond:

@@ -59,6 +59,7 @@ class OpenCvSource:
         self.raw = False  # retrieve() gives JPEG bytes, not decoded images
         self.fps = 0.0  # the source's own frame rate when it says (files are paced by it)
         self.description = ""
+        self.failure = ""  # OpenCV does not say why a read failed
         self._cap: Any = None
 
     def open(self) -> str | None:

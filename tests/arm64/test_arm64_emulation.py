@@ -3,7 +3,7 @@
 Real aarch64 wheels in a Debian bookworm arm64 sysroot under qemu-aarch64-static (cortex-a72), one emulated
 process: import, `edge-daemon info`/`classify` with the right top-1, then `edge-daemon run` on a video file
 publishing to a real mosquitto until SIGTERM. What emulation cannot show (camera, Coral, speed) is listed
-in the README's Raspberry Pi section. Needs Debian's arm64 packages and PyPI on first run (cached after).
+in docs/testing.md ("Needs a real board"). Needs Debian's arm64 packages and PyPI on first run (cached after).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 from tests.arm64.target import REPO, daemon_requirements, pip_target_args, wheel_fits_pi
+from tests.support.project import clean_copy
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +88,6 @@ def install_dependencies(cache: Path, wheels: list[Path]) -> Path:
     return site
 
 
-def _project_files() -> list[str]:
-    """The working tree's files as git sees them (tracked and new, ignored ones left out)."""
-    proc = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    return [name for name in proc.stdout.decode().split("\0") if name]
-
-
 def build_backend(cache: Path) -> Path:
     """pyproject.toml's `[build-system] requires`, installed once into the cache (pip would fetch them per build)."""
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
@@ -114,12 +104,7 @@ def build_project_wheel(out: Path, cache: Path) -> Path:
     """Build the project's wheel from a clean copy of the working tree (no stale build/ can leak in)."""
     backend = build_backend(cache)
     with tempfile.TemporaryDirectory(prefix="edge-arm64-src-") as tmp:
-        src = Path(tmp)
-        for name in _project_files():
-            path = REPO / name
-            if path.is_file() and not name.startswith(("tests/", ".ci/")):
-                (src / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, src / name)
+        src = clean_copy(Path(tmp))
         cmd = ["wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(src)]
         _pip(cmd, "building the project wheel", timeout=300, pythonpath=backend)
     built = sorted(out.glob("edge_daemon-*.whl"))

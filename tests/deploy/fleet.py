@@ -4,7 +4,7 @@ Each device is a systemd-nspawn machine of the device lab (tests/device): Debian
 PID 1, sshd on a loopback port of its own (root logs in with the lab's key), the daemon's dependency wheels at
 /srv/edge-wheels (install.sh installs offline from them), the test clip at /srv/fleet-media. Ansible reaches every
 device over SSH and manages the daemon with the real `systemctl`; the broker is the lab's mosquitto, which
-requires a password (each device's /etc/credstore holds it, as the README tells an operator to do).
+requires a password (each device's /etc/credstore holds it, as docs/deployment.md tells an operator to do).
 
 Scenario: `edge-deploy release` installs release 0.1.0-a with model A on all three devices in one batch; then a
 roll-out in two batches gives dev1 and dev2 model B and dev3 release 0.1.0-b with model B and a broker port that

@@ -4,7 +4,7 @@ retrain -> roll out -> the device publishes the right label.
 The field: the device's camera sees trousers on a light background, a scene the bundled demo model never had
 (Fashion-MNIST is light garments on black): 20 colour-inverted Fashion-MNIST test images of trousers, none in the
 training set, each chosen because the demo model gets it wrong with a best score below 0.6 through the daemon's
-own frame decoding. The steps are the README's walk-through ("Closing the loop"), run as a user runs them:
+own frame decoding. The steps are the manual's walk-through (docs/retraining.md), run as a user runs them:
 
 1. `edge-deploy release` installs the daemon with the demo model and `[collect] below_score = 0.6` (role variable
    `edge_collect`) on an nspawn device booted with systemd (tests/deploy/fleet.py); the device classifies the
@@ -117,7 +117,7 @@ def test_hard_frames_collected_relabelled_retrained_and_rolled_out(tmp_path: Pat
             "edge_camera_max_rate": 10,  # every frame of the clip: 100 distinct frames a loop
         }  # fmt: skip
         inventory = fleet.inventory(lab.dir / "loop.ini", group_vars)
-        # [collect] as the README shows; every classified frame published (`edge_config_extra` goes into
+        # [collect] as docs/retraining.md shows; every classified frame published (`edge_config_extra` goes into
         # [smoothing], the config's last table), so the labels below are per frame, not smoothed.
         collect = ["-e", json.dumps({"edge_collect": COLLECT, "edge_config_extra": 'mode = "off"'})]
 

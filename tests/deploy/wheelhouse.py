@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.project import build_project_wheel
 
 
 def _pip(*args: str) -> None:
@@ -23,13 +23,9 @@ def _pip(*args: str) -> None:
 
 
 def build_wheelhouse(out: Path) -> Path:
-    """Fill `out` with edge_daemon-*.whl (this checkout) and the wheels of its dependencies.
-
-    The wheel is built in pip's isolated build environment with the project's declared build requirements
-    (setuptools>=68, wheel), not with whatever setuptools the test venv has (Debian's venv gives 66, no `wheel`).
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    _pip("wheel", "-q", "--no-deps", "-w", str(out), str(REPO))
+    """Fill `out` with edge_daemon-*.whl (this checkout, `tests.support.project.build_project_wheel`) and the
+    wheels of its dependencies."""
+    build_project_wheel(out)
     _pip("download", "-q", "--disable-pip-version-check", "--only-binary", ":all:", "-d", str(out),
          str(daemon_wheel(out)))  # fmt: skip
     return out

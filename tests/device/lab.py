@@ -12,7 +12,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.device import images
-from tests.device.host import LabError, log, run
+from tests.device.host import LabError, log
 from tests.device.nspawn import Machine
 from tests.support.mosquitto import Message, Mosquitto, Subscriber, free_port
+from tests.support.project import build_project_wheel
 
 REPO = images.REPO
 DEMO_CLIP = REPO / "edge" / "assets" / "demo_clip.avi"
@@ -75,11 +75,7 @@ class Lab:
         if self._wheel is None:
             out = self.dir / "dist"
             t0 = time.monotonic()
-            # pip's isolated build with the project's declared build requirements (setuptools>=68, wheel), not the
-            # test venv's own setuptools (Debian's venv: 66, no wheel)
-            run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, REPO],
-                "building the project wheel", timeout=300)  # fmt: skip
-            self._wheel = next(out.glob("edge_daemon-*.whl"))
+            self._wheel = build_project_wheel(out)
             self.build_s["project wheel"] = round(time.monotonic() - t0, 1)
         return self._wheel
 

@@ -18,7 +18,7 @@ from tests.device.lab import REPO, Figure, Lab, device_config
 from tests.device.nspawn import Machine
 
 CLIP = "/srv/edge-media/demo_clip.avi"
-DAEMON_LINES = ("MQTT: connected", "running: model", "stopped")  # one line each, documented in the README
+DAEMON_LINES = ("MQTT: connected", "running: model", "stopped")  # one line each, documented in docs/index.md
 
 
 def show(m: Machine, unit: str, *props: str) -> dict[str, str]:
@@ -28,7 +28,7 @@ def show(m: Machine, unit: str, *props: str) -> dict[str, str]:
 
 
 def install(lab: Lab, m: Machine, config: str) -> float:
-    """Install the project as the README says (wheel + install.sh, offline); the password in the credstore."""
+    """Install the project as docs/deployment.md says (wheel + install.sh, offline); the password in the credstore."""
     bundle = lab.bundle(m.root / "root")
     (m.root / "root/config.toml").write_text(config)
     credstore = m.root / "etc/credstore"
@@ -153,7 +153,7 @@ def scenario_2(lab: Lab, m: Machine) -> Figure:
     time.sleep(8)  # longer than RestartSec: no further attempt may follow
     assert show(m, "edge-daemon", "ActiveState")["ActiveState"] == "failed"
     refusals = m.journal(since=since).count("mqtt.prot: unknown key")
-    assert refusals == 5, f"{refusals} refused starts before the limit (README: 5 in 5 minutes)"
+    assert refusals == 5, f"{refusals} refused starts before the limit (docs/raspberry-pi.md: 5 in 5 minutes)"
     config.write_text(good)
     m.sh("systemctl reset-failed edge-daemon && systemctl start edge-daemon")
     availability(lab, "lab-s1", "online", time.monotonic() - 1, 60)

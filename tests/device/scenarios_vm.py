@@ -1,6 +1,6 @@
 """Scenarios 4, 3 and 7 on the lab VM, one device through its life: flashed, first boot, camera, reboot.
 
-4. First boot: the flashed image has no daemon; its boot partition holds what the README's cloud-init section
+4. First boot: the flashed image has no daemon; its boot partition holds what docs/deployment.md's cloud-init section
    lists (the wheel, deploy/, systemd/, model.tflite, wheels/) and the NoCloud seed holds the project's
    user-data with its marked values edited as a user would. With no login it must come up, install and publish
    `online` and classifications; the next boot must not reinstall.

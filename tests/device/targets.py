@@ -1,7 +1,7 @@
 """The devices that take scenario 5's power cuts, and the scenario itself for each.
 
-- nspawn: a machine of the lab's rootfs on an ext4 image of its own (`Machine(disk=...)`), installed as the
-  README says; the cut shuts its file system down without flushing and kills it; power-on mounts the image
+- nspawn: a machine of the lab's rootfs on an ext4 image of its own (`Machine(disk=...)`), installed as
+  docs/deployment.md says; the cut shuts its file system down without flushing and kills it; power-on mounts the image
   (the journal is replayed) and boots it. Native speed, so it takes most of the trials.
 - VM: the device of scenarios 4, 3 and 7; the cut is `kill -9` of QEMU; power-on boots it (cloud-init off: its
   work was done on the first boot). Its first trial boots without the camera and plugs it in once the service

@@ -20,6 +20,7 @@ import pytest
 from deploy.model_metrics import check_model, read_metrics
 from edge.errors import EdgeError
 from edge.frames.images import read_image
+from edge.inference.labels import read_reference
 from edge.inference.model import load_model
 from trainer.data import dataset
 
@@ -52,6 +53,10 @@ def test_every_trained_model_carries_its_metrics(trained) -> None:
     assert check_model(trained.model, force=False) is None  # nothing to compare with: deployed silently
     with load_model(trained.model, device="cpu") as clf:  # LiteRT still reads the flatbuffer
         assert clf.spec.labels == tuple(str(i) for i in range(10))
+        reference = read_reference(trained.model, clf.spec.labels)  # the drift reference, as the daemon reads it
+    split = trained.report["split_sizes"]
+    assert reference is not None and reference.images == (split["val"] or split["test"])
+    assert 0 <= trained.report["metrics"]["heldout_unknown_rate"] <= 1
 
 
 def test_from_a_previous_run_with_other_classes(trained, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

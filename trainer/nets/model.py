@@ -53,7 +53,7 @@ def resolve_backbone(backbone: str, weights: str | None) -> tuple[str, str]:
     """(backbone, weights) for the user's choice.
 
     `auto` is EfficientNet-Lite0 with ImageNet weights when its package is installed (it beat MobileNetV2
-    from scratch at every input size from 32 up in the README's benchmark), else MobileNetV2 from scratch;
+    from scratch at every input size from 32 up in BENCHMARKS.md's "Training"), else MobileNetV2 from scratch;
     a `--weights` other than imagenet also means MobileNetV2. Weights default to imagenet for Lite0, none
     for MobileNetV2.
     """

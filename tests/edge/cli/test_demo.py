@@ -1,9 +1,14 @@
-"""`edge-daemon demo` (the README's main command, run by scripts/demo.sh): broker + daemon + subscriber."""
+"""`edge-daemon demo` (the README's main command, run by scripts/demo.sh): broker + daemon + subscriber.
+
+The sample output that README.md and docs/index.md show is checked against a real run of the bundled demo.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -45,11 +50,54 @@ def test_demo_bundled_assets_publish_the_clips_labels_in_order() -> None:
         pytest.skip(f"bundled demo assets not committed yet ({DEMO_MODEL.name}, {DEMO_CLIP.name})")
     timeline = json.loads(DEMO_CLIP.with_suffix(".json").read_text())  # what the trainer put in the clip
     truth = [s["label"] for s in timeline["segments"]]
-    lines = check_output(run_demo("--seconds", "9"))  # the README's command, shorter
+    r = run_demo("--seconds", "9")  # the README's command, shorter
+    lines = check_output(r)
     labels = [line.split()[1] for line in lines]
     published = [x for i, x in enumerate(labels) if i == 0 or x != labels[i - 1]]  # heartbeats repeat a label
     # one label change per 2 s segment (stable smoothing), in the clip's order
     assert len(published) >= 3 and published == truth[: len(published)], (published, truth)
+    check_sample_against_run(demo_sample(REPO / "README.md"), r.stdout.splitlines())
+
+
+DEMO_BEGIN, DEMO_END = "<!-- BEGIN demo output -->\n```\n", "```\n<!-- END demo output -->"
+
+
+def demo_sample(page: Path) -> list[str]:
+    """The demo output a page shows, between its `BEGIN demo output` and `END demo output` marks."""
+    text = page.read_text()
+    assert DEMO_BEGIN in text and DEMO_END in text, f"{page.name} lost its demo output marks"
+    return text[text.index(DEMO_BEGIN) + len(DEMO_BEGIN) : text.index(DEMO_END)].splitlines()
+
+
+def check_sample_against_run(sample: list[str], out: list[str]) -> None:
+    """Each line of the sample is what a run prints: a classification's label and score as the run first published
+    that label (the clip holds one image per class, so the score is the image's; the frame number, time and
+    inference time vary by run), a stats message's keys in their order, the last line's form, and every other
+    line's text around its `...` cuts."""
+    first = {}
+    for line in out:
+        if line.startswith("edge/demo/classification: "):
+            first.setdefault(line.split()[1], line.split()[3])
+    for line in sample:
+        if line == "...":
+            continue
+        if line.startswith("edge/demo/classification: "):
+            label, score = line.split()[1], line.split()[3]
+            if label in first:  # a shorter run does not reach the clip's end
+                assert first[label] == score, f"sample says {label} {score}, the demo printed {first[label]}"
+        elif line.startswith("edge/demo/stats: "):
+            keys = re.findall(r'"(\w+)":', line)
+            runs = [re.findall(r'"(\w+)":', o) for o in out if o.startswith("edge/demo/stats: ")]
+            assert any(k[: len(keys)] == keys for k in runs), f"sample's stats keys {keys} are not the demo's"
+        elif line.startswith("demo: subscriber received "):
+            assert re.fullmatch(r"demo: subscriber received \d+ messages in [\d.]+ s", line), line
+        else:
+            parts = [p for p in line.split("...") if p]
+            assert any(all(p in o for p in parts) for o in out), f"the demo printed no line like {line!r}"
+
+
+def test_readme_and_home_page_show_the_same_demo_output() -> None:
+    assert demo_sample(REPO / "README.md") == demo_sample(REPO / "docs" / "index.md")
 
 
 @pytest.mark.parametrize(

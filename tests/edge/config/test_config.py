@@ -180,9 +180,15 @@ def test_default_config_file_is_the_schema_and_loads(model: str) -> None:
     assert cfg == config_from_dict({"model": {"path": model}}, environ={}, source=str(committed))
 
 
-def test_readme_reference_is_generated_from_the_schema() -> None:
-    readme = (REPO / "README.md").read_text()
-    assert reference_markdown() in readme, "README's configuration reference is stale: paste reference_markdown()"
+def test_configuration_page_reference_is_generated_from_the_schema() -> None:
+    page = (REPO / "docs" / "configuration.md").read_text()
+    begin, end = "<!-- BEGIN reference -->\n", "<!-- END reference -->"
+    assert begin in page and end in page, f"docs/configuration.md lost its {begin.strip()} / {end} marks"
+    committed = page[page.index(begin) + len(begin) : page.index(end)]
+    assert committed == reference_markdown(), (
+        "docs/configuration.md's reference is stale: put the output of `python -m edge.config.docs --reference` "
+        "between its BEGIN reference and END reference marks"
+    )
 
 
 @pytest.mark.parametrize(

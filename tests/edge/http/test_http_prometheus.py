@@ -25,7 +25,7 @@ SERIES = (  # what the issue asks for, as Prometheus stores it
     "edge_daemon_frames_captured_total", "edge_daemon_frames_classified_total", "edge_daemon_frames_dropped_total",
     "edge_daemon_camera_up", "edge_daemon_mqtt_queued_messages", "edge_daemon_mqtt_published_messages_total",
     "edge_daemon_mqtt_dropped_messages_total", "edge_daemon_mqtt_reconnects_total", "edge_daemon_model_info",
-    "edge_daemon_start_time_seconds",
+    "edge_daemon_start_time_seconds", "edge_daemon_drift_score", "edge_daemon_unknown_rate", "edge_daemon_drifting",
 )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from edge.http.routes import HEAD_TIMEOUT_S, MAX_HEAD_BYTES, WRITE_TIMEOUT_S
 from edge.http.server import HttpServer
 from edge.http.state import Snapshot
 from edge.inference.model import load_model
-from edge.sources.camera import CameraStats, Frame
+from edge.sources.camera import CameraStats, CapturedFrame
 from tests.support.http_clients import (
     MjpegReader,
     closed_by_server,
@@ -60,8 +60,10 @@ class Feeder:
         then its result."""
         k = i % len(self.frames)
         image = self.frames[k]
-        frame = Frame(i + 1, time.monotonic(), jpeg=np.frombuffer(cv2.imencode(".jpg", image)[1], np.uint8)) if jpeg \
-            else Frame(i + 1, time.monotonic(), pixels=image)  # fmt: skip
+        if jpeg:
+            frame = CapturedFrame(i + 1, time.monotonic(), jpeg=np.frombuffer(cv2.imencode(".jpg", image)[1], np.uint8))
+        else:
+            frame = CapturedFrame(i + 1, time.monotonic(), pixels=image)
         t0 = time.perf_counter()
         self.server.tap.taken(frame)
         self.server.tap.offer(frame.seq, 1.5, [(None, (0, 0, 1, 1), self.scores[k], self.labels)])
@@ -345,7 +347,7 @@ def test_off_by_default_costs_nothing(verdicts) -> None:
     frames, scores, labels = verdicts
     server = HttpServer(HttpConfig(), token=None, snapshot=snapshot).start()
     assert server.where is None and server.metrics is None
-    server.tap.taken(Frame(1, 0.0, pixels=frames[0]))
+    server.tap.taken(CapturedFrame(1, 0.0, pixels=frames[0]))
     server.tap.offer(1, 1.0, [(None, (0, 0, 1, 1), scores[0], labels)])
     assert server.tap.seq == 0 and server.tap.jpeg() is None and not server.tap._taken
 
@@ -368,13 +370,13 @@ def test_results_find_their_frames_in_flight(serve, verdicts) -> None:
     server, _ = serve()
     tap = server.tap
     for seq in (1, 2, 3, 4):
-        tap.taken(Frame(seq, 0.0, pixels=frames[seq % len(frames)]))
+        tap.taken(CapturedFrame(seq, 0.0, pixels=frames[seq % len(frames)]))
     tap.offer(1, 1.0, [(None, (0, 0, 1, 1), scores[0], labels)])
     assert tap.seq == 1 and tap._latest.frame.pixels is frames[1]
     tap.offer(3, 1.0, [(None, (0, 0, 1, 1), scores[0], labels)])  # frame 2 failed (no result): dropped, not kept
     assert tap.seq == 3 and list(tap._taken) == [4]
     for seq in range(5, 100):
-        tap.taken(Frame(seq, 0.0, pixels=frames[0]))  # results that never come: bounded
+        tap.taken(CapturedFrame(seq, 0.0, pixels=frames[0]))  # results that never come: bounded
     assert len(tap._taken) <= 16
 
 
@@ -397,7 +399,7 @@ def test_ipv6_loopback(verdicts) -> None:
 def test_regions_are_drawn_with_their_names_and_labels(serve, verdicts) -> None:
     frames, scores, labels = verdicts
     server, _ = serve()
-    frame = Frame(1, 0.0, pixels=cv2.resize(frames[0], (320, 240)))
+    frame = CapturedFrame(1, 0.0, pixels=cv2.resize(frames[0], (320, 240)))
     server.tap.taken(frame)
     server.tap.offer(1, 2.0, [("left", (0.0, 0.2, 0.5, 0.6), scores[0], labels),
                               ("right", (0.5, 0.2, 0.5, 0.6), scores[1], labels)])  # fmt: skip

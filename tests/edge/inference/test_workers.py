@@ -58,15 +58,15 @@ def test_flow_decodes_jpeg_frames_at_the_reduced_size_and_paces_at_max_rate(demo
     import cv2
 
     from edge.config.schema import CameraConfig
-    from edge.sources.camera import Camera, Frame
+    from edge.sources.camera import Camera, CapturedFrame
     from tests.support.media import solid_frames, write_video
 
     clf = load_model(demo_model, threads=1)
     img = np.full((480, 640, 3), 200, np.uint8)
     jpeg = cv2.imencode(".jpg", img)[1].reshape(-1)
-    job = prepare(Frame(1, 0.0, jpeg=jpeg), [Task(clf.spec.input)])
+    job = prepare(CapturedFrame(1, 0.0, jpeg=jpeg), [Task(clf.spec.input)])
     assert job.tensors[0].shape == clf.spec.input.shape and job.error is None
-    bad = prepare(Frame(2, 0.0, jpeg=np.frombuffer(b"\xff\xd8junk", np.uint8)), [Task(clf.spec.input)])
+    bad = prepare(CapturedFrame(2, 0.0, jpeg=np.frombuffer(b"\xff\xd8junk", np.uint8)), [Task(clf.spec.input)])
     assert bad.error == "frame 2 is not a decodable JPEG image"
 
     clip = write_video(tmp_path / "c.avi", solid_frames(50, (480, 640)), fps=25)

@@ -9,8 +9,9 @@ import subprocess
 import pytest
 
 from edge import __version__
+from edge.inference.drift import DriftState
 from edge.inference.postprocess import Prediction
-from edge.mqtt.contract import classification_payload, topics
+from edge.mqtt.contract import classification_payload, drift_payload, topics
 from edge.mqtt.discovery import (
     ENTITIES,
     SENSOR_KEYS,
@@ -119,7 +120,7 @@ def test_discovery_topics_ids_and_required_keys() -> None:
     for key, config in zip(SENSOR_KEYS, configs.values(), strict=True):
         assert {"name", "unique_id", "state_topic", "device", "availability", "origin"} <= set(config)
         assert config["unique_id"] == f"edge_daemon_pi_local_{key}"  # kept across releases: HA keys history on it
-        assert config["state_topic"] in (t.classification, t.stats, t.camera)
+        assert config["state_topic"] in (t.classification, t.stats, t.camera, t.drift)
         if key in ("label", "score"):  # the rule: unavailable while the device or the camera is offline
             assert (config["availability"], config["availability_mode"]) == (with_camera, "all")
         else:
@@ -128,14 +129,16 @@ def test_discovery_topics_ids_and_required_keys() -> None:
         assert (config["device"]["model"], config["device"]["hw_version"]) == ("tiny", "edgetpu")
         assert config["origin"] == {"name": "edge-daemon", "sw_version": __version__}
     label = configs["homeassistant/sensor/pi_local_label/config"]
-    assert (label["device_class"], label["options"]) == ("enum", ["cat", "dog", "bird", "none"])
+    assert (label["device_class"], label["options"]) == ("enum", ["cat", "dog", "bird", "none", "unknown"])
     camera = configs["homeassistant/binary_sensor/pi_local_camera/config"]
     assert (camera["device_class"], camera["payload_on"], camera["payload_off"]) == ("connectivity", "online",
                                                                                       "offline")  # fmt: skip
     assert retired_topics("homeassistant", "pi.local") == ["homeassistant/sensor/pi_local_uptime/config"]
 
 
-@pytest.mark.parametrize(("labels", "options"), [(("a", "none", "a"), ["a", "none"]), ((), ["none"])])
+@pytest.mark.parametrize(("labels", "options"), [(("a", "none", "a"), ["a", "none", "unknown"]),
+                                                 ((), ["none", "unknown"]),
+                                                 (("unknown", "b"), ["unknown", "b", "none"])])  # fmt: skip
 def test_label_options_once_each_with_none(labels, options) -> None:
     assert label_options(labels) == options
 
@@ -174,11 +177,15 @@ def test_value_templates_render_against_real_payloads() -> None:
     cls = classification_payload((Prediction(2, "bird", 0.8766),), reason="change", frame=7, inference_ms=12.5,
                                  model="tiny", timestamp=0, published_at=0, changed_at=1.5)  # fmt: skip
     empty = classification_payload((), reason="heartbeat", frame=8, inference_ms=11.0, model="tiny", timestamp=0,
-                                   published_at=0, changed_at=None)  # fmt: skip
+                                   published_at=0, changed_at=None, unknown=True)  # fmt: skip
+    drifting = drift_payload(DriftState("drifting", 0.41, 0.22, 0.3456, 900.0, 4500, 10.0), since=10.0, model="tiny")
+    learning = drift_payload(DriftState("learning", None, 0.22, None, 900.0, 12, 0.0), since=0.0, model="tiny")
     stats = {"fps_classified": 9.5, "dropped": 3, "started_at": "2026-12-05T10:00:00.000000Z", "inference_ms_p50": 11.5}
     t = topics("edge", "pi1")
     expected = {
-        "label": ("bird", "none"),
+        "label": ("bird", "unknown"),  # empty: below its calibrated threshold
+        "drift": ("ON", "None"),  # learning: HA's binary sensor shows unknown
+        "unknown_rate": ("34.6", "None"),
         "score": ("87.7", "0.0"),
         "last_change": ("1970-01-01T00:00:01.500000Z", "None"),  # "None": HA's MQTT sensor shows unknown
         "inference_ms": ("11.5", "11.5"),  # the median over the stats interval
@@ -191,7 +198,8 @@ def test_value_templates_render_against_real_payloads() -> None:
             assert key == "camera" and config["state_topic"] == t.camera
             continue
         template = env.from_string(config["value_template"])
-        payloads = (cls, empty) if config["state_topic"] == t.classification else (stats, stats)
+        payloads = {t.classification: (cls, empty), t.drift: (drifting, learning)}.get(config["state_topic"],
+                                                                                     (stats, stats))  # fmt: skip
         rendered = tuple(template.render(value_json=p) for p in payloads)
         assert rendered == expected[key], key
 

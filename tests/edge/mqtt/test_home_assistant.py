@@ -78,3 +78,23 @@ def test_home_assistant_shows_the_truth_through_every_event(
     finally:
         camera.stop()
         ha.close()
+
+
+def test_home_assistant_shows_model_drift(mosquitto, daemon_factory, demo_model, tmp_path) -> None:
+    """The demo clip colour-inverted (ffmpeg -vf negate): HA's Model drift binary sensor turns on, Unknown rate > 0."""
+    from tests.edge.service.test_daemon_drift import CAMERA, CLIP
+
+    negated = tmp_path / "negated.avi"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(CLIP), "-vf", "negate", "-c:v", "mjpeg", "-q:v", "3",
+                    str(negated)], check=True)  # fmt: skip
+    d = daemon_factory(config(tmp_path, mosquitto, demo_model, negated, camera=CAMERA,
+                              drift={"window_s": 40.0, "min_frames": 100}))  # judged within HA's 30 s wait
+    ha = HomeAssistant(mosquitto.port)
+    try:
+        got = ha.expect({f"binary_sensor.{DEV}_model_drift": "on", f"sensor.{DEV}_unknown_rate": "*"})
+        drift = got[f"binary_sensor.{DEV}_model_drift"]
+        assert drift["attributes"]["device_class"] == "problem" and drift["attributes"]["score"] >= 0.3
+        assert float(got[f"sensor.{DEV}_unknown_rate"]["state"]) > 0
+    finally:
+        ha.close()
+        d.stop()

@@ -56,6 +56,7 @@ def test_classification_payload() -> None:
         "frame": 42,
         "inference_ms": 3.14,
         "model": "tiny",
+        "unknown": False,
     }
     assert json.loads(json.dumps(payload)) == payload
 
@@ -68,22 +69,17 @@ def test_classification_payload_without_predictions() -> None:
 
 
 @pytest.mark.parametrize(
-    ("predictions", "text"), [((Prediction(3, "tabby cat", 0.4),), "tabby cat"), ((), "none")]
+    ("predictions", "unknown", "text"),
+    [((Prediction(3, "tabby cat", 0.4),), False, "tabby cat"), ((), False, "none"), ((), True, "unknown")],
 )
-def test_plain_label_and_camera_state(predictions, text) -> None:
-    assert label_text(predictions) == text
+def test_plain_label_and_camera_state(predictions, unknown, text) -> None:
+    assert label_text(predictions, unknown) == text
     assert (camera_state(True), camera_state(False)) == ("online", "offline")
 
 
-def _readme_mqtt_section() -> str:
-    readme = Path(__file__).resolve().parents[3] / "README.md"
-    text = readme.read_text()
-    return text[text.index("<!-- BEGIN mqtt -->") : text.index("<!-- END mqtt -->")]
-
-
-def test_readme_examples_match_the_contract() -> None:
-    """The README's classification example has exactly the keys the code produces; topics in its table exist."""
-    section = _readme_mqtt_section()
+def test_mqtt_page_examples_match_the_contract() -> None:
+    """docs/mqtt.md's classification example has exactly the keys the code produces; topics in its table exist."""
+    section = (Path(__file__).resolve().parents[3] / "docs" / "mqtt.md").read_text()
     blocks = re.findall(r"```json\n(.*?)```", section, re.S)
     example = json.loads(blocks[0])
     real = classification_payload((Prediction(0, "a", 0.5),), reason="change", frame=1, inference_ms=1.0,

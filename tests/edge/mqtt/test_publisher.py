@@ -248,7 +248,7 @@ def test_home_assistant_discovery_resent_when_ha_comes_online(mosquitto, subscri
         ("bigger", "edgetpu")
     }
     assert next(m.json()["options"] for m in configs()[2 * n :] if m.topic.endswith("_label/config")) == [
-        "x", "y", "none"]  # fmt: skip
+        "x", "y", "none", "unknown"]  # fmt: skip
     late = subscriber_factory(mosquitto, ["homeassistant/+/+/config"])  # configs are retained, the retired one gone
     assert all(m.retain and m.payload for m in late.wait_for(lambda ms: len(ms) == n))
 

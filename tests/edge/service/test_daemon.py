@@ -25,7 +25,7 @@ from tests.support.mosquitto import MOSQUITTO_SUB, Subscriber, free_port
 from tests.support.payload_schemas import check_message
 
 CONTRACT_KEYS = {"label", "index", "score", "top_k", "reason", "timestamp", "published_at", "changed_at", "frame",
-                 "inference_ms", "model"}  # fmt: skip
+                 "inference_ms", "model", "unknown"}  # fmt: skip
 STATS_KEYS = {
     "fps_captured", "fps_classified", "fps_dropped", "inference_ms_p50", "inference_ms_p95", "camera_reconnects",
     "camera_connected", "uptime_s", "model", "device", "mqtt_reconnects", "queued", "dropped", "published",
@@ -233,7 +233,7 @@ def test_model_reload_bad_rejected_good_swapped_in(
     d = daemon_factory(cfg)
     wait_payload(sub, f"{T}/classification", lambda p: True, timeout=20)
 
-    def replace(content: bytes) -> None:  # atomically, as the README says
+    def replace(content: bytes) -> None:  # atomically, as docs/index.md says
         tmp = tmp_path / "incoming.tflite"
         tmp.write_bytes(content)
         os.replace(tmp, model)

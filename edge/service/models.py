@@ -1,0 +1,81 @@
+"""The configured models, opened: the main one and each region's own, one interpreter per model and worker.
+
+A model is named by its key, (model file, label file); `main_key` and `region_key` are the only places that spell
+one. `open_model` loads a model and runs it once on a blank frame, so a model that cannot run is refused before
+anything uses it (`check-config` opens every model this way, as `run` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from edge.errors import EdgeError
+from edge.inference.model import Classifier, load_model
+
+if TYPE_CHECKING:
+    from edge.config.schema import Config, RegionConfig
+
+ModelKey = tuple[str, str | None]  # (model file, label file): what identifies one loaded model
+
+
+def main_key(cfg: Config) -> ModelKey:
+    """The key of `[model]`'s own model."""
+    return (cfg.model.path, cfg.model.labels)
+
+
+def region_key(cfg: Config, region: RegionConfig) -> ModelKey:
+    """The key of a region's model: its own, or the main one."""
+    return (region.model, region.labels) if region.model else main_key(cfg)
+
+
+def model_keys(cfg: Config) -> list[ModelKey]:
+    """The distinct models the streams need, the main one first."""
+    keys = [main_key(cfg)] if not cfg.regions else []
+    for r in cfg.regions:
+        if (key := region_key(cfg, r)) not in keys:
+            keys.append(key)
+    return keys
+
+
+def open_model(cfg: Config, key: ModelKey | None = None) -> Classifier:
+    """Load a configured model (`key`: a region's (model, labels); default the main one) and run it once on a
+    blank frame, so a model that cannot run is refused here.
+
+    Raises:
+        EdgeError: `<config file>: model: <the model's problem>`, one line.
+    """
+    m = cfg.model
+    path, labels = key or main_key(cfg)
+    try:
+        clf = load_model(path, labels=labels, device=m.device, threads=m.threads)
+    except EdgeError as e:
+        raise EdgeError(f"{cfg.source}: model: {e}") from None
+    try:
+        clf.warm_up()
+    except EdgeError as e:
+        clf.close()
+        raise EdgeError(f"{cfg.source}: model: {e}") from None
+    return clf
+
+
+def open_workers(cfg: Config) -> list[dict[ModelKey, Classifier]]:
+    """Every model the config needs, once per worker (`model.workers`)."""
+    return open_per_worker(model_keys(cfg), cfg.model.workers, lambda key: open_model(cfg, key))
+
+
+def open_per_worker(keys: Sequence[ModelKey], workers: int,
+                    open_one: Callable[[ModelKey], Classifier]) -> list[dict[ModelKey, Classifier]]:  # fmt: skip
+    """Each worker's interpreters, one per distinct model; all closed again when one fails to open."""
+    opened: list[dict[ModelKey, Classifier]] = []
+    try:
+        for _ in range(workers):
+            opened.append({})
+            for key in keys:
+                opened[-1][key] = open_one(key)
+    except Exception:
+        for worker in opened:
+            for clf in worker.values():
+                clf.close()
+        raise
+    return opened
