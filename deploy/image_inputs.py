@@ -172,7 +172,7 @@ def device_view(data: dict, models: dict[str, Path], creds: Path) -> dict:
 def check_config(path: str, models: dict[str, Path]) -> bytes:
     """The config file's bytes once it validates as on the device (schema, rules, its models loaded and run)."""
     from edge.config.load import config_from_dict
-    from edge.service.streams import model_keys, open_model
+    from edge.service.models import model_keys, open_model
 
     text = _read_text(path, "--config", limit=1 << 20)
     try:
