@@ -4,7 +4,9 @@ Layout (as Debian's own Raspberry Pi images): an MBR; partition 1 at 8 MiB, 512 
 bootable) labelled RASPIFIRM, mounted on /boot/firmware, holding raspi-firmware's files, config.txt,
 cmdline.txt, the kernel, the initramfs and the device trees; partition 2 the rest, ext4 labelled RASPIROOT
 (cloud-init's growpart grows it to the card at first boot). fstab and cmdline.txt name the labels, so the same
-file boots as mmcblk0 on a Pi and as vda under QEMU's virt machine.
+file boots as mmcblk0 on a Pi and as vda under QEMU's virt machine. The boot partition's device may take longer
+than systemd's default 90 s to show up on a slow (emulated) machine, where udev's coldplug is slow: its fstab line
+waits 300 s (a real Pi has it within a second).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ MIB = 1 << 20
 BOOT_START, BOOT_SIZE = 8 * MIB, 512 * MIB
 ROOT_START = BOOT_START + BOOT_SIZE
 MODELS = Path("var/lib/edge-daemon/models")
-FSTAB = "LABEL=RASPIROOT / ext4 rw,errors=remount-ro 0 1\nLABEL=RASPIFIRM /boot/firmware vfat rw,nofail 0 2\n"
+FSTAB = ("LABEL=RASPIROOT / ext4 rw,errors=remount-ro 0 1\n"
+         "LABEL=RASPIFIRM /boot/firmware vfat rw,nofail,x-systemd.device-timeout=300s 0 2\n")
 USER_DATA = """#cloud-config
 # Read by cloud-init at first boot (NoCloud from this partition). Add users, Wi-Fi-less network tweaks or
 # runcmd here; edge/config.toml and edge/model.tflite beside this file are picked up at every boot.

@@ -63,9 +63,11 @@ def lab_image() -> Path:
         proc = run([sys.executable, "-m", "deploy.cli", "image", "--out", out / "edge.img", "--cache", cache,
                     "--config", out / "config.toml", "--hostname", HOSTNAME, "--ssh-key", pub],
                    "edge-deploy image", timeout=3600)  # fmt: skip
-        (out / "build.txt").write_text(proc.stdout + f"assembly {time.monotonic() - t0:.0f} s\n")
+        shown = proc.stdout.replace(f"{out}/", "")  # the cache entry's final name, not its .partial folder
+        (out / "build.txt").write_text(shown + f"assembly {time.monotonic() - t0:.0f} s\n")
 
-    k = image_cache.key(layer.name, CONFIG, HOSTNAME, pub.read_text())
+    steps = [image_cache.file_sha256(image_root.REPO / "deploy" / f) for f in ("image.py", "image_disk.py")]
+    k = image_cache.key(layer.name, CONFIG, HOSTNAME, pub.read_text(), steps)  # the assembly's code too
     return image_cache.layer(cache_dir(), "arm-image", k, build)
 
 
