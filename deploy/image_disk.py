@@ -26,6 +26,7 @@ ROOT_START = BOOT_START + BOOT_SIZE
 MODELS = Path("var/lib/edge-daemon/models")
 FSTAB = ("LABEL=RASPIROOT / ext4 rw,errors=remount-ro 0 1\n"
          "LABEL=RASPIFIRM /boot/firmware vfat rw,nofail,x-systemd.device-timeout=300s 0 2\n")
+HOSTS = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
 USER_DATA = """#cloud-config
 # Read by cloud-init at first boot (NoCloud from this partition). Add users, Wi-Fi-less network tweaks or
 # runcmd here; edge/config.toml and edge/model.tflite beside this file are picked up at every boot.
@@ -54,7 +55,8 @@ def customise(root: Path, inp: Inputs, instance: str) -> None:
     """Host name, root's SSH keys, the model and config, fstab; the boot partition's cloud-init seed."""
     (root / "etc/hostname").write_text(inp.hostname + "\n")
     hosts = root / "etc/hosts"
-    hosts.write_text(f"127.0.1.1\t{inp.hostname}\n" + hosts.read_text())
+    known = hosts.read_text() if hosts.exists() else HOSTS  # bookworm's minbase has none
+    hosts.write_text(f"127.0.1.1\t{inp.hostname}\n" + known)
     (root / "etc/fstab").write_text(FSTAB)
     if inp.ssh_keys:
         ssh = root / "root/.ssh"
