@@ -144,7 +144,9 @@ class ArmVM:
                 "-serial",
                 f"file:{console}",
                 "-append",
-                f"{cmdline} console=ttyS1,115200 modules-load=vivid",
+                # systemd's log lines (not only its coloured status) on the console: "Reached target
+                # multi-user.target", "Started edge-daemon.service" are what the test waits for
+                f"{cmdline} console=ttyS1,115200 modules-load=vivid systemd.log_target=kmsg",
             ]
         self.powered_on = time.monotonic()
         self.proc = spawn(cmd, self.work / "qemu.log")
