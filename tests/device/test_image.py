@@ -135,5 +135,7 @@ def test_4_raspi3b_boots_the_card_and_applies_a_dropped_config(lab, device):
         raise
     vm.power_cut()
     files = image_arm.fat_list(device.disk, "edge")
-    assert "config.toml.applied" in files, files
+    rejected = "config.toml.rejected.txt"
+    why = image_arm.fat_read(device.disk, f"edge/{rejected}") if rejected in files else ""
+    assert "config.toml.applied" in files, (files, why)
     print(f"\nraspi3b: multi-user.target {target:.0f} s, edge-daemon READY {started:.0f} s after power-on")
