@@ -4,6 +4,7 @@
     edge-deploy release dist/edge_daemon-0.2.0-py3-none-any.whl --hosts inventory.ini    install/upgrade the daemon
     edge-deploy status --hosts inventory.ini                      device, release, model, online, last classification
     edge-deploy collect --hosts inventory.ini --out inbox/ [--remove]    gather the frames the devices kept
+    edge-deploy image --out edge.img [--suite trixie] [--config C] [--model M]    a flashable Raspberry Pi image
 
 `model` (and `release --model`) refuse a model whose held-out accuracy (its embedded `metrics.json`) is below
 that of the model it replaces, unless `--force` (`deploy.model_metrics`).
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deploy.collect import add_collect_args, run_collect
+from deploy.image import add_image_args, run_image
 from deploy.model_metrics import check_model
 from deploy.playbooks import fleet_outcome, inventory_hosts, read_reports, run_playbook, table
 from edge import __version__
@@ -160,6 +162,7 @@ COMMANDS = (
     Command("release", "install or upgrade the daemon from a wheel", add_release_args, run_release),
     Command("status", "table of device, release, model, online, last classification", add_status_args, run_status),
     Command("collect", "gather the frames the devices kept into an inbox", add_collect_args, run_collect),
+    Command("image", "build a flashable Raspberry Pi disk image with the daemon inside", add_image_args, run_image),
 )
 
 

@@ -17,8 +17,8 @@ cd "$(dirname "$0")/.."
 # systemd-analyze; ffmpeg for test clips; cloud-init's schema check; strace; GStreamer's RTSP server (a real
 # RTSP camera on loopback, run with the system python3); a browser, Prometheus and OCR for the live page (issue 15);
 # chromium's WebDriver for the review page (selenium drives it); the device lab's nspawn, image builder and VM
-# (issue 12). Only missing ones are installed.
-APT_PACKAGES="python3-venv unzip mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium chromium-driver prometheus tesseract-ocr systemd-container mmdebstrap qemu-system-x86 genisoimage netcat-openbsd dosfstools mtools"
+# (issue 12); the arm64 Raspberry Pi image and its QEMU boot (issue 23). Only missing ones are installed.
+APT_PACKAGES="python3-venv unzip mosquitto mosquitto-clients dataset-fashion-mnist qemu-user-static openssh-server openssh-client iproute2 systemd ffmpeg cloud-init strace python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium chromium-driver prometheus tesseract-ocr systemd-container mmdebstrap qemu-system-x86 genisoimage netcat-openbsd dosfstools mtools qemu-system-arm arch-test fdisk xz-utils"
 
 say() { echo "tests/run.sh: $*"; }
 die() { echo "tests/run.sh: error: $*" >&2; exit 1; }
