@@ -45,7 +45,9 @@ def test_a_flood_of_home_assistant_online_messages_is_harmless(
     configs = lambda: [m for m in discovery.received() if m.payload]  # noqa: E731
     sub = subscriber_factory(mosquitto, [f"edge/{DEV}/#"])
     d = daemon_factory(config(tmp_path, mosquitto, demo_model, fm_clip))
-    sub.wait_for(lambda ms: any(m.topic.endswith("/classification") for m in ms), 20)
+    fresh = lambda ms: any(m.topic.endswith("/classification") and not m.json()["stale"] for m in ms)  # noqa: E731
+    sub.wait_for(fresh, 20)  # classifying (not the `start` message, which comes before online and discovery)
+    discovery.wait_for(lambda ms: configs(), 10)
     first_discovery = len(configs())
     before = _rss_mb(d.proc.pid)
     flooder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="flooder")
