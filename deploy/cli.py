@@ -4,6 +4,8 @@
     edge-deploy release dist/edge_daemon-0.2.0-py3-none-any.whl --hosts inventory.ini    install/upgrade the daemon
     edge-deploy status --hosts inventory.ini                      device, release, model, online, last classification
     edge-deploy collect --hosts inventory.ini --out inbox/ [--remove]    gather the frames the devices kept
+    edge-deploy keygen keys/ ; edge-deploy sign --key keys/edge-signing.key MODEL|RELEASE_DIR ; edge-deploy verify
+        --key keys/edge-signing.pub MODEL|RELEASE_DIR     signed models and releases (deploy.signing)
 
 `model` (and `release --model`) refuse a model whose held-out accuracy (its embedded `metrics.json`) is below
 that of the model it replaces, unless `--force` (`deploy.model_metrics`).
@@ -27,6 +29,7 @@ from pathlib import Path
 from deploy.collect import add_collect_args, run_collect
 from deploy.model_metrics import check_model
 from deploy.playbooks import fleet_outcome, inventory_hosts, read_reports, run_playbook, table
+from deploy.signing import add_keygen_args, add_sign_args, add_verify_args, run_keygen, run_sign, run_verify
 from edge import __version__
 from edge.cli import shape
 from edge.cli.shape import Command, run_main
@@ -160,6 +163,9 @@ COMMANDS = (
     Command("release", "install or upgrade the daemon from a wheel", add_release_args, run_release),
     Command("status", "table of device, release, model, online, last classification", add_status_args, run_status),
     Command("collect", "gather the frames the devices kept into an inbox", add_collect_args, run_collect),
+    Command("keygen", "make an Ed25519 key pair for signing models and releases", add_keygen_args, run_keygen),
+    Command("sign", "sign a model (MODEL.sig) or a release folder (SHA256SUMS + .sig)", add_sign_args, run_sign),
+    Command("verify", "check a model's or a release folder's signature", add_verify_args, run_verify),
 )
 
 

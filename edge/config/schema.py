@@ -97,6 +97,14 @@ class ModelConfig:
     threshold: float = _f(0.0, "minimum score for a class to count (and for `average` smoothing)", min=0, max=1)
     watch: bool = _f(True, "reload the model when its file changes (also on SIGHUP)")
     watch_interval_s: float = _f(2.0, "how often the model file's modification time is checked", min=0.1, max=3600)
+    trusted_keys: tuple[str, ...] = _f(
+        (),
+        "Ed25519 public keys (`edge-deploy keygen`'s `.pub` files); when set, every model (and label file) is loaded "
+        "only if its `.sig` beside it verifies with one of them, at start-up, on reload and in `check-config` "
+        "(several keys: rotation); empty = models are not checked",
+        path=1,
+        length=8,
+    )
 
 
 @dataclass(frozen=True)

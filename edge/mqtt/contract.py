@@ -9,7 +9,7 @@ No I/O here: `edge.mqtt.publisher` sends what these functions return. Each JSON 
     {prefix}/{device_id}/classification   JSON, retained            classification_payload()
     {prefix}/{device_id}/label            the label as plain text, retained, on change (optional, Frigate-style)
     {prefix}/{device_id}/stats            JSON, not retained        stats_payload()
-    {prefix}/{device_id}/event            JSON, not retained        camera_event(), model_reloaded(), ...
+    {prefix}/{device_id}/event            JSON, not retained        camera_event(), model_rejected(), ...
     {prefix}/{device_id}/{region}/classification, .../{region}/label: the same, per region of interest
 
 Compatibility: within a major version keys are only ever added, never removed or changed in meaning.
@@ -169,4 +169,12 @@ def model_reloaded(*, reason: str, path: str, model: str, classes: int, device: 
 def model_reload_failed(*, reason: str, path: str, error: str, model: str, timestamp: float) -> dict:
     """`model_reload_failed` on `.../event`: the new model was refused; `model` is the one still running."""
     return {"event": "model_reload_failed", "reason": reason, "path": path, "error": error, "model": model,
+            "timestamp": iso_utc(timestamp)}  # fmt: skip
+
+
+def model_rejected(*, reason: str, path: str, error: str, model: str, timestamp: float) -> dict:
+    """`model_rejected` on `.../event`: a new model was refused because its signature does not verify against
+    `[model] trusted_keys` (unsigned, changed since signed, signed by another key); `model` is the one still
+    running."""
+    return {"event": "model_rejected", "reason": reason, "path": path, "error": error, "model": model,
             "timestamp": iso_utc(timestamp)}  # fmt: skip

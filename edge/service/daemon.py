@@ -20,6 +20,7 @@ from edge.errors import EdgeError
 from edge.http.server import HttpServer, Snapshot
 from edge.inference.flow import FrameFlow
 from edge.inference.model import Classifier, file_signature
+from edge.inference.signature import UntrustedModel
 from edge.inference.stats import StatsWindow, status_line
 from edge.inference.workers import Result
 from edge.mqtt import contract
@@ -256,6 +257,11 @@ class Service:
         old, path, cfg = self.clf, self.config.model.path, self.config
         try:
             models = open_workers(cfg)
+        except UntrustedModel as e:  # its signature does not verify: refused, the old model classifies on
+            log.error("model reload (%s) refused, keeping %s: %s", why, old.spec.name, e)
+            self.publisher.publish_event(contract.model_rejected(reason=why, path=path, error=str(e),
+                                                                 model=old.spec.name, timestamp=time.time()))
+            return
         except EdgeError as e:
             log.error("model reload (%s) rejected, keeping %s: %s", why, old.spec.name, e)
             event = contract.model_reload_failed(reason=why, path=path, error=str(e), model=old.spec.name,
