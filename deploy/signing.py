@@ -64,9 +64,10 @@ def private_key(path: str) -> Any:
         mode = os.stat(path).st_mode
     except OSError as e:
         raise EdgeError(f"--key {path}: cannot read the key ({e.strerror})") from None
+    key = load_private_key(path)
     if mode & 0o077:
         raise EdgeError(f"--key {path}: readable by others (mode {mode & 0o777:04o}); chmod 600 {path}")
-    return load_private_key(path)
+    return key
 
 
 def sign_model(model: Path, key: Any) -> Path:
