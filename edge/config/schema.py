@@ -234,6 +234,15 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class DeploymentConfig:
+    state_file: str | None = _f(
+        None,
+        "pull mode: the pull agent's outcome file (`edge-deploy pull-setup` sets it), published retained on "
+        "`<topic_prefix>/<device_id>/deployment` with a `deployment` event when it changes; not set = none",
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, validated; `password` and `http_token` are the secrets read from
     `mqtt.password_file` and `http.token_file`."""
@@ -246,6 +255,7 @@ class Config:
     stats: StatsConfig = field(default_factory=StatsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
+    deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     regions: tuple[RegionConfig, ...] = field(default=(), metadata={
         "doc": "regions of interest (`[[regions]]` tables): each is cropped from every classified frame, classified "
                "and published on its own; none: the whole frame, on the device's own topics"})  # fmt: skip

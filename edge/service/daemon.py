@@ -26,6 +26,7 @@ from edge.inference.workers import Result
 from edge.mqtt import contract
 from edge.mqtt.publisher import Publisher
 from edge.service import process_hooks
+from edge.service.deployment import DeploymentReport
 from edge.service.model_watch import ModelFileWatcher
 from edge.service.models import ModelKey, open_workers
 from edge.service.reporter import wall_time
@@ -115,6 +116,8 @@ class Service:
             if cfg.collect.enabled:
                 streams = [(st.name, st.box) for st in self.streams]
                 self.collector = Collector(cfg.collect, str(cfg.mqtt.device_id), streams).start()
+            self.deployment = DeploymentReport(cfg.deployment.state_file, self.publisher)
+            self.deployment.start()
             self.publisher.start()
             self.camera = Camera(cfg.camera, size_hint=(spec.input.width, spec.input.height))
             self.frames = FrameFlow(self.camera, *tasks_and_runners(self.streams, self.models),
@@ -202,8 +205,10 @@ class Service:
             if publisher.take_reconnected():  # the broker may have lost every retained message: all again
                 for st in self.streams:
                     st.reporter.resend()
+                self.deployment.resend()
                 next_stats, quick = now, True  # stats at once, and again soon with a real frame rate
             self._check_reload(watcher, now)
+            self.deployment.poll(now)
             if ping_every and now >= next_ping and (resting or self._progressing(pinged_at, now)):
                 self.notifier.watchdog()
                 next_ping, pinged_at = now + ping_every, self.classified
