@@ -6,7 +6,9 @@ library only, run by the system's python3: it must work whatever release is inst
 
 1. Outside the maintenance window (a timer fired late, the clock jumped after boot, someone started it by hand)
    it does nothing: one line, exit 0.
-2. It asks the repository which commit its branch points at (`git ls-remote`): the desired revision.
+2. It asks the repository which commit its branch points at (`git ls-remote`): the desired revision. One it
+   already applied, refused or rolled back is not tried again (only a new commit changes that); a failed one
+   (a download, a broken checkout) is tried again at the next run.
 3. `ansible-pull --verify-commit` checks that commit out and verifies its signature (git verify-commit with the
    allowed signers of /etc/edge-pull; an unsigned commit or one signed by an unknown key stops it before any
    playbook runs), then applies `local.yml`: the same `edge_daemon` role as push mode, with the device's own
@@ -82,7 +84,7 @@ def git_error(output: str) -> tuple[str, str]:
     did not verify, `failed` otherwise."""
     msg = re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', output)
     err = re.findall(r'"stderr": "((?:[^"\\]|\\.)*)"', output)
-    detail = " ".join(bytes(e, "utf-8").decode("unicode_escape").split() for e in err[-1:]) if err else ""
+    detail = " ".join(bytes(err[-1], "utf-8").decode("unicode_escape").split()) if err else ""
     first = bytes(msg[-1], "utf-8").decode("unicode_escape") if msg else last_line(output)
     if "Failed to verify GPG signature" in first or ("signature" in detail.lower() and "verify" in first.lower()):
         why = detail or "no valid signature"
@@ -111,7 +113,7 @@ def desired_revision(cfg: dict, env: dict[str, str]) -> tuple[str | None, str]:
 
 
 def pull(cfg: dict, env: dict[str, str], desired: str, report_dir: str) -> subprocess.CompletedProcess:
-    cmd = ["ansible-pull", "--url", cfg["repo"], "--checkout", cfg["branch"], "--directory", cfg["checkout"],
+    cmd = [cfg.get("ansible_pull", "ansible-pull"), "--url", cfg["repo"], "--checkout", cfg["branch"], "--directory", cfg["checkout"],
            "--verify-commit", "--clean", "--inventory", "inventory.ini",
            "-e", json.dumps({"edge_report_dir": report_dir, "edge_pull_revision": desired,
                              "edge_deployment_state_file": cfg["state_file"], "edge_become": False}),
@@ -128,6 +130,8 @@ def outcome(cfg: dict, env: dict[str, str], previous: dict) -> dict:
     if desired is None:
         return {**state, "error": why}
     state["desired_revision"] = desired
+    if desired == previous.get("desired_revision") and previous.get("result") not in (None, "failed"):
+        return {**previous, "skip": True}  # applied, refused or rolled back already: only a new commit changes that
     report_dir = tempfile.mkdtemp(prefix="edge-pull-")
     try:
         proc = pull(cfg, env, desired, report_dir)
@@ -209,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_LOCALHOST_WARNING": "0",
            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"}  # fmt: skip
     state = outcome(cfg, env, read_state(cfg["state_file"]))
+    if state.pop("skip", False):
+        print(f"edge-pull: nothing new: {state['desired_revision']} was {state['result']} at {state.get('time')}")
+        return 0
     state["time"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     write_state(cfg["state_file"], state)
     line = f"edge-pull: {state['result']}: desired {state['desired_revision']}, applied {state['applied_revision']}"
