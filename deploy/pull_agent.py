@@ -113,8 +113,8 @@ def desired_revision(cfg: dict, env: dict[str, str]) -> tuple[str | None, str]:
 
 
 def pull(cfg: dict, env: dict[str, str], desired: str, report_dir: str) -> subprocess.CompletedProcess:
-    cmd = [cfg.get("ansible_pull", "ansible-pull"), "--url", cfg["repo"], "--checkout", cfg["branch"], "--directory", cfg["checkout"],
-           "--verify-commit", "--clean", "--inventory", "inventory.ini",
+    cmd = [cfg.get("ansible_pull", "ansible-pull"), "--url", cfg["repo"], "--checkout", cfg["branch"],
+           "--directory", cfg["checkout"], "--verify-commit", "--clean", "--inventory", "inventory.ini",
            "-e", json.dumps({"edge_report_dir": report_dir, "edge_pull_revision": desired,
                              "edge_deployment_state_file": cfg["state_file"], "edge_become": False}),
            "local.yml"]  # fmt: skip
