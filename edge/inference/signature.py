@@ -235,5 +235,7 @@ def read_verified(path: str | Path, keys: tuple[PublicKey, ...]) -> bytes:
 
 
 def _first_line(e: BaseException) -> str:
+    """The library's reason in a few words: its first line, without the sentence pointing to its FAQ."""
     text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    first = text.splitlines()[0] if text else type(e).__name__
+    return re.sub(r"\s*See https?://\S+ for more details\.", "", first).strip() or type(e).__name__

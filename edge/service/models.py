@@ -51,8 +51,9 @@ def open_model(cfg: Config, key: ModelKey | None = None) -> Classifier:
     """
     m = cfg.model
     path, labels = key or main_key(cfg)
+    verify = verifier(cfg)  # a bad key names its own setting: not wrapped as the model's problem
     try:
-        clf = load_model(path, labels=labels, device=m.device, threads=m.threads, verify=verifier(cfg))
+        clf = load_model(path, labels=labels, device=m.device, threads=m.threads, verify=verify)
     except UntrustedModel as e:
         raise UntrustedModel(f"{cfg.source}: model: {e}") from None
     except EdgeError as e:
