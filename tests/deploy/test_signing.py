@@ -84,6 +84,37 @@ def test_bad_input_is_one_line(tmp_path, keys, demo_model, args, code, expected)
     one_line(deploy(*(a.format(**values) for a in args)), code, expected)
 
 
+def sig_garbage(model: Path, other: Path) -> None:
+    Path(f"{model}.sig").write_bytes(os.urandom(300))
+
+
+def sig_huge(model: Path, other: Path) -> None:
+    os.truncate(f"{model}.sig", 1 << 30)  # 1 GB on paper (sparse): refused from its size, never read
+
+
+def sig_of_another_model(model: Path, other: Path) -> None:
+    os.replace(f"{other}.sig", f"{model}.sig")
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (sig_garbage, "not an edge signature file (not JSON)"),
+        (sig_huge, "over 4096 bytes, not a signature"),
+        (sig_of_another_model, "demo_model.tflite.sig is the signature of another model (other.tflite)"),
+    ],
+)
+def test_a_bad_signature_file_is_one_line(tmp_path, keys, demo_model, damage, expected) -> None:
+    model, other = tmp_path / "demo_model.tflite", tmp_path / "other.tflite"
+    model.write_bytes(demo_model.read_bytes())
+    other.write_bytes(demo_model.read_bytes()[:-1] + b"\1")
+    for m in (model, other):
+        assert deploy("sign", "--key", keys / "edge-signing.key", m).returncode == 0
+    damage(model, other)
+    one_line(deploy("verify", "--key", keys / "edge-signing.pub", model), 1, expected)
+    assert model.read_bytes() == demo_model.read_bytes(), "verify never changes the model"
+
+
 def test_a_private_key_readable_by_others_is_refused(keys, demo_model) -> None:
     (keys / "edge-signing.key").chmod(0o644)
     one_line(deploy("sign", "--key", keys / "edge-signing.key", demo_model), 2, "readable by others (mode 0644)")
