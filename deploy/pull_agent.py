@@ -92,6 +92,16 @@ def git_error(output: str) -> tuple[str, str]:
     return "failed", " ".join(f"{first} {detail}".split())[:400]
 
 
+def playbook_error(output: str) -> str:
+    """The failed task's message from ansible-pull's output (`fatal: [host]: FAILED! => {... "msg": ...}`)."""
+    fatal = [ln for ln in output.splitlines() if ln.startswith("fatal: [")]
+    if not fatal:
+        return last_line(output)
+    msg = re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', fatal[-1])
+    text = bytes(msg[-1], "utf-8").decode("unicode_escape") if msg else fatal[-1]
+    return " ".join(text.split())[:400]
+
+
 def last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else "(no output)"
@@ -149,7 +159,7 @@ def outcome(cfg: dict, env: dict[str, str], previous: dict) -> dict:
         if not reports:
             if proc.returncode == 0 and "skipping: no hosts matched" in text:
                 return {**state, "error": f"this device ({os.uname().nodename}) is in no group of inventory.ini"}
-            return {**state, "error": f"the playbook failed: {last_line(text)}"}
+            return {**state, "error": f"the playbook failed: {playbook_error(text)}"}
         with open(reports[0]) as f:
             report = json.load(f)
         result = RESULTS.get(report.get("result"), "failed")

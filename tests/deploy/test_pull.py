@@ -201,3 +201,16 @@ def test_a_broken_agent_config_is_one_line(tmp_path, capsys) -> None:
 def test_every_is_bounded() -> None:
     with pytest.raises(EdgeError):
         parse_every("0s")
+
+
+def test_a_failed_task_is_reported_by_its_message() -> None:
+    msg = "The checksum for /opt/edge-daemon/.deploy/fetched/model/model-c.tflite did not match 9f3e; it was 0c5a."
+    out = """TASK [edge_daemon : Download the model] ****
+fatal: [dev1]: FAILED! => {"changed": false, "checksum_dest": null, "msg": "MSG"}
+
+PLAY RECAP ****
+dev1 : ok=3 changed=0 unreachable=0 failed=1
+/usr/bin/ansible-pull --url file:///srv/fleet-state ... local.yml
+""".replace("MSG", msg)
+    assert agent.playbook_error(out) == msg
+    assert agent.playbook_error("no task ran\n") == "no task ran"
