@@ -3,8 +3,13 @@
     edge-deploy model birds-v3.tflite --hosts inventory.ini       push a model everywhere (batches, health, rollback)
     edge-deploy release dist/edge_daemon-0.2.0-py3-none-any.whl --hosts inventory.ini    install/upgrade the daemon
     edge-deploy status --hosts inventory.ini                      device, release, model, online, last classification
+    edge-deploy status --broker mqtt.lan                          the same from the broker (pull mode), no SSH
+    edge-deploy pull-init fleet-state/ ; edge-deploy pull-setup --repo URL --allowed-signers FILE --window 02:00-04:00
+                                                                  pull mode: devices update themselves (deploy.pull)
     edge-deploy collect --hosts inventory.ini --out inbox/ [--remove]    gather the frames the devices kept
     edge-deploy image --out edge.img [--suite trixie] [--config C] [--model M]    a flashable Raspberry Pi image
+    edge-deploy keygen keys/ ; edge-deploy sign --key keys/edge-signing.key MODEL|RELEASE_DIR ; edge-deploy verify
+        --key keys/edge-signing.pub MODEL|RELEASE_DIR     signed models and releases (deploy.signing)
 
 `model` (and `release --model`) refuse a model whose held-out accuracy (its embedded `metrics.json`) is below
 that of the model it replaces, unless `--force` (`deploy.model_metrics`).
@@ -25,10 +30,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from deploy.broker_status import add_broker_args, run_broker_status
 from deploy.collect import add_collect_args, run_collect
 from deploy.image import add_image_args, run_image
 from deploy.model_metrics import check_model
 from deploy.playbooks import fleet_outcome, inventory_hosts, read_reports, run_playbook, table
+from deploy.pull import add_init_args, add_setup_args, run_init, run_setup
+from deploy.signing import add_keygen_args, add_sign_args, add_verify_args, run_keygen, run_sign, run_verify
 from edge import __version__
 from edge.cli import shape
 from edge.cli.shape import Command, run_main
@@ -84,7 +92,11 @@ def _inventory(args: argparse.Namespace) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    """`edge-deploy status`."""
+    """`edge-deploy status`: over SSH (--hosts), or from the broker's retained messages (--broker)."""
+    if args.broker:
+        return run_broker_status(args)
+    if not args.hosts:
+        raise EdgeError("status: give --hosts INVENTORY (over SSH) or --broker HOST[:PORT] (from the broker)")
     _inventory(args)
     with tempfile.TemporaryDirectory(prefix="edge-deploy-") as tmp:
         return cmd_status(args, Path(tmp))
@@ -124,9 +136,9 @@ def add_force_arg(p: argparse.ArgumentParser) -> None:
                    help="deploy a model even if its held-out accuracy is below the model it replaces")  # fmt: skip
 
 
-def add_fleet_args(p: argparse.ArgumentParser) -> None:
+def add_fleet_args(p: argparse.ArgumentParser, hosts_required: bool = True) -> None:
     """The options every subcommand takes: the inventory, which hosts, batches, output."""
-    p.add_argument("--hosts", "-i", required=True, metavar="INVENTORY", help="Ansible inventory file")
+    p.add_argument("--hosts", "-i", required=hosts_required, metavar="INVENTORY", help="Ansible inventory file")
     p.add_argument("--group", default="edge", help="inventory group (or host) to act on (default: edge)")
     p.add_argument("--limit", help="further limit the hosts (Ansible --limit pattern)")
     p.add_argument("--serial", help="devices per batch, a number or a percentage (default 25%%)")
@@ -153,7 +165,8 @@ def add_release_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_status_args(p: argparse.ArgumentParser) -> None:
-    add_fleet_args(p)
+    add_fleet_args(p, hosts_required=False)
+    add_broker_args(p)
     p.add_argument("--timeout", type=float, default=3, help="seconds to listen on each device's broker")
 
 
@@ -163,6 +176,11 @@ COMMANDS = (
     Command("status", "table of device, release, model, online, last classification", add_status_args, run_status),
     Command("collect", "gather the frames the devices kept into an inbox", add_collect_args, run_collect),
     Command("image", "build a flashable Raspberry Pi disk image with the daemon inside", add_image_args, run_image),
+    Command("keygen", "make an Ed25519 key pair for signing models and releases", add_keygen_args, run_keygen),
+    Command("sign", "sign a model (MODEL.sig) or a release folder (SHA256SUMS + .sig)", add_sign_args, run_sign),
+    Command("verify", "check a model's or a release folder's signature", add_verify_args, run_verify),
+    Command("pull-init", "write a desired-state repository for pull mode", add_init_args, run_init),
+    Command("pull-setup", "print or install edge-pull.service + .timer (pull mode)", add_setup_args, run_setup),
 )
 
 

@@ -24,6 +24,9 @@ Options:
   --wheel FILE | --sdist FILE   install this built package (default: the project this script belongs to)
   --package SPEC                a pip requirement instead, e.g. edge-daemon==0.2.0
   --find-links DIR              look for packages (wheels of the dependencies) in DIR; add --offline to use only it
+  --trusted-key FILE            an Ed25519 public key (edge-deploy keygen) that signs releases; repeatable. Kept in
+                                /etc/edge-daemon/release-keys/: from then on only a release folder whose signed
+                                SHA256SUMS verifies (edge-deploy sign --key KEY FOLDER) is installed
   --offline                     never contact an index (pip --no-index)
   --release NAME                name of the release directory (default: the package version)
   --reinstall                   rebuild the release's venv even if it is complete
@@ -60,13 +63,14 @@ UDEV="$(P /etc/udev/rules.d/60-edge-daemon-coral.rules)"
 USER_NAME="${EDGE_USER:-edge-daemon}"
 
 ACTION=install SRC="" SRC_KIND=project RELEASE="" MODEL="" CONFIG="" MQTT_HOST=localhost PYTHON=python3
-FIND_LINKS="" OFFLINE=0 REINSTALL=0 SYSTEM_SITE=0 SWITCH=1 APT=1 SYSTEMD=1 START=1 PURGE=0 SWITCH_TO=""
+TRUSTED_KEYS=() FIND_LINKS="" OFFLINE=0 REINSTALL=0 SYSTEM_SITE=0 SWITCH=1 APT=1 SYSTEMD=1 START=1 PURGE=0 SWITCH_TO=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --wheel|--sdist) SRC="${2:?$1 needs a file}"; SRC_KIND=file; shift ;;
     --package) SRC="${2:?--package needs a requirement}"; SRC_KIND=spec; shift ;;
     --find-links) FIND_LINKS="${2:?--find-links needs a directory}"; shift ;;
     --offline) OFFLINE=1 ;;
+    --trusted-key) TRUSTED_KEYS+=("${2:?--trusted-key needs a public key file}"); shift ;;
     --release) RELEASE="${2:?--release needs a name}"; shift ;;
     --reinstall) REINSTALL=1 ;;
     --system-site-packages) SYSTEM_SITE=1 ;;
@@ -187,7 +191,8 @@ if [ -r /etc/os-release ]; then
   esac
 fi
 
-APT_PACKAGES="python3 python3-venv ca-certificates libusb-1.0-0"
+# openssl: verifies signed releases (it also comes with ca-certificates).
+APT_PACKAGES="python3 python3-venv ca-certificates libusb-1.0-0 openssl"
 if [ "$APT" = 1 ]; then
   missing=""
   for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -244,6 +249,83 @@ if [ -z "$RELEASE" ]; then
 fi
 case "$RELEASE" in ""|*/*|.*) die "release name '$RELEASE' is not usable as a directory name; give --release NAME" ;; esac
 
+# ---- signed releases ---------------------------------------------------------------------------------------------
+# With release keys (--trusted-key, or kept in $ETC/release-keys/ by an earlier install), only a release folder
+# whose signed manifest verifies is installed: the folder is copied into a private staging folder first (so
+# nothing can change it after the check), its SHA256SUMS.sig is checked with this system's own openssl (nothing of
+# the release runs before that: the verifier cannot come from the release it verifies), then the folder must hold
+# exactly the wheels listed, each with its sha256; pip then installs from that copy only (--no-index).
+RELEASE_KEYS="$ETC/release-keys"
+STAGED=""
+cleanup_staged() { if [ -n "$STAGED" ]; then rm -rf "$STAGED"; fi; }
+trap cleanup_staged EXIT
+
+check_key() {
+  local key="$1"
+  [ -f "$key" ] || die "--trusted-key $key: no such file"
+  [ "$(stat -c %s "$key")" -le 4096 ] || die "--trusted-key $key: over 4096 bytes, not a public key"
+  ! grep -q "PRIVATE KEY" "$key" || die "--trusted-key $key: is a private key; give the public key (.pub)"
+  openssl pkey -pubin -in "$key" -noout -text 2>/dev/null | head -n 1 | grep -q "ED25519 Public-Key" \
+    || die "--trusted-key $key: not an Ed25519 public key in PEM (make one with edge-deploy keygen)"
+}
+
+verify_release() {
+  local dir="$1" key signer="" listed present line sum name
+  [ -f "$dir/SHA256SUMS" ] && [ -f "$dir/SHA256SUMS.sig" ] \
+    || die "$SRC_DIR: no signed manifest (SHA256SUMS + SHA256SUMS.sig) and release keys are set; sign the folder with edge-deploy sign --key KEY $SRC_DIR; nothing was installed"
+  [ "$(stat -c %s "$dir/SHA256SUMS")" -le 1048576 ] || die "$SRC_DIR/SHA256SUMS: over 1 MB, not a release manifest"
+  [ "$(stat -c %s "$dir/SHA256SUMS.sig")" = 64 ] || die "$SRC_DIR/SHA256SUMS.sig: not an Ed25519 signature (64 bytes)"
+  for key in "${KEYS[@]}"; do
+    if openssl pkeyutl -verify -pubin -inkey "$key" -rawin -in "$dir/SHA256SUMS" -sigfile "$dir/SHA256SUMS.sig" >/dev/null 2>&1; then
+      signer="$key"; break
+    fi
+  done
+  [ -n "$signer" ] || die "$SRC_DIR/SHA256SUMS: the signature does not verify with any trusted release key (${KEYS[*]}): signed by another key, or the manifest was changed; nothing was installed"
+  [ "$(head -n 1 "$dir/SHA256SUMS")" = "# edge-release-manifest-v1" ] || die "$SRC_DIR/SHA256SUMS: not a release manifest"
+  while IFS= read -r line; do
+    case "$line" in "#"*) continue ;; esac
+    [[ "$line" =~ ^[0-9a-f]{64}\ \ [A-Za-z0-9][A-Za-z0-9._+-]*\.whl$ ]] || die "$SRC_DIR/SHA256SUMS: a line is not '<sha256>  <wheel>': ${line:0:80}"
+  done < "$dir/SHA256SUMS"
+  listed="$(grep -v '^#' "$dir/SHA256SUMS" | cut -c 67- | LC_ALL=C sort)"
+  present="$(cd "$dir" && ls -A | grep -vxF -e SHA256SUMS -e SHA256SUMS.sig | LC_ALL=C sort || true)"
+  name="$(LC_ALL=C comm -13 <(echo "$listed") <(echo "$present") | head -n 1)"
+  [ -z "$name" ] || die "$SRC_DIR: $name is not in the signed manifest; nothing was installed"
+  name="$(LC_ALL=C comm -23 <(echo "$listed") <(echo "$present") | head -n 1)"
+  [ -z "$name" ] || die "$SRC_DIR: $name is listed in the signed manifest but missing; nothing was installed"
+  while read -r sum name; do
+    case "$sum" in "#"*) continue ;; esac
+    [ "$(sha256sum < "$dir/$name" | cut -d ' ' -f 1)" = "$sum" ] \
+      || die "$SRC_DIR/$name: its sha256 is not the one in the signed manifest: the wheel was changed; nothing was installed"
+  done < "$dir/SHA256SUMS"
+  say "release folder verified: $(grep -vc '^#' "$dir/SHA256SUMS") wheel(s) signed by $(basename "$signer")"
+}
+
+if [ "${#TRUSTED_KEYS[@]}" -gt 0 ]; then
+  command -v openssl >/dev/null || die "openssl not found; it verifies signed releases: apt-get install openssl"
+fi
+for key in "${TRUSTED_KEYS[@]}"; do check_key "$key"; done
+KEYS=("${TRUSTED_KEYS[@]}")
+if [ -d "$RELEASE_KEYS" ]; then
+  for key in "$RELEASE_KEYS"/*.pub; do if [ -f "$key" ]; then KEYS+=("$key"); fi; done
+fi
+if [ "${#KEYS[@]}" -gt 0 ]; then
+  command -v openssl >/dev/null || die "openssl not found; it verifies signed releases: apt-get install openssl"
+  [ "$SRC_KIND" = file ] || die "release keys are set ($RELEASE_KEYS or --trusted-key): give a signed release folder's wheel with --wheel; nothing was installed"
+  SRC_DIR="$(dirname "$SRC")"
+  if [ -n "$FIND_LINKS" ] && [ "$(cd "$FIND_LINKS" 2>/dev/null && pwd)" != "$SRC_DIR" ]; then
+    die "--find-links $FIND_LINKS: with release keys the wheels come from the signed folder of --wheel ($SRC_DIR) only"
+  fi
+  mkdir -p "$OPT"
+  STAGED="$(mktemp -d "$OPT/.verify.XXXXXX")"
+  for f in "$SRC_DIR"/* "$SRC_DIR"/.[!.]*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    { [ -f "$f" ] && [ ! -L "$f" ]; } || die "$SRC_DIR: $(basename "$f") is not a regular file; a release folder holds only wheels"
+    cp -- "$f" "$STAGED/"
+  done
+  verify_release "$STAGED"
+  SRC="$STAGED/$(basename "$SRC")" FIND_LINKS="$STAGED" OFFLINE=1
+fi
+
 DIR="$OPT/releases/$RELEASE"
 if [ -f "$DIR/.complete" ] && [ "$REINSTALL" = 0 ]; then
   say "release $RELEASE already installed in $DIR"
@@ -284,6 +366,13 @@ else
   durable
   trap - ERR
 fi
+
+# The release keys given are kept: later installs on this device must be signed by one of them.
+for key in "${TRUSTED_KEYS[@]}"; do
+  install -d -m 755 "$RELEASE_KEYS"
+  dest="$RELEASE_KEYS/$(basename "$key" .pub).pub"
+  cmp -s "$key" "$dest" || { put_copy "$key" "$dest" 644; say "trusting release key $dest"; }
+done
 
 # Units and udev rules (from the project's systemd/ directory next to this script).
 UNIT_SRC=""

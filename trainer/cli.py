@@ -108,6 +108,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--io-type", choices=("uint8", "int8"), default="uint8", help="model input/output type (uint8)")
     p.add_argument("--calibration-samples", type=int, default=300, help="training images to calibrate with (300)")
     p.add_argument("--edgetpu", action="store_true", help="also compile for the Edge TPU (needs edgetpu_compiler)")
+    p.add_argument("--sign-key", help="sign the outputs with this private key (edge-deploy keygen): MODEL.sig beside "
+                   "each model and labels.txt, for devices with [model] trusted_keys")  # fmt: skip
     _split_args(p, inherit=True)
 
 

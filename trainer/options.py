@@ -44,6 +44,7 @@ class TrainOptions:
     io_type: str = "uint8"
     calibration_samples: int = 300
     edgetpu: bool = False
+    sign_key: str | None = None
     val_fraction: float | None = None
     test_fraction: float | None = None
     seed: int | None = None

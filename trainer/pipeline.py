@@ -45,6 +45,7 @@ def train(opts: TrainOptions) -> int:
     from trainer.data import dataset
 
     started = time.perf_counter()
+    signing_key = _signing_key(opts.sign_key)  # a bad key is refused before any training
     prev = previous.load_previous(opts.from_run) if opts.from_run else None
     opts = previous.resolve_options(opts, prev)
     spec = train_spec(opts, 0) if prev is None else None
@@ -143,7 +144,30 @@ def train(opts: TrainOptions) -> int:
         except EdgeError as e:
             raise Failure(str(e)) from None
         log.info("wrote %s: %d ops on the Edge TPU, %d on the CPU", res.path, res.tpu_ops, res.cpu_ops)
+        if signing_key is not None:
+            _sign([Path(res.path)], signing_key)
+    if signing_key is not None:
+        _sign([tflite, out / "labels.txt"], signing_key)
     return 0
+
+
+def _signing_key(path: str | None) -> object | None:
+    """`--sign-key`: the private key, checked as `edge-deploy sign` checks it (EdgeError naming the flag)."""
+    if path is None:
+        return None
+    from deploy.signing import private_key
+
+    try:
+        return private_key(path)
+    except EdgeError as e:
+        raise EdgeError(f"--sign-key: {e}".replace("--sign-key: --key ", "--sign-key ")) from None
+
+
+def _sign(files: list[Path], key: object) -> None:
+    from deploy.signing import sign_model
+
+    for f in files:
+        log.info("signed %s: %s", f.name, sign_model(f, key))
 
 
 def _finish(out: Path, summary: dict, metrics: dict | None) -> None:

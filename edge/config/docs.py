@@ -65,7 +65,7 @@ def example_toml() -> str:
 def _range(f: dataclasses.Field) -> str:
     rules = f.metadata
     if "length" in rules:
-        return f" ({rules['length']} numbers)"
+        return f" ({rules['length']} numbers)" if "min" in rules else f" (at most {rules['length']})"
     if "min" in rules:
         return f" ({toml_value(rules['min'])} to {toml_value(rules['max'])})"
     if "choices" in rules and not isinstance(rules["choices"][0], str):

@@ -38,10 +38,17 @@ def number_list(tp: Any) -> bool:
     return typing.get_origin(tp) is tuple and typing.get_args(tp)[:1] == (float,)
 
 
+def string_list(tp: Any) -> bool:
+    """True for a list of strings (`tuple[str, ...]`: `model.trusted_keys`)."""
+    return typing.get_origin(tp) is tuple and typing.get_args(tp)[:1] == (str,)
+
+
 def type_name(tp: Any, short: bool = False) -> str:
     """`integer` / `an integer` ... for a schema field's type."""
     if number_list(tp):
         return "numbers" if short else "a list of numbers"
+    if string_list(tp):
+        return "strings" if short else "a list of strings"
     base = base_type(tp)
     return _TYPE_NAMES.get(base, (str(base), str(base)))[0 if short else 1]
 

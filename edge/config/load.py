@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config.checks import check_password, check_text, cross_checks
-from edge.config.fields import base_type, is_optional, number_list, table_list, toml_value, type_name
+from edge.config.fields import base_type, is_optional, number_list, string_list, table_list, toml_value, type_name
 from edge.config.schema import Config, Secret, schema_fields
 from edge.errors import EdgeError
 
@@ -43,10 +43,20 @@ def _check_list(value: Any, f: dataclasses.Field, key: str) -> tuple[float, ...]
     return tuple(_check_value(v, float, f, f"{key}[{i}]") for i, v in enumerate(value))
 
 
+def _check_strings(value: Any, f: dataclasses.Field, key: str) -> tuple[str, ...]:
+    n, name = f.metadata["length"], key.rsplit(".", 1)[-1]
+    if not isinstance(value, list) or len(value) > n:
+        raise EdgeError(f"{key}: expected a list of at most {n} strings, got {value!r:.80}; e.g. {name} = "
+                        '["/etc/edge-daemon/keys/a.pub"]')  # fmt: skip
+    return tuple(_check_value(v, str, f, f"{key}[{i}]") for i, v in enumerate(value))
+
+
 def _check_value(value: Any, tp: Any, f: dataclasses.Field, key: str) -> Any:
     """Type and rule check of one value; returns it normalised (int -> float, source int -> str)."""
     if number_list(tp):
         return _check_list(value, f, key)
+    if string_list(tp):
+        return _check_strings(value, f, key)
     base = base_type(tp)
     example = f.default if f.default not in (None, dataclasses.MISSING) else "..."
     if key == "camera.source" and isinstance(value, int) and not isinstance(value, bool):
@@ -138,8 +148,9 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             if part not in fields_:
                 raise _unknown(".".join(parts[: i + 1]), list(fields_), f" (from {var})")
             tp = fields_[part]
-            if table_list(tp) is not None:
-                raise EdgeError(f"{var}: [[{part}]] tables cannot be set from the environment; write them in the file")
+            if table_list(tp) is not None or string_list(tp):
+                raise EdgeError(f"{var}: lists and [[{part}]] tables cannot be set from the environment; write them "
+                                "in the file")  # fmt: skip
             if dataclasses.is_dataclass(tp) and i < len(parts) - 1:
                 table = table.setdefault(part, {})
                 if not isinstance(table, dict):
@@ -158,6 +169,14 @@ def _resolve(path: str, base: Path, environ: Mapping[str, str], secret: bool) ->
     return p if p.is_absolute() else base / p
 
 
+def _readable(value: str, base: Path, environ: Mapping[str, str], f: dataclasses.Field, key: str) -> str:
+    p = _resolve(value, base, environ, bool(f.metadata.get("secret")))
+    if not p.is_file() or not os.access(p, os.R_OK):
+        where = " (looked in $CREDENTIALS_DIRECTORY first)" if f.metadata.get("secret") else ""
+        raise EdgeError(f"{key}: cannot read file {p}{where}; fix the path or the file's permissions")
+    return str(p)
+
+
 def _resolve_paths(obj: Any, base: Path, environ: Mapping[str, str], prefix: str) -> Any:
     """Relative paths made absolute; every file the config names must exist and be readable."""
     changes = {}
@@ -167,12 +186,10 @@ def _resolve_paths(obj: Any, base: Path, environ: Mapping[str, str], prefix: str
             changes[f.name] = tuple(_resolve_paths(v, base, environ, f"{key}.{v.name}.") for v in value)
         elif dataclasses.is_dataclass(tp):
             changes[f.name] = _resolve_paths(value, base, environ, f"{key}.")
+        elif f.metadata.get("path") and string_list(tp):
+            changes[f.name] = tuple(_readable(v, base, environ, f, f"{key}[{i}]") for i, v in enumerate(value))
         elif f.metadata.get("path") and value is not None:
-            p = _resolve(value, base, environ, bool(f.metadata.get("secret")))
-            if not p.is_file() or not os.access(p, os.R_OK):
-                where = " (looked in $CREDENTIALS_DIRECTORY first)" if f.metadata.get("secret") else ""
-                raise EdgeError(f"{key}: cannot read file {p}{where}; fix the path or the file's permissions")
-            changes[f.name] = str(p)
+            changes[f.name] = _readable(value, base, environ, f, key)
     return dataclasses.replace(obj, **changes)
 
 

@@ -102,6 +102,14 @@ class ModelConfig:
                                  "published as `label: null`, `unknown: true`")  # fmt: skip
     watch: bool = _f(True, "reload the model when its file changes (also on SIGHUP)")
     watch_interval_s: float = _f(2.0, "how often the model file's modification time is checked", min=0.1, max=3600)
+    trusted_keys: tuple[str, ...] = _f(
+        (),
+        "Ed25519 public keys (`edge-deploy keygen`'s `.pub` files); when set, every model (and label file) is loaded "
+        "only if its `.sig` beside it verifies with one of them, at start-up, on reload and in `check-config` "
+        "(several keys: rotation); empty = models are not checked",
+        path=1,
+        length=8,
+    )
 
 
 @dataclass(frozen=True)
@@ -249,6 +257,15 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class DeploymentConfig:
+    state_file: str | None = _f(
+        None,
+        "pull mode: the pull agent's outcome file (`edge-deploy pull-setup` sets it), published retained on "
+        "`<topic_prefix>/<device_id>/deployment` with a `deployment` event when it changes; not set = none",
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, validated; `password` and `http_token` are the secrets read from
     `mqtt.password_file` and `http.token_file`."""
@@ -262,6 +279,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     regions: tuple[RegionConfig, ...] = field(default=(), metadata={
         "doc": "regions of interest (`[[regions]]` tables): each is cropped from every classified frame, classified "
                "and published on its own; none: the whole frame, on the device's own topics"})  # fmt: skip

@@ -12,7 +12,7 @@ import contextlib
 import ctypes
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -131,10 +131,14 @@ def _choose(path: Path, device: Device) -> tuple[Path, Any, str]:
         return path, None, f"auto: {e}"
 
 
-def open_interpreter(path: str | Path, device: str = "auto", threads: int = 2) -> tuple[Any, Path, str]:
-    """Create an interpreter for `path` on `device`: returns (interpreter, model path used, cpu|edgetpu).
+def open_interpreter(path: str | Path, device: str = "auto", threads: int = 2,
+                     verify: Callable[[Path], bytes] | None = None) -> tuple[Any, Path, str, bytes | None]:  # fmt: skip
+    """Create an interpreter for `path` on `device`: returns (interpreter, model path used, cpu|edgetpu, content).
 
-    Tensors are not allocated yet: the caller reads the op list first, then calls allocate_tensors().
+    With `verify` (a function of the file to be used returning its bytes once they verify: a signed model,
+    `edge.inference.signature.read_verified`), the interpreter runs those bytes (`content`), never the file
+    again; without, it maps the file and `content` is None. Tensors are not allocated yet: the caller reads the
+    op list first, then calls allocate_tensors().
     """
     p = Path(path)
     if not p.is_file():
@@ -142,12 +146,14 @@ def open_interpreter(path: str | Path, device: str = "auto", threads: int = 2) -
     if threads < 1:
         raise EdgeError(f"threads: must be at least 1, got {threads}")
     used, delegate, why = _choose(p, parse_device(device))
+    content = verify(used) if verify is not None else None
     module = runtime_module()
     kind = "edgetpu" if delegate is not None else "cpu"
+    source = {"model_path": str(used)} if content is None else {"model_content": content}
     try:
         with quiet_stderr():
             interpreter = module.Interpreter(
-                model_path=str(used),
+                **source,
                 num_threads=threads,
                 experimental_delegates=[delegate] if delegate is not None else None,
             )
@@ -155,8 +161,9 @@ def open_interpreter(path: str | Path, device: str = "auto", threads: int = 2) -
         raise EdgeError(f"{used}: not a TFLite model ({_first_line(e)}); give a .tflite file") from None
     except RuntimeError as e:
         raise EdgeError(f"{used}: the runtime cannot load this model ({_first_line(e)})") from None
-    log.info("model %s on %s, %d thread(s) (%s)", used.name, kind, threads, why)
-    return interpreter, used, kind
+    log.info("model %s on %s, %d thread(s) (%s)%s", used.name, kind, threads, why, ", signature verified" if
+             content is not None else "")  # fmt: skip
+    return interpreter, used, kind, content
 
 
 def _first_line(e: BaseException) -> str:

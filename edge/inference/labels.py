@@ -8,9 +8,11 @@ Two file formats are understood, as pycoral and the TFLite Support library read 
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from edge.bounded import read_file, read_zip_member
@@ -80,7 +82,7 @@ def read_label_file(path: str | Path) -> dict[int, str]:
     return check_labels(labels, str(p))
 
 
-def embedded_label_member(model_bytes_or_path: str | Path) -> str | None:
+def embedded_label_member(model_bytes_or_path: str | Path | io.BytesIO) -> str | None:
     """Name of the label file embedded in a .tflite (zip member), or None."""
     try:
         with zipfile.ZipFile(model_bytes_or_path) as z:
@@ -93,19 +95,41 @@ def embedded_label_member(model_bytes_or_path: str | Path) -> str | None:
     return (preferred or names)[0]
 
 
-def read_embedded_labels(model_path: str | Path) -> dict[int, str] | None:
-    """Labels carried inside the model as a zip member, or None when it has none."""
-    member = embedded_label_member(model_path)
+def read_embedded_labels(model_path: str | Path, content: bytes | None = None) -> dict[int, str] | None:
+    """Labels carried inside the model as a zip member, or None when it has none; from `content` (the model's
+    bytes, already verified) instead of the file when given."""
+    source = io.BytesIO(content) if content is not None else model_path
+    member = embedded_label_member(source)
     if member is None:
         return None
-    source = f"{model_path} ({member})"
+    where = f"{model_path} ({member})"
     try:
-        with zipfile.ZipFile(model_path) as z:
-            data = read_zip_member(z, member, MAX_LABEL_FILE_BYTES, source)
+        with zipfile.ZipFile(source) as z:
+            data = read_zip_member(z, member, MAX_LABEL_FILE_BYTES, where)
     except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as e:  # damaged member, encrypted, truncated
-        raise EdgeError(f"{source}: cannot read the embedded labels ({e}); export the model again") from None
-    labels = parse_labels(data.decode("utf-8", errors="replace"), source)
-    return check_labels(labels, source) if labels else None
+        raise EdgeError(f"{where}: cannot read the embedded labels ({e}); export the model again") from None
+    labels = parse_labels(data.decode("utf-8", errors="replace"), where)
+    return check_labels(labels, where) if labels else None
+
+
+def model_labels(model: Path, labels: str | Path | None, content: bytes | None,
+                 verify: Callable[[Path], bytes] | None) -> tuple[dict[int, str] | None, str]:  # fmt: skip
+    """A loaded model's labels and where they came from: the label file (verified like the model when `verify` is
+    given: a signed model's label file must be signed too), else the model's embedded labels, else none."""
+    if labels is not None and verify is not None:
+        data = verify(Path(labels))
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EdgeError(f"{labels}: not UTF-8 text; give a label file") from None
+        if not (label_map := parse_labels(text, str(labels))):
+            raise EdgeError(f"{labels}: label file is empty; put one label per line")
+        return check_labels(label_map, str(labels)), str(labels)
+    if labels is not None:
+        return read_label_file(labels), str(labels)
+    label_map = read_embedded_labels(model, content)
+    member = embedded_label_member(io.BytesIO(content) if content is not None else model) if label_map else None
+    return label_map, f"embedded:{member}" if member else "none"
 
 
 def align_labels(labels: dict[int, str] | None, num_classes: int, source: str) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 
 from edge.errors import EdgeError, InferenceFailed
 from edge.inference import labels as labels_mod
-from edge.inference.backends import _first_line, is_edgetpu_model, open_interpreter, quiet_stderr
+from edge.inference.backends import EDGETPU_OP, _first_line, is_edgetpu_model, open_interpreter, quiet_stderr
 from edge.inference.postprocess import OutputFormat, Prediction, scores, top_k
 from edge.inference.preprocess import InputFormat, preprocess
 
@@ -217,6 +218,7 @@ def load_model(
     threads: int = 2,
     mean: float | None = None,
     std: float | None = None,
+    verify: Callable[[Path], bytes] | None = None,
 ) -> Classifier:
     """Load a .tflite classifier with its labels on a device.
 
@@ -227,6 +229,8 @@ def load_model(
         threads: CPU threads for the interpreter (the runtime's default is 1).
         mean, std: normalise pixels as (p - mean) / std before quantizing; default: raw pixels for
             quantized inputs, p / 255 for float inputs.
+        verify: given a file (the model used, a label file), its bytes once they verify (a signed model: see
+            `edge.inference.signature`); the model and its labels are then read only from those bytes.
 
     Raises:
         EdgeError: with a one-line message naming the file, for every expected failure.
@@ -235,7 +239,7 @@ def load_model(
         raise EdgeError("mean and std go together: give both or neither")
     if std is not None and std == 0:
         raise EdgeError("std: must not be 0")
-    interpreter, used, kind = open_interpreter(path, device, threads)
+    interpreter, used, kind, content = open_interpreter(path, device, threads, verify)
     try:
         ops = interpreter._get_ops_details()
     except Exception:  # older runtimes lack the private op list; the quantization heuristic serves
@@ -258,12 +262,7 @@ def load_model(
         if labels is None:
             raise EdgeError(f"{what}; give a classifier model (or --labels FILE if these outputs really are classes)")
         log.warning("%s; classifying anyway with the labels given", what)
-    if labels is not None:
-        label_map, source = labels_mod.read_label_file(labels), str(labels)
-    else:
-        label_map = labels_mod.read_embedded_labels(used)
-        member = labels_mod.embedded_label_member(used) if label_map else None
-        source = f"embedded:{member}" if member else "none"
+    label_map, source = labels_mod.model_labels(used, labels, content, verify)
     names = labels_mod.align_labels(label_map, num_classes, source if labels else str(used))
     op_names = {o["op_name"] for o in ops or ()}
     spec = ModelSpec(
@@ -275,7 +274,7 @@ def load_model(
         num_classes=num_classes,
         labels=names,
         labels_source=source,
-        edgetpu=is_edgetpu_model(used),
+        edgetpu=EDGETPU_OP in content if content is not None else is_edgetpu_model(used),
         stateful=bool(op_names & STATEFUL_OPS),
         device=kind,
         threads=threads,

@@ -9,8 +9,9 @@ No I/O here: `edge.mqtt.publisher` sends what these functions return. Each JSON 
     {prefix}/{device_id}/classification   JSON, retained            classification_payload()
     {prefix}/{device_id}/label            the label as plain text, retained, on change (optional, Frigate-style)
     {prefix}/{device_id}/stats            JSON, retained            stats_payload()
-    {prefix}/{device_id}/event            JSON, not retained        camera_event(), model_reloaded(), drift_event()
+    {prefix}/{device_id}/event            JSON, not retained        camera_event(), model_reloaded(), drift_event(), ...
     {prefix}/{device_id}/drift            JSON, retained            drift_payload(): does the model still fit?
+    {prefix}/{device_id}/deployment       JSON, retained            deployment_payload(): the last pull's outcome
     {prefix}/{device_id}/{region}/classification, .../label, .../drift: the same, per region of interest
 
 Compatibility: within a major version keys are only ever added, never removed or changed in meaning.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,13 +51,14 @@ class Topics:
     stats: str
     event: str
     drift: str
+    deployment: str
 
 
 def topics(prefix: str, device_id: str) -> Topics:
     """The device's topics, e.g. ``topics("edge", "pi1").classification == "edge/pi1/classification"``."""
     base = f"{prefix}/{device_id}"
     return Topics(*(f"{base}/{name}" for name in ("availability", "camera", "classification", "label", "stats",
-                                                  "event", "drift")))  # fmt: skip
+                                                  "event", "drift", "deployment")))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -220,3 +223,47 @@ def drift_event(payload: Mapping[str, Any], *, previous: str, region: str | None
     return {"event": "drift_changed", "state": payload["state"], "previous": previous, "region": region,
             "score": payload["score"], "unknown_rate": payload["unknown_rate"], "model": payload["model"],
             "timestamp": iso_utc(timestamp)}  # fmt: skip
+def model_rejected(*, reason: str, path: str, error: str, model: str, timestamp: float) -> dict:
+    """`model_rejected` on `.../event`: a new model was refused because its signature does not verify against
+    `[model] trusted_keys` (unsigned, changed since signed, signed by another key); `model` is the one still
+    running."""
+    return {"event": "model_rejected", "reason": reason, "path": path, "error": error, "model": model,
+            "timestamp": iso_utc(timestamp)}  # fmt: skip
+
+
+DEPLOYMENT_RESULTS = ("applied", "unchanged", "rolled back", "failed", "refused")
+_REVISION = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
+
+
+def deployment_payload(state: Mapping[str, Any]) -> dict:
+    """The retained JSON of `.../deployment`: the device's last pull (`edge-deploy pull-setup`'s agent writes it),
+    checked field by field. Keys: desired_revision (the commit the repository asked for), applied_revision (the
+    commit whose state the device runs), result (`DEPLOYMENT_RESULTS`), error, time, release, model.
+
+    Raises:
+        ValueError: a field missing or of the wrong kind (the file is not the agent's).
+    """
+    out: dict[str, Any] = {}
+    for key in ("desired_revision", "applied_revision"):
+        value = state.get(key)
+        if value is not None and not (isinstance(value, str) and _REVISION.fullmatch(value)):
+            raise ValueError(f"{key}: not a git commit id")
+        out[key] = value
+    if state.get("result") not in DEPLOYMENT_RESULTS:
+        raise ValueError(f"result: not one of {', '.join(DEPLOYMENT_RESULTS)}")
+    if not isinstance(state.get("time"), str) or not _ISO.fullmatch(state["time"]):
+        raise ValueError("time: not an ISO 8601 UTC time")
+    out["result"], out["time"] = state["result"], state["time"]
+    for key in ("error", "release", "model"):
+        value = state.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{key}: not a string")
+        out[key] = " ".join(value.split())[:500] if isinstance(value, str) else None
+    return out
+
+
+def deployment_event(payload: Mapping[str, Any], *, timestamp: float) -> dict:
+    """`deployment` on `.../event`: a pull ended (the retained `.../deployment` says the same)."""
+    return {"event": "deployment", **{k: payload[k] for k in ("result", "desired_revision", "applied_revision",
+            "error")}, "timestamp": iso_utc(timestamp)}  # fmt: skip

@@ -113,6 +113,10 @@ class Publisher:
         """Publish an event such as a model reload result on ``.../event`` (not retained)."""
         self._enqueue(self.topics.event, payload, retain=False)
 
+    def publish_deployment(self, payload: dict) -> None:
+        """Publish the last pull's outcome (retained) on ``.../deployment``."""
+        self._enqueue(self.topics.deployment, payload, retain=True)
+
     def publish_camera(self, state: str) -> None:
         """Publish the camera's state (``online``/``offline``, retained) on ``.../camera``."""
         self._enqueue(self.topics.camera, state, retain=True)

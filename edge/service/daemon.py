@@ -20,11 +20,13 @@ from edge.errors import EdgeError
 from edge.http.server import HttpServer, Snapshot
 from edge.inference.flow import FrameFlow
 from edge.inference.model import Classifier, file_signature
+from edge.inference.signature import UntrustedModel
 from edge.inference.stats import StatsWindow, status_line
 from edge.inference.workers import Result
 from edge.mqtt import contract
 from edge.mqtt.publisher import Publisher
 from edge.service import process_hooks
+from edge.service.deployment import DeploymentReport
 from edge.service.model_watch import ModelFileWatcher
 from edge.service.models import ModelKey, open_workers
 from edge.service.reporter import wall_time
@@ -117,6 +119,8 @@ class Service:
             if cfg.collect.enabled:
                 streams = [(st.name, st.box) for st in self.streams]
                 self.collector = Collector(cfg.collect, str(cfg.mqtt.device_id), streams).start()
+            self.deployment = DeploymentReport(cfg.deployment.state_file, self.publisher)
+            self.deployment.start()
             self.publisher.start([m for st in self.streams for m in st.reporter.start_messages(
                 contract.stream_topics(cfg.mqtt.topic_prefix, str(cfg.mqtt.device_id), st.name))])
             self.camera = Camera(cfg.camera, size_hint=(spec.input.width, spec.input.height))
@@ -205,9 +209,11 @@ class Service:
             if publisher.take_reconnected():  # the broker may have lost every retained message: all again
                 for st in self.streams:
                     st.reporter.resend()
+                self.deployment.resend()
             if publisher.take_stats_due() and now >= forced + 1.0:  # no Home Assistant sensor left unknown
                 next_stats, quick, forced = now, list(QUICK_STATS_S), now  # (at most once a second: a flood)
             self._check_reload(watcher, now)
+            self.deployment.poll(now)
             if ping_every and now >= next_ping and (resting or self._progressing(pinged_at, now)):
                 self.notifier.watchdog()
                 next_ping, pinged_at = now + ping_every, self.classified
@@ -266,6 +272,11 @@ class Service:
         old, path, cfg = self.clf, self.config.model.path, self.config
         try:
             models = open_workers(cfg)
+        except UntrustedModel as e:  # its signature does not verify: refused, the old model classifies on
+            log.error("model reload (%s) refused, keeping %s: %s", why, old.spec.name, e)
+            self.publisher.publish_event(contract.model_rejected(reason=why, path=path, error=str(e),
+                                                                 model=old.spec.name, timestamp=time.time()))
+            return
         except EdgeError as e:
             log.error("model reload (%s) rejected, keeping %s: %s", why, old.spec.name, e)
             event = contract.model_reload_failed(reason=why, path=path, error=str(e), model=old.spec.name,

@@ -2,16 +2,20 @@
 
 A model is named by its key, (model file, label file); `main_key` and `region_key` are the only places that spell
 one. `open_model` loads a model and runs it once on a blank frame, so a model that cannot run is refused before
-anything uses it (`check-config` opens every model this way, as `run` does).
+anything uses it (`check-config` opens every model this way, as `run` does). With `[model] trusted_keys` every
+model file (and label file) is read once, verified against its `.sig` (`edge.inference.signature`), and only
+those bytes are loaded: an unsigned, changed or foreign-signed model raises `UntrustedModel`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.errors import EdgeError
 from edge.inference.model import Classifier, load_model
+from edge.inference.signature import UntrustedModel, load_trusted_keys, read_verified
 
 if TYPE_CHECKING:
     from edge.config.schema import Config, RegionConfig
@@ -47,8 +51,11 @@ def open_model(cfg: Config, key: ModelKey | None = None) -> Classifier:
     """
     m = cfg.model
     path, labels = key or main_key(cfg)
+    verify = verifier(cfg)  # a bad key names its own setting: not wrapped as the model's problem
     try:
-        clf = load_model(path, labels=labels, device=m.device, threads=m.threads)
+        clf = load_model(path, labels=labels, device=m.device, threads=m.threads, verify=verify)
+    except UntrustedModel as e:
+        raise UntrustedModel(f"{cfg.source}: model: {e}") from None
     except EdgeError as e:
         raise EdgeError(f"{cfg.source}: model: {e}") from None
     try:
@@ -57,6 +64,18 @@ def open_model(cfg: Config, key: ModelKey | None = None) -> Classifier:
         clf.close()
         raise EdgeError(f"{cfg.source}: model: {e}") from None
     return clf
+
+
+def verifier(cfg: Config) -> Callable[[Path], bytes] | None:
+    """With `[model] trusted_keys`: a function giving a file's bytes once its signature verifies with one of the
+    keys (parsed now, strictly; a bad key is an error naming the file); None without them."""
+    if not cfg.model.trusted_keys:
+        return None
+    try:
+        keys = load_trusted_keys(cfg.model.trusted_keys)
+    except EdgeError as e:
+        raise EdgeError(f"{cfg.source}: model.trusted_keys: {e}") from None
+    return lambda path: read_verified(path, keys)
 
 
 def open_workers(cfg: Config) -> list[dict[ModelKey, Classifier]]:

@@ -55,7 +55,8 @@ def inventory(tmp_path):
          "model /nonexistent/m.tflite: no such file"),
         (["status", "--hosts", "INVENTORY", "--group", "garden"], 2, "no hosts in group or host 'garden'"),
         (["status", "--hosts", "INVENTORY", "--frobnicate"], 2, "unrecognized arguments: --frobnicate"),
-        (["status"], 2, "the following arguments are required: --hosts/-i; see edge-deploy status --help"),
+        (["status"], 2, "status: give --hosts INVENTORY (over SSH) or --broker HOST[:PORT] (from the broker)"),
+        (["status", "--broker", "host:port"], 2, "--broker host:port: give HOST or HOST:PORT"),
         (["--log-level", "loud", "status", "--hosts", "INVENTORY"], 2, "'loud' is not a log level"),
         (["collect", "--hosts", "/nonexistent/inv.ini", "--out", "INBOX"], 2,
          "--hosts /nonexistent/inv.ini: no such inventory file"),
@@ -97,7 +98,8 @@ def test_the_command_table_is_the_parser():
     """Every subcommand comes from COMMANDS (the shared shape of the three CLIs) and documents the exit status."""
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert list(sub.choices) == [c.name for c in COMMANDS] == ["model", "release", "status", "collect"]
+    assert list(sub.choices) == [c.name for c in COMMANDS] == ["model", "release", "status", "collect", "keygen",
+                                                                   "sign", "verify", "pull-init", "pull-setup"]
     assert "exit status" in parser.format_help() and "rolled back" in parser.format_help()
 
 

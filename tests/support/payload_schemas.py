@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "edge" / "mqtt" / "schemas"
-KINDS = ("classification", "stats", "event", "drift")  # topic suffix = schema name; availability/camera/label: text
+KINDS = ("classification", "stats", "event", "drift", "deployment")  # topic suffix = schema name; the others: text
 
 
 @cache

@@ -41,6 +41,7 @@ class Trained:
     out: Path  # the run's output folder
     model: Path  # the .tflite
     report: dict
+    sign_pub: Path  # the public key of the --sign-key the run signed its outputs with
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +60,11 @@ def trained(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """`edge-train train` run once on the digits (in-process, so TensorFlow is imported once)."""
     pytest.importorskip("tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from deploy.signing import keygen
     from trainer.cli import main
 
     out = tmp_path_factory.mktemp("run")
-    assert main(["train", str(digits), "--out", str(out), *TRAIN_ARGS]) == 0
+    key, pub, _ = keygen(tmp_path_factory.mktemp("keys") / "keys")
+    assert main(["train", str(digits), "--out", str(out), *TRAIN_ARGS, "--sign-key", str(key)]) == 0
     report = json.loads((out / "report.json").read_text())
-    return Trained(digits, out, out / "model.tflite", report)
+    return Trained(digits, out, out / "model.tflite", report, pub)

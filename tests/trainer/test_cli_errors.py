@@ -70,6 +70,8 @@ def test_all_files_corrupt_in_a_class(tmp_path: Path) -> None:
         (["--backbone", "resnet"], "--backbone: invalid choice: 'resnet'"),
         (["--epochs", "0"], "--epochs: must be at least 1"),
         (["--val-fraction", "0.6", "--test-fraction", "0.5"], "fractions"),
+        (["--sign-key", "/nonexistent.key"], "--sign-key /nonexistent.key: cannot read the key"),
+        (["--sign-key", "/etc/hostname"], "--sign-key: /etc/hostname: not a PEM private key"),
     ],
 )
 def test_bad_options(tmp_path: Path, args: list[str], needle: str) -> None:

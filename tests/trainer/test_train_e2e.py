@@ -55,6 +55,14 @@ def test_model_learned_and_int8_keeps_the_accuracy(trained) -> None:
     assert r["float_int8_agreement"] >= 0.9
 
 
+def test_sign_key_signs_the_model_and_labels(trained) -> None:
+    from edge.inference.signature import load_trusted_keys, read_verified
+
+    keys = load_trusted_keys([str(trained.sign_pub)])
+    assert read_verified(trained.model, keys) == trained.model.read_bytes()
+    assert read_verified(trained.out / "labels.txt", keys) == (trained.out / "labels.txt").read_bytes()
+
+
 def test_int8_internals(trained) -> None:
     it = _interpreter(trained.model)
     dtypes = {np.dtype(t["dtype"]) for t in it.get_tensor_details()}

@@ -9,7 +9,7 @@ from pathlib import Path
 from edge.mqtt.contract import topics
 
 FLOW = Path(__file__).resolve().parents[3] / "docs" / "node-red" / "edge-daemon-flow.json"
-JSON_TOPICS = {"classification", "stats", "event", "drift"}  # the others (availability, camera, label) are plain text
+JSON_TOPICS = {"classification", "stats", "event", "drift", "deployment"}  # availability, camera, label: text
 
 
 def test_each_subscription_parses_its_payload_as_what_it_is() -> None:
