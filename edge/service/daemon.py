@@ -1,11 +1,10 @@
 """The running daemon: wires camera -> classifier -> smoother -> contract -> publisher, with signals and sd_notify.
 
-One thread runs the loop; the camera grabs on its own thread and paho runs its own network thread, so the loop
-never waits on the network and every wait is bounded (it watches one stop event). SIGTERM/SIGINT stop it after
-the current frame; SIGHUP, or a changed model file (`edge.service.model_watch`), reloads the model atomically: the new
-model is loaded and test-run beside the old one and swapped in only when it works. A thread that dies (the
-network's or the camera's) is logged and ends the run with exit 1, so the service manager restarts it: it is
-never hidden behind watchdog pings.
+One thread runs the loop; the camera and paho run their own threads, so the loop never waits on the network and
+every wait is bounded (one stop event). SIGTERM/SIGINT stop it after the current frame; SIGHUP or a changed model
+file (`edge.service.model_watch`) reloads the model atomically: loaded and test-run beside the old one, swapped in
+only when it works. A thread that dies (the network's or the camera's) is logged and ends the run with exit 1,
+so the service manager restarts it: never hidden behind watchdog pings.
 """
 
 from __future__ import annotations
@@ -45,9 +44,7 @@ from edge.sources.camera import Camera
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.25  # the longest the loop waits for a frame before looking at signals, timers, heartbeats
-# After a discovery send: stats at once, then after each of these (a new Home Assistant entity subscribes a moment
-# after its discovery; the last, a real frame rate for dashboards).
-QUICK_STATS_S = (1.0, 5.0)
+QUICK_STATS_S = (1.0, 5.0)  # after a discovery send: stats at once, then after each (HA's new entities subscribe late)
 EXIT_THREAD_DIED = 1
 
 
@@ -272,16 +269,13 @@ class Service:
         old, path, cfg = self.clf, self.config.model.path, self.config
         try:
             models = open_workers(cfg)
-        except UntrustedModel as e:  # its signature does not verify: refused, the old model classifies on
-            log.error("model reload (%s) refused, keeping %s: %s", why, old.spec.name, e)
-            self.publisher.publish_event(contract.model_rejected(reason=why, path=path, error=str(e),
-                                                                 model=old.spec.name, timestamp=time.time()))
-            return
-        except EdgeError as e:
-            log.error("model reload (%s) rejected, keeping %s: %s", why, old.spec.name, e)
-            event = contract.model_reload_failed(reason=why, path=path, error=str(e), model=old.spec.name,
-                                                 timestamp=time.time())  # fmt: skip
-            self.publisher.publish_event(event)
+        except EdgeError as e:  # the old model classifies on; UntrustedModel: its signature does not verify
+            refused = isinstance(e, UntrustedModel)
+            log.error("model reload (%s) %s, keeping %s: %s", why, "refused" if refused else "rejected",
+                      old.spec.name, e)  # fmt: skip
+            event = contract.model_rejected if refused else contract.model_reload_failed
+            self.publisher.publish_event(event(reason=why, path=path, error=str(e), model=old.spec.name,
+                                               timestamp=time.time()))  # fmt: skip
             return
         for result in self.frames.swap(*tasks_and_runners(self.streams, models)):  # the old model's last frames
             self._on_result(result, self._window)
@@ -290,9 +284,8 @@ class Service:
         spec = self.clf.spec
         renew(cfg, self.streams, models[0], time.monotonic())
         self.publisher.set_model(spec.name, spec.device, spec.labels, region_labels(cfg, models[0]))
-        event = contract.model_reloaded(reason=why, path=path, model=spec.name, classes=spec.num_classes,
-                                        device=spec.device, timestamp=time.time())  # fmt: skip
-        self.publisher.publish_event(event)
+        self.publisher.publish_event(contract.model_reloaded(reason=why, path=path, model=spec.name, device=spec.device,
+                                                             classes=spec.num_classes, timestamp=time.time()))
         log.info("model reloaded (%s): %s, %d classes on %s", why, spec.name, spec.num_classes, spec.device)
 
     def _snapshot(self) -> Snapshot:
