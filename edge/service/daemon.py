@@ -62,8 +62,7 @@ class Service:
         self._stop = threading.Event()  # set by stop() from any thread; the loop's waits watch it
         # Set by signal handlers, which must take no lock (Event.set() could deadlock on the lock the
         # interrupted main thread holds); the loop polls them at least every READ_TIMEOUT_S.
-        self._signalled_stop = False
-        self._reload = False
+        self._signalled_stop = self._reload = False
         self._dead_thread: str | None = None
         self.clf: Classifier | None = None  # the first stream's model: what stats and discovery name
         self.models: list[dict[ModelKey, Classifier]] = []  # per worker: one interpreter per distinct model
@@ -71,9 +70,7 @@ class Service:
         self.frames: FrameFlow | None = None
         self.publisher: Publisher | None = None
         self.camera: Camera | None = None
-        self.classified = 0
-        self.errors = 0  # frames whose inference failed
-        self._failing = 0  # consecutive failed frames
+        self.classified, self.errors, self._failing = 0, 0, 0  # frames: classified, failed, failed in a row
         self._started, self._started_wall = time.monotonic(), time.time()
         self.http = HttpServer(config.http, token=config.http_token, snapshot=self._snapshot,
                                max_rate=config.camera.max_rate)  # the live page and /metrics: `[http]`
