@@ -109,20 +109,16 @@ class Publisher:
         """Publish a stats payload (retained: a restarted Home Assistant's entities get it at once). Never blocks."""
         self._enqueue(self.topics.stats, payload, retain=True)
 
-    def publish_event(self, payload: dict) -> None:
-        """Publish an event such as a model reload result on ``.../event`` (not retained)."""
+    def publish_event(self, payload: dict) -> None:  # e.g. a model reload's result; not retained
         self._enqueue(self.topics.event, payload, retain=False)
 
-    def publish_deployment(self, payload: dict) -> None:
-        """Publish the last pull's outcome (retained) on ``.../deployment``."""
+    def publish_deployment(self, payload: dict) -> None:  # the last pull's outcome, retained
         self._enqueue(self.topics.deployment, payload, retain=True)
 
-    def publish_camera(self, state: str) -> None:
-        """Publish the camera's state (``online``/``offline``, retained) on ``.../camera``."""
+    def publish_camera(self, state: str) -> None:  # ``online``/``offline``, retained
         self._enqueue(self.topics.camera, state, retain=True)
 
-    def publish_label(self, text: str, topic: str | None = None) -> None:
-        """Publish the plain-text label (retained) on ``.../label`` (`topic`: a region's)."""
+    def publish_label(self, text: str, topic: str | None = None) -> None:  # plain text, retained; `topic`: a region's
         self._enqueue(topic or self.topics.label, text, retain=True)
 
     def take_reconnected(self) -> bool:
