@@ -98,8 +98,9 @@ def test_the_command_table_is_the_parser():
     """Every subcommand comes from COMMANDS (the shared shape of the three CLIs) and documents the exit status."""
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert list(sub.choices) == [c.name for c in COMMANDS] == ["model", "release", "status", "collect", "keygen",
-                                                                   "sign", "verify", "pull-init", "pull-setup"]
+    assert list(sub.choices) == [c.name for c in COMMANDS] == ["model", "release", "status", "collect", "image",
+                                                                   "keygen", "sign", "verify", "pull-init",
+                                                                   "pull-setup"]
     assert "exit status" in parser.format_help() and "rolled back" in parser.format_help()
 
 

@@ -29,8 +29,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.device import image_arm
-from tests.device.host import LabError, missing_capability, run
-from tests.device.lab import Lab, shared_lab
+from tests.device.host import LabError, run
+from tests.device.lab import Lab
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,14 +45,6 @@ virt_scenarios = pytest.mark.skipif(
     reason="the virt scenarios (first boot online, a refused boot config) need EDGE_LAB_ARM=all (CI's time budget)",
 )
 TOPIC = f"edge/{image_arm.HOSTNAME}"
-
-
-@pytest.fixture(scope="module")
-def lab() -> Lab:
-    why = missing_capability()
-    if why:
-        pytest.skip(why)
-    return shared_lab()
 
 
 @pytest.fixture(scope="module")

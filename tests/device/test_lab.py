@@ -17,8 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.device import scenarios_pull, scenarios_systemd, scenarios_vm, targets
-from tests.device.host import missing_capability
-from tests.device.lab import REPO, Figure, Lab, shared_lab
+from tests.device.lab import REPO, Figure, Lab
 from tests.device.nspawn import Machine
 from tests.support.shared_data import shared
 
@@ -31,14 +30,6 @@ SEED = int(os.environ.get("EDGE_LAB_SEED", str(int(time.time()))))
 def show(figure: Figure) -> None:
     print(f"\n{figure.scenario}: {figure.figure}")
     assert figure.ok, figure.figure
-
-
-@pytest.fixture(scope="module")
-def lab() -> Lab:
-    why = missing_capability()
-    if why:
-        pytest.skip(why)
-    return shared_lab()
 
 
 @pytest.fixture(scope="class")
