@@ -83,5 +83,6 @@ def test_regions_load_and_print(demo_model, tmp_path) -> None:
 
 
 def test_regions_cannot_come_from_the_environment(demo_model, tmp_path) -> None:
-    with pytest.raises(EdgeError, match=r"EDGE_REGIONS__NAME: lists and \[\[regions\]\] tables cannot be set from the env"):
+    refused = r"EDGE_REGIONS__NAME: lists and \[\[regions\]\] tables cannot be set from the env"
+    with pytest.raises(EdgeError, match=refused):
         config_from_dict({"model": {"path": str(demo_model)}}, environ={"EDGE_REGIONS__NAME": "x"})
