@@ -37,8 +37,8 @@ ALLOWED: dict[str, set[str]] = {
     "service": {"config", "frames", "sources", "inference", "mqtt", "collect", "http"},
     "cli": {"config", "frames", "sources", "inference", "mqtt", "collect", "http", "service"},
 }
-PURE = {"errors", "frames.frame", "frames.mjpeg", "frames.decode", "frames.regions", "sources.source",
-        "config.schema", "config.fields", "config.urls", "config.devices", "inference.preprocess",
+PURE = {"errors", "frames.frame", "frames.mjpeg", "frames.decode", "frames.regions", "frames.similar",
+        "sources.source", "config.schema", "config.fields", "config.urls", "config.devices", "inference.preprocess",
         "inference.postprocess", "inference.smoothing", "inference.stats", "mqtt.contract", "mqtt.discovery",
         "mqtt.outbox", "collect.policy", "inference.reference", "inference.drift", "service.model_watch",
         "http.state", "http.overlay"}  # fmt: skip
