@@ -6,7 +6,9 @@ Policies, each off at 0/false (`[collect]`):
 - `on_change`: the frames around a label change: the last one before it and the first one after it;
 - `every_s`: one frame every so many seconds (a sample of the ordinary);
 - `on_drift`: every frame while the stream's drift state is `drifting` (the frames the next model must learn).
-At most `max_per_hour` frames are kept in any hour (a sliding window), whatever the policies say.
+At most `max_per_hour` frames are kept in any hour (a sliding window), whatever the policies say, and a frame
+showing what a frame kept from the same stream in the last `dedupe_s` seconds showed (a near-duplicate by its
+perceptual hash, `edge.frames.similar`) is not kept again: it takes no slot of the hour.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from edge.frames.similar import NEAR, near
 from edge.inference.postprocess import Prediction
 
 HOUR_S = 3600.0
@@ -49,6 +52,30 @@ class HourlyCap:
             return False
         self._kept.append(now)
         return True
+
+
+class RecentPictures:
+    """The hashes of the pictures one stream kept in the last `window_s` seconds (at most `limit`, newest kept).
+
+    A still scene then fills the quota with one picture per window instead of one per frame.
+    """
+
+    def __init__(self, window_s: float, limit: int = 4096) -> None:
+        self.window_s, self.limit = window_s, limit
+        self._kept: deque[tuple[float, int]] = deque()  # (time, hash), oldest first
+
+    def duplicate(self, picture: int, now: float) -> bool:
+        """The picture is a near-duplicate of one kept within the window (always False with a window of 0)."""
+        while self._kept and now - self._kept[0][0] >= self.window_s:
+            self._kept.popleft()
+        return any(near(picture, kept, NEAR) for _, kept in self._kept)
+
+    def add(self, picture: int, now: float) -> None:
+        """The picture was kept at `now`."""
+        if self.window_s > 0:
+            self._kept.append((now, picture))
+            while len(self._kept) > self.limit:
+                self._kept.popleft()
 
 
 class CollectPolicy:
