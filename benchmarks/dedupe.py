@@ -92,8 +92,10 @@ def hash_cost(data: np.ndarray, runs: int = 300) -> dict:
             times.append(time.perf_counter() - t0)
         return float(np.median(times)) * 1000
 
-    return {"hash_ms": median(lambda: dhash(region_gray(frame, WHOLE))), "full_decode_ms": median(
-        lambda: decode_jpeg(data))}
+    return {
+        "hash_ms": median(lambda: dhash(region_gray(frame, WHOLE))),
+        "full_decode_ms": median(lambda: decode_jpeg(data)),
+    }
 
 
 def main() -> None:
@@ -114,7 +116,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, scene in scenes.items():
             for dedupe_s in (0.0, 600.0):
-                out[f"{name} dedupe_s={dedupe_s:g}"] = replay(scene, args.fps, dedupe_s, Path(tmp) / f"{name}{dedupe_s}")
+                folder = Path(tmp) / f"{name}-{dedupe_s:g}"
+                out[f"{name} dedupe_s={dedupe_s:g}"] = replay(scene, args.fps, dedupe_s, folder)
     if args.json:
         print(json.dumps(out, indent=2))
         return
@@ -122,8 +125,10 @@ def main() -> None:
     print(f"{'scene':<22} {'kept':>5} {'MB':>6} {'duplicates':>10} {'capped':>6} {'distinct kept':>13}")
     for key, r in out.items():
         if isinstance(r, dict) and "kept" in r:
-            print(f"{key:<22} {r['kept']:>5} {r['bytes'] / 1e6:>6.2f} {r['duplicates']:>10} {r['capped']:>6} "
-                  f"{r['distinct_kept']:>6} of {r['distinct_in_scene']}")
+            print(
+                f"{key:<22} {r['kept']:>5} {r['bytes'] / 1e6:>6.2f} {r['duplicates']:>10} {r['capped']:>6} "
+                f"{r['distinct_kept']:>6} of {r['distinct_in_scene']}"
+            )
     cost = out["cost"]
     print(f"duplicate check per candidate: {cost['hash_ms']:.2f} ms (full decode: {cost['full_decode_ms']:.2f} ms)")
 
