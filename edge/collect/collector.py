@@ -5,7 +5,8 @@ and each stream's result (`offer`). When a policy picks the result (`edge.collec
 store's thread, which hashes its region from a 1/8 gray decode and skips it when the stream kept a near-duplicate
 within `dedupe_s`; else, when the hourly cap allows, the region is decoded at full size and stored
 (`edge.collect.store`) with its sidecar: scores, top-k, model, device, region, reason, capture time. The
-classifier never waits for a decode or the disk, and duplicates take no slot of the hourly cap.
+classifier never waits for a decode or the disk, duplicates take no slot of the hourly cap, and a frame picked
+while the hour has no slot left is counted as capped at once, never queued behind the writes.
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ class Collector:
             self._keep(frame, stream, {**sidecar, "reason": reasons}, now)
 
     def _keep(self, frame: Frame, stream: int, sidecar: dict, now: float) -> None:
+        if self._cap.full(now):  # refused whatever it shows: not queued behind the writes
+            return
         region, box = self._streams[stream]
         stamp = dt.datetime.fromisoformat(sidecar["captured_at"].replace("Z", "+00:00")).strftime("%Y%m%dT%H%M%S_%f")
         stem = f"{stamp}_{self._device}_{region or 'frame'}"

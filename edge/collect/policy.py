@@ -13,6 +13,7 @@ perceptual hash, `edge.frames.similar`) is not kept again: it takes no slot of t
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,22 +37,36 @@ class CollectRules:
 
 
 class HourlyCap:
-    """At most `per_hour` frames kept in any hour (a sliding window), shared by every stream of a device."""
+    """At most `per_hour` frames kept in any hour (a sliding window), shared by every stream of a device (and by
+    the classifier's thread, which asks `full`, and the store's, which takes the slots)."""
 
     def __init__(self, per_hour: int) -> None:
         self.per_hour = per_hour
         self._kept: deque[float] = deque()  # times of kept frames within the last hour
+        self._lock = threading.Lock()
         self.refused = 0  # frames a policy wanted but the cap refused
 
     def admit(self, now: float) -> bool:
         """Take one slot at `now`; False (and counted) when the cap is reached."""
+        with self._lock:
+            if self._full(now):
+                self.refused += 1
+                return False
+            self._kept.append(now)
+            return True
+
+    def full(self, now: float) -> bool:
+        """No slot is free at `now` (then counted as refused): a frame need not even be looked at."""
+        with self._lock:
+            if self._full(now):
+                self.refused += 1
+                return True
+            return False
+
+    def _full(self, now: float) -> bool:
         while self._kept and now - self._kept[0] >= HOUR_S:
             self._kept.popleft()
-        if len(self._kept) >= self.per_hour:
-            self.refused += 1
-            return False
-        self._kept.append(now)
-        return True
+        return len(self._kept) >= self.per_hour
 
 
 class RecentPictures:

@@ -22,7 +22,9 @@ def test_hard_frames_are_kept_per_region(mosquitto, subscriber_factory, daemon_f
     cfg.write_text(cfg.read_text() + '\n[[regions]]\nname = "left"\nbox = [0, 0, 0.5, 1]\n'
                    '\n[[regions]]\nname = "right"\nbox = [0.5, 0, 0.5, 1]\n')  # fmt: skip
     d = daemon_factory(cfg)
-    stats = sub.wait_for(lambda ms: any(m.json().get("collected", 0) >= 6 for m in ms), 30)
+    # the hourly cap is applied on the store's thread: the frame it refuses may come a stats message after the 6th
+    stats = sub.wait_for(lambda ms: any(m.json().get("collected", 0) >= 6 and m.json()["collect_capped"] >= 1
+                                        for m in ms), 30)  # fmt: skip
     assert d.stop()[0] == 0
     images = sorted(store.glob("*/*.jpg"))
     assert len(images) == 6  # max_per_hour, across both regions
@@ -58,5 +60,5 @@ def test_a_still_scene_is_kept_once_per_region(mosquitto, subscriber_factory, da
     stats = sub.wait_for(lambda ms: any(m.json().get("collect_duplicates", 0) >= 6 for m in ms), 30)
     assert d.stop()[0] == 0
     last = [m.json() for m in stats][-1]
-    assert (last["collected"], last["collect_capped"], last["collect_dropped"]) == (2, 0, 0), last
+    assert (last["collected"], last["collect_capped"]) == (2, 0), last  # (a drop: a write slower than the queue)
     assert sorted(json.loads(p.read_text())["region"] for p in store.glob("*/*.json")) == ["left", "right"]
