@@ -1,10 +1,12 @@
 """The device keeping what it finds hard: `[collect]` policies applied to every classified frame, per stream.
 
 The service hands over each frame as it is taken for classification (`taken`, kept only while it is in flight)
-and each stream's result (`offer`). When a policy picks the result (`edge.collect.policy`) and the hourly cap
-allows it, the frame, cropped to the stream's region, goes to the store (`edge.collect.store`) with its sidecar:
-scores, top-k, model, device, region, reason, capture time. Decoding at full size and writing happen on the
-store's thread: the classifier never waits for the disk.
+and each stream's result (`offer`). When a policy picks the result (`edge.collect.policy`), the frame goes to the
+store's thread, which hashes its region from a 1/8 gray decode and skips it when the stream kept a near-duplicate
+within `dedupe_s`; else, when the hourly cap allows, the region is decoded at full size and stored
+(`edge.collect.store`) with its sidecar: scores, top-k, model, device, region, reason, capture time. The
+classifier never waits for a decode or the disk, duplicates take no slot of the hourly cap, and a frame picked
+while the hour has no slot left is counted as capped at once, never queued behind the writes.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge.collect.policy import CollectPolicy, CollectRules, HourlyCap
+from edge.collect.policy import CollectPolicy, CollectRules, HourlyCap, RecentPictures
 from edge.collect.store import FrameStore
+from edge.frames.decode import decode_jpeg, frame_size, reduction
 from edge.frames.frame import Frame
-from edge.frames.regions import crop
+from edge.frames.regions import crop, pixel_box
+from edge.frames.similar import dhash
 from edge.inference.postprocess import Prediction
 from edge.mqtt.contract import iso_utc
 
@@ -28,6 +32,20 @@ if TYPE_CHECKING:
     from edge.config.schema import CollectConfig
 
 IN_FLIGHT = 32  # frames remembered between being taken and their result (workers + a margin)
+HASH_SIZE = (32, 32)  # the region decoded at least this large for its hash (dHash reads 9x8)
+
+
+def region_gray(frame: Frame, box: Sequence[float]) -> np.ndarray | None:
+    """The frame's region in gray, as small as its hash allows (a JPEG decoded at 1/2 to 1/8); None: undecodable."""
+    if frame.jpeg is None:
+        return None if frame.pixels is None else crop(frame.pixels, box)
+    size = frame_size(frame.jpeg)
+    if size is None:
+        return None
+    x0, y0, x1, y1 = pixel_box(box, *size)
+    small = decode_jpeg(frame.jpeg, reduction((x1 - x0, y1 - y0), HASH_SIZE), gray=True)
+    w, h = size
+    return None if small is None else crop(small, (x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h))
 
 
 class Collector:
@@ -49,7 +67,8 @@ class Collector:
                                  min_free_bytes=int(cfg.min_free_mb * 1e6), jpeg_quality=cfg.jpeg_quality)  # fmt: skip
         self._frames: OrderedDict[int, Frame] = OrderedDict()
         self._previous: list[tuple[Frame, dict] | None] = [None for _ in streams]  # each stream's last frame, sidecar
-        self._cap = cap
+        self._recent = [RecentPictures(cfg.dedupe_s) for _ in streams]  # used on the store's thread only
+        self._cap, self._dedupe, self._duplicates = cap, cfg.dedupe_s > 0, 0
 
     def start(self) -> Collector:
         """Create the folder and start the writer."""
@@ -84,21 +103,38 @@ class Collector:
             self._keep(frame, stream, {**sidecar, "reason": reasons}, now)
 
     def _keep(self, frame: Frame, stream: int, sidecar: dict, now: float) -> None:
-        if not self._cap.admit(now):
+        if self._cap.full(now):  # refused whatever it shows: not queued behind the writes
             return
         region, box = self._streams[stream]
         stamp = dt.datetime.fromisoformat(sidecar["captured_at"].replace("Z", "+00:00")).strftime("%Y%m%dT%H%M%S_%f")
         stem = f"{stamp}_{self._device}_{region or 'frame'}"
+        recent = self._recent[stream]
 
-        def image() -> np.ndarray | None:
-            full = frame.image  # decoded at full size, on the store's thread
-            return None if full is None else np.ascontiguousarray(crop(full, box))
+        def image() -> np.ndarray | None:  # on the store's thread: None = not kept
+            picture = None
+            if self._dedupe:
+                small = region_gray(frame, box)
+                if small is None:
+                    raise OSError("the frame does not decode")
+                picture = dhash(small)
+                if recent.duplicate(picture, now):
+                    self._duplicates += 1
+                    return None
+            if not self._cap.admit(now):
+                return None
+            full = frame.image  # decoded at full size
+            if full is None:
+                raise OSError("the frame does not decode")
+            if picture is not None:
+                recent.add(picture, now)
+            return np.ascontiguousarray(crop(full, box))
 
         self._store.submit(image, sidecar, stem)
 
     def counters(self) -> dict[str, int]:
-        """The store's counters and the frames the hourly cap refused (`collect_capped`)."""
-        return {**self._store.counters(), "collect_capped": self._cap.refused}
+        """The store's counters, the frames the hourly cap refused (`collect_capped`) and the near-duplicates of
+        frames kept within `dedupe_s` that were skipped (`collect_duplicates`)."""
+        return {**self._store.counters(), "collect_capped": self._cap.refused, "collect_duplicates": self._duplicates}
 
     def close(self, timeout: float = 2.0) -> None:
         """Write what is queued, within `timeout`."""

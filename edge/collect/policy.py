@@ -6,15 +6,19 @@ Policies, each off at 0/false (`[collect]`):
 - `on_change`: the frames around a label change: the last one before it and the first one after it;
 - `every_s`: one frame every so many seconds (a sample of the ordinary);
 - `on_drift`: every frame while the stream's drift state is `drifting` (the frames the next model must learn).
-At most `max_per_hour` frames are kept in any hour (a sliding window), whatever the policies say.
+At most `max_per_hour` frames are kept in any hour (a sliding window), whatever the policies say, and a frame
+showing what a frame kept from the same stream in the last `dedupe_s` seconds showed (a near-duplicate by its
+perceptual hash, `edge.frames.similar`) is not kept again: it takes no slot of the hour.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from edge.frames.similar import NEAR, near
 from edge.inference.postprocess import Prediction
 
 HOUR_S = 3600.0
@@ -33,22 +37,60 @@ class CollectRules:
 
 
 class HourlyCap:
-    """At most `per_hour` frames kept in any hour (a sliding window), shared by every stream of a device."""
+    """At most `per_hour` frames kept in any hour (a sliding window), shared by every stream of a device (and by
+    the classifier's thread, which asks `full`, and the store's, which takes the slots)."""
 
     def __init__(self, per_hour: int) -> None:
         self.per_hour = per_hour
         self._kept: deque[float] = deque()  # times of kept frames within the last hour
+        self._lock = threading.Lock()
         self.refused = 0  # frames a policy wanted but the cap refused
 
     def admit(self, now: float) -> bool:
         """Take one slot at `now`; False (and counted) when the cap is reached."""
+        with self._lock:
+            if self._full(now):
+                self.refused += 1
+                return False
+            self._kept.append(now)
+            return True
+
+    def full(self, now: float) -> bool:
+        """No slot is free at `now` (then counted as refused): a frame need not even be looked at."""
+        with self._lock:
+            if self._full(now):
+                self.refused += 1
+                return True
+            return False
+
+    def _full(self, now: float) -> bool:
         while self._kept and now - self._kept[0] >= HOUR_S:
             self._kept.popleft()
-        if len(self._kept) >= self.per_hour:
-            self.refused += 1
-            return False
-        self._kept.append(now)
-        return True
+        return len(self._kept) >= self.per_hour
+
+
+class RecentPictures:
+    """The hashes of the pictures one stream kept in the last `window_s` seconds (at most `limit`, newest kept).
+
+    A still scene then fills the quota with one picture per window instead of one per frame.
+    """
+
+    def __init__(self, window_s: float, limit: int = 4096) -> None:
+        self.window_s, self.limit = window_s, limit
+        self._kept: deque[tuple[float, int]] = deque()  # (time, hash), oldest first
+
+    def duplicate(self, picture: int, now: float) -> bool:
+        """The picture is a near-duplicate of one kept within the window (always False with a window of 0)."""
+        while self._kept and now - self._kept[0][0] >= self.window_s:
+            self._kept.popleft()
+        return any(near(picture, kept, NEAR) for _, kept in self._kept)
+
+    def add(self, picture: int, now: float) -> None:
+        """The picture was kept at `now`."""
+        if self.window_s > 0:
+            self._kept.append((now, picture))
+            while len(self._kept) > self.limit:
+                self._kept.popleft()
 
 
 class CollectPolicy:

@@ -73,8 +73,9 @@ class FrameStore:
         return self
 
     def submit(self, image: np.ndarray | Callable[[], np.ndarray | None], sidecar: dict, stem: str) -> bool:
-        """Queue a frame (BGR or gray uint8, or a function making it on the writer's thread: a decode) and its
-        sidecar; False when the writer is behind (dropped)."""
+        """Queue a frame (BGR or gray uint8, or a function making it on the writer's thread: a decode, returning
+        None when the frame is not to be kept after all, raising OSError when it cannot be) and its sidecar; False
+        when the writer is behind (dropped)."""
         try:
             self._queue.put_nowait((image, sidecar, stem))
             return True
@@ -116,7 +117,7 @@ class FrameStore:
             return
         image = image() if callable(image) else image
         if image is None:
-            raise OSError("the frame does not decode")
+            return
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             raise OSError("JPEG encoding failed")

@@ -206,6 +206,9 @@ class CollectConfig:
     min_free_mb: float = _f(200.0, "keep nothing while the file system has less free space than this, MB", min=0,
                             max=1_000_000)  # fmt: skip
     max_per_hour: int = _f(120, "frames kept in any hour at most, whatever the policies say", min=1, max=100_000)
+    dedupe_s: float = _f(600.0, "skip a frame that looks like one this stream kept in the last this many seconds (a "
+                               "near-duplicate by perceptual hash; it takes no slot of `max_per_hour`); 0 = off",
+                         min=0, max=86400)  # fmt: skip
     below_score: float = _f(0.0, "keep a frame whose best score is below this (0 = off)", min=0, max=1)
     margin: float = _f(0.0, "keep a frame whose best score minus the second best is below this (0 = off)", min=0,
                        max=1)  # fmt: skip

@@ -167,7 +167,7 @@ def stats_payload(window: Mapping[str, float], camera: Any, mqtt: Mapping[str, i
         classified: frames classified since start-up; errors: frames whose inference failed.
         uptime_s: seconds since start-up; started_at: Unix time of start-up; model, device: what classifies.
         collect: the frame collection's counters when `[collect]` is enabled (`collected`, `collect_dropped`,
-            `collect_pruned`, `collect_bytes`, `collect_capped`).
+            `collect_pruned`, `collect_bytes`, `collect_capped`, `collect_duplicates`).
     """
     return {
         **{k: round(float(window[k]), 2) for k in STATS_WINDOW_KEYS},

@@ -58,7 +58,8 @@ def test_the_inverted_clip_drifts_and_its_frames_are_kept(mosquitto, subscriber_
     store = tmp_path / "collected"
     sub = subscriber_factory(mosquitto, [f"{T}/drift", f"{T}/event", f"{T}/stats"])
     d = daemon_factory(config(tmp_path, mosquitto, demo_model, negated, camera=CAMERA, drift=DRIFT,
-                              collect={"enabled": True, "dir": str(store), "on_drift": True, "max_per_hour": 20}))
+                              collect={"enabled": True, "dir": str(store), "on_drift": True, "max_per_hour": 20,
+                                       "dedupe_s": 0}))  # the clip's still segments: count every frame
     drifting = wait_payload(sub, f"{T}/drift", lambda p: p["state"] == "drifting", timeout=70)
     assert drifting["score"] >= drifting["threshold"] or drifting["unknown_rate"] >= 0.25
     event = wait_payload(sub, f"{T}/event", lambda p: p["event"] == "drift_changed")
