@@ -255,7 +255,7 @@ class SimilarClass(EdgeError):
 
     def __init__(self, name: str, similar: str) -> None:
         super().__init__(f"there is no class {name!r}, but there is {similar!r}: assign to {similar!r}, or confirm "
-                         f"to create the new class {name!r}")
+                         f"to create the new class {name!r}")  # fmt: skip
         self.similar = similar
 
 

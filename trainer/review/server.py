@@ -218,8 +218,12 @@ class ReviewHandler(BaseHTTPRequestHandler):
 
 def add_review_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inbox", help="the frames to review: <predicted label>/<stem>.jpg + .json (edge-deploy collect)")
-    p.add_argument("--dataset", "-d", required=True,
-                   help="the dataset the frames go into: <class>/ folders (train/<class>/ with split folders)")
+    p.add_argument(
+        "--dataset",
+        "-d",
+        required=True,
+        help="the dataset the frames go into: <class>/ folders (train/<class>/ with split folders)",
+    )
     p.add_argument("--port", type=bounded_int(0, 65535), default=0, help="port on 127.0.0.1 (0: any free one)")
 
 
