@@ -121,8 +121,8 @@ def review_cli(places: tuple[Path, Path]) -> Iterator[tuple[str, Path, Path]]:
 def still(tmp_path: Path) -> tuple[Path, Path]:
     """An inbox of two still scenes, five near-duplicate frames each, and a dataset with the class Coat."""
     inbox = make_inbox(tmp_path / "still", per_segment=5, segments=(0, 1), still=True)
-    (tmp_path / "data" / "Coat").mkdir(parents=True)
-    return inbox, tmp_path / "data"
+    (tmp_path / "still-data" / "Coat").mkdir(parents=True)
+    return inbox, tmp_path / "still-data"
 
 
 @pytest.fixture
@@ -253,8 +253,8 @@ def test_select_assign_discard_in_a_real_browser(review_cli: tuple[str, Path, Pa
     assert options == ["Bag", "Coat", "Odd one"]
 
     # a reload shows what is on disk
-    browser.refresh()
-    _wait(browser, lambda d: len(_cards(d)) == len(inbox_ids(inbox)))
+    browser.refresh()  # returns before the page's fetch of the listing: wait for it to be shown (its inbox path)
+    _wait(browser, lambda d: d.find_element(By.ID, "inbox-path").text and len(_cards(d)) == len(inbox_ids(inbox)))
     if not inbox_ids(inbox):
         assert "inbox is empty" in browser.find_element(By.ID, "empty").text
 
