@@ -1,9 +1,9 @@
 """Near-duplicate frames of the review inbox: one card for a still scene a device kept many times (issue 27).
 
 A camera watching a scene that does not change sends the same uncertain frame again and again; reviewing each is
-the same click many times. Each inbox picture gets the difference hash of `edge.frames.similar` (the one the
-collector's near-duplicate rule uses), and pictures whose hashes are within `NEAR` bits of a group's first
-picture are shown and assigned as that one group.
+the same click many times. Each inbox picture gets the difference hash of `edge.frames.similar` (pure, in
+`edge` so that a device can apply the same rule), and pictures of one label folder whose hashes are within
+`NEAR` bits of a group's first picture are shown and assigned as that one group.
 
 The hash is computed from a picture decoded at 1/8 of its size in gray (libjpeg's DCT scaling: the 9x8 hash
 needs no more), and remembered by (path, size, mtime) so that listing a big inbox again, after every move, does
@@ -23,7 +23,7 @@ from edge.frames.decode import decode_jpeg
 from edge.frames.similar import NEAR, dhash
 
 T = TypeVar("T")
-CACHE_SIZE = 100_000  # hashes remembered (about 100 bytes each); the oldest is dropped beyond
+CACHE_SIZE = 100_000  # hashes remembered (a few hundred bytes each: tens of MB at most); the oldest dropped beyond
 _cache: dict[tuple[str, int, int], int | None] = {}
 _cache_lock = threading.Lock()  # the server lists the inbox on several threads at once
 
