@@ -143,7 +143,7 @@ def test_hard_frames_collected_relabelled_retrained_and_rolled_out(tmp_path: Pat
         r = deploy("collect", "--hosts", inventory, "--out", inbox, "--json")
         assert r.returncode == 0, r.stdout + r.stderr
         groups = list_inbox(inbox)
-        files = [item["id"] for group in groups for item in group["items"]]
+        files = [i for group in groups for item in group["items"] for i in [item["id"], *item["same"]]]  # +near-dups
         assert len(files) >= 100 and all(item["sidecar"]["score"] < 0.6 for g in groups for item in g["items"]), groups
 
         # 3. Review: they are all trousers.

@@ -29,6 +29,7 @@ from typing import Any
 from edge.errors import EdgeError
 from edge.files import fsync_dir
 from trainer.data.dataset import SPLIT_NAMES, count_images, detect_split_layout, split_score
+from trainer.review.similar import near_groups
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SIDECAR_SUFFIX = ".json"
@@ -103,15 +104,17 @@ def _images(folder: Path) -> list[Path]:
 
 
 def list_inbox(inbox: Path) -> list[dict[str, Any]]:
-    """The inbox's images grouped by their folder (the predicted label): [{"name", "items": [{"id", "sidecar"}]}].
+    """The inbox's images by folder (the predicted label): [{"name", "items": [{"id", "sidecar", "same"}]}].
 
-    `id` is `<folder>/<file>`, what `assign` and `discard` take; `sidecar` is the frame's sidecar (its known
-    fields) or None when it has none or it does not read.
+    `id` is `<folder>/<file>`, what `assign` and `discard` take; `sidecar` the frame's sidecar (its known fields)
+    or None; `same` the ids of the folder's near-duplicates of it (`trainer.review.similar`), assigned with it.
     """
     groups = []
     folders = (p for p in inbox.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
     for folder in sorted(folders):
-        items = [{"id": f"{folder.name}/{p.name}", "sidecar": _sidecar(p)} for p in _images(folder)]
+        name = folder.name
+        items = [{"id": f"{name}/{g[0].name}", "sidecar": _sidecar(g[0]), "same": [f"{name}/{p.name}" for p in g[1:]]}
+                 for g in near_groups(_images(folder))]  # fmt: skip
         if items:
             groups.append({"name": folder.name, "items": items})
     return groups
@@ -252,7 +255,7 @@ class SimilarClass(EdgeError):
 
     def __init__(self, name: str, similar: str) -> None:
         super().__init__(f"there is no class {name!r}, but there is {similar!r}: assign to {similar!r}, or confirm "
-                         f"to create the new class {name!r}")
+                         f"to create the new class {name!r}")  # fmt: skip
         self.similar = similar
 
 

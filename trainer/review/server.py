@@ -5,7 +5,7 @@ label with their scores; a person selects some (click, shift-click for a range, 
 assigns a class or discards them. The server is the standard library's, bound to 127.0.0.1 only, and answers:
 
     GET  /                 the page
-    GET  /api/inbox        {"groups": [...], "classes": [...], "inbox", "dataset", "target"}
+    GET  /api/inbox        {"groups": [...], "classes": [...], "inbox", "dataset", "target"} (near-duplicates in "same")
     GET  /image/<id>       an inbox image (ids are `<label folder>/<file>`)
     POST /api/assign       {"files": [ids], "class": "name"}  -> {"moved", "failed", "classes"}
     POST /api/discard      {"files": [ids]}                   -> the same
@@ -218,8 +218,12 @@ class ReviewHandler(BaseHTTPRequestHandler):
 
 def add_review_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inbox", help="the frames to review: <predicted label>/<stem>.jpg + .json (edge-deploy collect)")
-    p.add_argument("--dataset", "-d", required=True,
-                   help="the dataset the frames go into: <class>/ folders (train/<class>/ with split folders)")
+    p.add_argument(
+        "--dataset",
+        "-d",
+        required=True,
+        help="the dataset the frames go into: <class>/ folders (train/<class>/ with split folders)",
+    )
     p.add_argument("--port", type=bounded_int(0, 65535), default=0, help="port on 127.0.0.1 (0: any free one)")
 
 
@@ -231,7 +235,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         dataset.mkdir(parents=True)
         log.info("created the dataset folder %s", dataset)
     server = ReviewServer(args.inbox, dataset, args.port)
-    count = sum(len(g["items"]) for g in box.list_inbox(server.inbox))
+    count = sum(1 + len(item["same"]) for g in box.list_inbox(server.inbox) for item in g["items"])  # hashes cached
     print(f"reviewing {count} image(s) of {args.inbox} into {box.destination(dataset)}: open {server.url} "
           "(Ctrl-C to stop)", flush=True)  # fmt: skip
     try:

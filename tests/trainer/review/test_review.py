@@ -16,8 +16,10 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -32,17 +34,35 @@ ASSETS = Path(__file__).resolve().parents[3] / "edge" / "assets"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
-def make_inbox(root: Path, per_segment: int = 2, segments: tuple[int, ...] = (0, 1, 4)) -> Path:
-    """Real collected frames: demo clip frames, classified by the demo model, written by the device's writer."""
+def camera_frame(frame: np.ndarray, seed: int, mirror: bool = False, quality: int | None = None) -> np.ndarray:
+    """A frame as a camera sends it again: its own sensor noise (seeded), mirrored, or re-encoded as a JPEG."""
+    noise = np.random.default_rng(seed).normal(0, 3, frame.shape)
+    out = np.clip(frame.astype(np.float64) + noise, 0, 255).astype(np.uint8)
+    out = np.ascontiguousarray(out[:, ::-1]) if mirror else out
+    if quality is not None:
+        out = cv2.imdecode(cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+    return out
+
+
+def make_inbox(root: Path, per_segment: int = 2, segments: tuple[int, ...] = (0, 1, 4), still: bool = False) -> Path:
+    """Real collected frames: demo clip frames, classified by the demo model, written by the device's writer.
+
+    The clip holds one picture per segment, so its frames of a segment are the same picture: each frame gets its
+    own camera noise and every second one is mirrored, so that no two are near-duplicates (the review page would
+    show them as one card; up to 2 per segment). `still`: the frames of a segment are the near-duplicates a
+    camera watching a still scene sends: its first frame with fresh noise each time, re-encoded as a JPEG.
+    """
     timeline = json.loads((ASSETS / "demo_clip.json").read_text())["segments"]
     frames = read_frames(ASSETS / "demo_clip.avi")
     store = FrameStore(root, max_bytes=10**8, min_free_bytes=0, queue_size=64).start()
     with load_model(ASSETS / "demo_model.tflite", device="cpu") as clf:
         for s in segments:
             for k in range(per_segment):
-                n = timeline[s]["start_frame"] + 3 * k
-                result = clf.classify(frames[n], 3)
-                scores = clf.scores(frames[n])
+                n = timeline[s]["start_frame"] + (k if still else 3 * k)
+                first = frames[timeline[s]["start_frame"]]
+                frame = camera_frame(first, n, quality=75) if still else camera_frame(frames[n], n, mirror=k % 2 == 1)
+                result = clf.classify(frame, 3)
+                scores = clf.scores(frame)
                 top = result.top
                 sidecar = {"label": top.label, "index": top.index, "score": round(top.score, 4),
                            "top_k": [{"index": p.index, "label": p.label, "score": round(p.score, 4)}
@@ -51,7 +71,7 @@ def make_inbox(root: Path, per_segment: int = 2, segments: tuple[int, ...] = (0,
                            "device": "cam1", "region": None, "reason": ["below_score"],
                            "captured_at": f"2025-01-01T00:00:{n % 60:02d}Z", "frame": n,
                            "collected_from": "cam1", "collected_at": "2025-01-02T00:00:00Z"}  # fmt: skip
-                assert store.submit(frames[n], sidecar, f"20250101T0000{n:04d}_cam1_frame")
+                assert store.submit(frame, sidecar, f"20250101T0000{n:04d}_cam1_frame")
     store.close(timeout=10)
     (root / ".edge-collect-index").write_text("{}")  # what edge-deploy collect keeps beside the frames
     return root
@@ -74,21 +94,35 @@ def places(tmp_path: Path) -> tuple[Path, Path]:
 # -- the browser ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def review_cli(places: tuple[Path, Path]) -> Iterator[tuple[str, Path, Path]]:
+@contextmanager
+def _review(inbox: Path, data: Path, images: int) -> Iterator[str]:
     """`edge-train review INBOX --dataset DATA --port 0` as a user starts it; yields the URL it printed."""
-    inbox, data = places
     proc = subprocess.Popen([sys.executable, "-m", "trainer.cli", "review", str(inbox), "--dataset", str(data)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         line = proc.stdout.readline()
         found = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
         assert found, (line, proc.stderr.read() if proc.poll() is not None else "")
-        assert "reviewing 6 image(s)" in line
-        yield found.group(1), inbox, data
+        assert f"reviewing {images} image(s)" in line
+        yield found.group(1)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def review_cli(places: tuple[Path, Path]) -> Iterator[tuple[str, Path, Path]]:
+    """The review page of `places`: (its URL, the inbox, the dataset)."""
+    with _review(*places, images=6) as url:
+        yield url, *places
+
+
+@pytest.fixture
+def still(tmp_path: Path) -> tuple[Path, Path]:
+    """An inbox of two still scenes, five near-duplicate frames each, and a dataset with the class Coat."""
+    inbox = make_inbox(tmp_path / "still", per_segment=5, segments=(0, 1), still=True)
+    (tmp_path / "still-data" / "Coat").mkdir(parents=True)
+    return inbox, tmp_path / "still-data"
 
 
 @pytest.fixture
@@ -219,10 +253,46 @@ def test_select_assign_discard_in_a_real_browser(review_cli: tuple[str, Path, Pa
     assert options == ["Bag", "Coat", "Odd one"]
 
     # a reload shows what is on disk
-    browser.refresh()
-    _wait(browser, lambda d: len(_cards(d)) == len(inbox_ids(inbox)))
+    browser.refresh()  # returns before the page's fetch of the listing: wait for it to be shown (its inbox path)
+    _wait(browser, lambda d: d.find_element(By.ID, "inbox-path").text and len(_cards(d)) == len(inbox_ids(inbox)))
     if not inbox_ids(inbox):
         assert "inbox is empty" in browser.find_element(By.ID, "empty").text
+
+
+def test_near_duplicates_are_one_card_assigned_in_one_click(still: tuple[Path, Path], browser) -> None:
+    """A still scene's five frames (issue 27): one card marked ×5, counted 5, selected as 5 and moved as 5 with
+    one click. A group of which only a part can move still goes from the page (the listing is read again)."""
+    from selenium.webdriver.common.by import By
+
+    inbox, data = still
+    scenes = {g["name"]: [item["id"], *item["same"]] for g in box.list_inbox(inbox) for item in g["items"]}
+    assert len(scenes) == 2 and all(len(ids) == 5 for ids in scenes.values())
+    with _review(inbox, data, images=10) as url:
+        browser.get(url)
+        _wait(browser, lambda d: len(_cards(d)) == 2)
+        assert [c.find_element(By.CSS_SELECTOR, ".same").text for c in _cards(browser)] == ["\u00d75", "\u00d75"]
+        assert [c.text for c in browser.find_elements(By.CSS_SELECTOR, ".group .count")] == ["(5)", "(5)"]
+        first = _cards(browser)[0]
+        group = scenes[first.find_element(By.XPATH, "ancestor::section").get_attribute("data-group")]
+        assert first.get_attribute("data-id") == group[0]
+        first.click()
+        assert browser.find_element(By.ID, "selected-count").text == "5 selected"
+        browser.find_element(By.ID, "class-name").send_keys("Coat")
+        browser.find_element(By.ID, "assign").click()
+        _wait(browser, lambda d: len(_cards(d)) == 1)
+        assert "5 image(s) moved to Coat" in browser.find_element(By.ID, "status").text
+        assert sorted(p.name for p in (data / "Coat").glob("*.jpg")) == sorted(i.split("/")[1] for i in group)
+        assert len(list((data / "Coat").glob("*.json"))) == 5
+        rest = next(ids for ids in scenes.values() if ids != group)
+        assert inbox_ids(inbox) == sorted(rest)
+
+        box.discard(inbox, rest[1:2])  # one of the other group goes meanwhile (another review, a person's mv)
+        _cards(browser)[0].click()
+        assert browser.find_element(By.ID, "selected-count").text == "5 selected"
+        browser.find_element(By.ID, "discard").click()
+        _wait(browser, lambda d: d.find_elements(By.ID, "empty"))
+        assert "4 image(s) discarded. 1 not moved" in browser.find_element(By.ID, "status").text
+        assert inbox_ids(inbox) == [] and len(list((inbox / ".discarded").glob("*/*.jpg"))) == 5
 
 
 def test_a_refused_class_name_moves_nothing_and_says_why(review_cli: tuple[str, Path, Path], browser) -> None:
@@ -268,6 +338,24 @@ def test_listens_on_loopback_only(server: ReviewServer) -> None:
     status, page, headers = _request(server, "GET", "/")
     assert status == 200 and b"<script>" in page and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert b"http://" not in page.replace(b"http://127", b"") and b"https://" not in page  # nothing from the network
+
+
+def test_near_duplicates_are_listed_under_their_first(still: tuple[Path, Path], places: tuple[Path, Path]) -> None:
+    """Each still scene is one item with its four other frames in `same`, within its label's folder; frames that
+    are not alike (the other inbox: one picture mirrored, other scenes) are one item each."""
+    srv = ReviewServer(*still).start()
+    try:
+        status, body, _ = _request(srv, "GET", "/api/inbox")
+    finally:
+        srv.close()
+    doc = json.loads(body)
+    assert status == 200 and [len(g["items"]) for g in doc["groups"]] == [1, 1]
+    for g in doc["groups"]:
+        item = g["items"][0]
+        assert len(item["same"]) == 4 and all(i.startswith(g["name"] + "/") for i in [item["id"], *item["same"]])
+        assert [item["id"], *item["same"]] == sorted([item["id"], *item["same"]])  # the first frame stands for it
+    assert sorted(i for g in doc["groups"] for it in g["items"] for i in [it["id"], *it["same"]]) == inbox_ids(still[0])
+    assert all(item["same"] == [] for g in box.list_inbox(places[0]) for item in g["items"])
 
 
 def test_listing_and_images(server: ReviewServer, places: tuple[Path, Path]) -> None:
@@ -489,8 +577,9 @@ def test_similar_class_is_case_or_one_edit(name, like) -> None:
     (json.dumps({"files": [f"Coat/{i}.jpg" for i in range(100_000)], "class": "Bag"}).encode(),
      "100000 files in one request (at most 10000); send them in parts"),
 ], ids=["100,000-deep JSON", "100,000 ids"])  # fmt: skip
-def test_unbounded_work_is_refused_with_one_json_error(server: ReviewServer, places: tuple[Path, Path], body: bytes,
-                                                       message: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_unbounded_work_is_refused_with_one_json_error(
+    server: ReviewServer, places: tuple[Path, Path], body: bytes, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
     inbox, _ = places
     caplog.set_level("INFO", logger="trainer")
     status, answer, _ = _request(server, "POST", "/api/assign", body)
@@ -499,8 +588,9 @@ def test_unbounded_work_is_refused_with_one_json_error(server: ReviewServer, pla
     assert len([r for r in caplog.records if r.name.startswith("trainer")]) <= 1  # one line per request at most
 
 
-def test_a_request_of_many_ids_logs_one_line(server: ReviewServer, places: tuple[Path, Path],
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_a_request_of_many_ids_logs_one_line(
+    server: ReviewServer, places: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
     inbox, _ = places
     caplog.set_level("INFO", logger="trainer")
     status, answer, _ = _request(server, "POST", "/api/discard", {"files": inbox_ids(inbox)})
