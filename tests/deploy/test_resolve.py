@@ -43,7 +43,8 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 
 REPO = Path(__file__).resolve().parents[2]
 PYPI_SIMPLE = "https://pypi.org/simple/"
-GLIBC_MINOR = 36  # Debian bookworm's glibc 2.36 (trixie has 2.41); manylinux_2_17 = manylinux2014 is the floor
+GLIBC_MINOR = 36  # Debian bookworm's glibc 2.36 (trixie has 2.41)
+LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}  # PEP 600's aliases
 # pip settings that say where the index is and how to reach it: kept from the environment and pip.conf.
 KEPT_SETTINGS = ("index-url", "cert", "client-cert", "trusted-host", "proxy", "timeout", "default-timeout", "retries",
                  "cache-dir")  # fmt: skip
@@ -62,9 +63,16 @@ class Target:
 
     @property
     def platforms(self) -> list[str]:
-        """The manylinux tags glibc 2.36 accepts, newest first (no musllinux: Debian is glibc)."""
-        many = [f"manylinux_2_{minor}_{self.arch}" for minor in range(GLIBC_MINOR, 16, -1)]
-        return [*many, f"manylinux2014_{self.arch}"]
+        """The manylinux tags glibc 2.36 accepts, newest first, as `packaging` makes them on the device: down to
+        2_17 on aarch64 (its first manylinux), 2_5 on x86_64, with the legacy aliases (no musllinux: Debian is glibc).
+        """
+        floor = 5 if self.arch == "x86_64" else 17
+        out = []
+        for minor in range(GLIBC_MINOR, floor - 1, -1):
+            out.append(f"manylinux_2_{minor}_{self.arch}")
+            legacy = LEGACY_MANYLINUX.get(minor)
+            out += [f"{legacy}_{self.arch}"] if legacy else []
+        return out
 
     @cached_property
     def tags(self) -> frozenset[tags.Tag]:
@@ -147,7 +155,8 @@ def resolve(target: Target, reqs: list[Requirement], env: Mapping[str, str], out
     cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", "install", "--dry-run", "--ignore-installed",
            "--target", str(out / f"{target}-site"),  # pip < 23.1 takes --platform only with --target
            "--only-binary=:all:", "--python-version", target.python, "--implementation", "cp", "--abi", target.abi,
-           *(a for p in target.platforms for a in ("--platform", p)), "--report", str(report), *map(str, reqs)]  # fmt: skip
+           *(a for p in target.platforms for a in ("--platform", p)),
+           "--report", str(report), *map(str, reqs)]  # fmt: skip
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(env), timeout=600, check=False)
     seconds = time.monotonic() - start
@@ -186,9 +195,8 @@ def resolutions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resolutio
 def test_the_daemon_dependencies_resolve_to_wheels_of_the_target(resolutions: dict[str, Resolution], target: Target):
     res = resolutions[str(target)]
     errors = [line for line in res.stderr.splitlines() if line.startswith("ERROR")] or res.stderr.splitlines()[-8:]
-    assert res.returncode == 0, f"{target}: pip finds no set of wheels for pyproject.toml's dependencies: " + " | ".join(
-        errors
-    )
+    why = " | ".join(errors)
+    assert res.returncode == 0, f"{target}: pip finds no set of wheels for pyproject.toml's dependencies: {why}"
     files = res.files()
     print(f"{target} ({res.seconds:.1f} s): " + ", ".join(f"{n}=={v}" for n, (v, _) in sorted(files.items())))
     for req in device_requirements(target):
@@ -212,6 +220,9 @@ def test_the_daemon_dependencies_resolve_to_wheels_of_the_target(resolutions: di
         (TARGETS[0], "x-1.0-cp311-cp311-manylinux_2_36_x86_64.whl", True),
         (TARGETS[0], "x-1.0-cp311-cp311-manylinux_2_38_x86_64.whl", False),  # newer glibc than bookworm's
         (TARGETS[0], "x-1.0-cp311-cp311-musllinux_1_2_x86_64.whl", False),
+        (TARGETS[2], "libclang-18.1.1-py2.py3-none-manylinux2010_x86_64.whl", True),  # (tensorflow-cpu's)
+        (TARGETS[0], "x-1.0-cp311-cp311-manylinux1_x86_64.whl", True),
+        (TARGETS[3], "x-1.0-cp313-cp313-manylinux_2_12_aarch64.whl", False),  # no aarch64 glibc before 2.17
         (TARGETS[1], "x-1.0-cp311-cp311-manylinux2014_x86_64.whl", False),  # another architecture
         (TARGETS[3], "x-1.0-cp311-cp311-manylinux2014_aarch64.whl", False),  # another Python
         (TARGETS[1], "x-1.0-cp313-abi3-manylinux2014_aarch64.whl", False),  # abi3 from 3.13 on
@@ -238,6 +249,7 @@ def test_only_the_index_and_how_to_reach_it_reach_pip():
     listing = ("global.constraint='/etc/xdg/pip/constraints.txt'\nglobal.extra-index-url='file:///opt/pypi/simple'\n"
                "global.find-links='/opt/wheels'\nglobal.index-url='https://mirror.example/simple'\n"
                "install.index-url='https://inner.example/simple'\n:env:.cert='/etc/ssl/ca.crt'\n")  # fmt: skip
-    env = pip_env(pip_settings(listing), {"PATH": "/bin", "PIP_FIND_LINKS": "/opt/wheels", "PIP_CERT": "/etc/ssl/ca.crt"})
+    environ = {"PATH": "/bin", "PIP_FIND_LINKS": "/opt/wheels", "PIP_CERT": "/etc/ssl/ca.crt"}
+    env = pip_env(pip_settings(listing), environ)
     assert env == {"PATH": "/bin", "PIP_INDEX_URL": "https://inner.example/simple", "PIP_CERT": "/etc/ssl/ca.crt",
                    "PIP_CONFIG_FILE": os.devnull}  # fmt: skip
