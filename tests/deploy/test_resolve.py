@@ -195,8 +195,8 @@ def resolutions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resolutio
 def test_the_daemon_dependencies_resolve_to_wheels_of_the_target(resolutions: dict[str, Resolution], target: Target):
     res = resolutions[str(target)]
     errors = [line for line in res.stderr.splitlines() if line.startswith("ERROR")] or res.stderr.splitlines()[-8:]
-    why = " | ".join(errors)
-    assert res.returncode == 0, f"{target}: pip finds no set of wheels for pyproject.toml's dependencies: {why}"
+    resolved = res.returncode == 0  # (a plain bool: pytest would print the whole Resolution)
+    assert resolved, f"{target}: pip finds no set of wheels for pyproject.toml's dependencies: " + " | ".join(errors)
     files = res.files()
     print(f"{target} ({res.seconds:.1f} s): " + ", ".join(f"{n}=={v}" for n, (v, _) in sorted(files.items())))
     for req in device_requirements(target):
