@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -184,7 +185,8 @@ def resolutions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resolutio
     env = pip_env(pip_settings(listing), os.environ)
     index = env.get("PIP_INDEX_URL", PYPI_SIMPLE).split()[0]
     if (why := index_answers(index, env.get("PIP_CERT"))) is not None:
-        pytest.skip(f"the package index {index} does not answer ({why}): resolving needs it")
+        shown = re.sub(r"//[^/@]*@", "//", index)  # a mirror's user:token stays out of the log
+        pytest.skip(f"the package index {shown} does not answer ({why}): resolving needs it")
     out = tmp_path_factory.mktemp("resolve")
     with ThreadPoolExecutor(len(TARGETS)) as pool:
         done = pool.map(lambda t: resolve(t, device_requirements(t), env, out), TARGETS)
