@@ -183,10 +183,11 @@ def resolutions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resolutio
     listing = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
                              timeout=60, check=True).stdout  # fmt: skip
     env = pip_env(pip_settings(listing), os.environ)
-    index = env.get("PIP_INDEX_URL", PYPI_SIMPLE).split()[0]
+    # Asked without a mirror's user:token (urllib cannot send it from the URL; a 401 is an answer too), and that
+    # stays out of the log.
+    index = re.sub(r"//[^/@]*@", "//", env.get("PIP_INDEX_URL", PYPI_SIMPLE).split()[0])
     if (why := index_answers(index, env.get("PIP_CERT"))) is not None:
-        shown = re.sub(r"//[^/@]*@", "//", index)  # a mirror's user:token stays out of the log
-        pytest.skip(f"the package index {shown} does not answer ({why}): resolving needs it")
+        pytest.skip(f"the package index {index} does not answer ({why}): resolving needs it")
     out = tmp_path_factory.mktemp("resolve")
     with ThreadPoolExecutor(len(TARGETS)) as pool:
         done = pool.map(lambda t: resolve(t, device_requirements(t), env, out), TARGETS)
