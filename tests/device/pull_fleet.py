@@ -159,10 +159,7 @@ class PullFleet:
         with ThreadPoolExecutor(len(self.devices)) as pool:
             list(pool.map(Machine.start, self.devices))
         for d in self.devices:
-            secret = d.root / "etc/credstore/edge-daemon.mqtt-password"
-            secret.parent.mkdir(mode=0o700, exist_ok=True)
-            secret.write_text(self.lab.password)
-            secret.chmod(0o600)
+            self.lab.store_password(d)
             self.setup(d, window)
         return self
 
