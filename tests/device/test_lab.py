@@ -52,8 +52,6 @@ class TestSystemd:
         show(scenarios_systemd.scenario_template(lab, machine))
 
 
-@pytest.mark.skip(reason="issue 24: P1-P6 passed in one lab run (2026-12-07), P7 (power cut) not yet run to the end "
-                  "and not yet two green runs; about 11 min of lab time, over the few-minutes budget")
 def test_pull_mode_three_devices_without_sshd(lab):
     """Issue 24: signed desired state pulled by the devices themselves (tests/device/scenarios_pull.py)."""
     model_b = shared("coral/mobilenet_v1_0.25_128_quant.tflite")
