@@ -134,9 +134,9 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
             firsts[d.name] = received - t0
         for d in fleet.devices:
             pulls.classifying(d.name, "model-a")
-        note(figures, lab, Figure("P1 first install by pull", "3 devices, no sshd: signed commit -> release r1 + "
-                              "signed model A installed, health-checked, reported on MQTT",
-                              "applied on all 3 in " + ", ".join(f"{v:.0f}" for v in firsts.values()) + " s"))  # fmt: skip
+        what = "3 devices, no sshd: signed commit -> release r1 + signed model A installed, health-checked, reported"
+        took = ", ".join(f"{v:.0f}" for v in firsts.values())
+        note(figures, lab, Figure("P1 first install by pull", what + " on MQTT", f"applied on all 3 in {took} s"))
 
         # 2. Canary first, stable later.
         repo.write({"group_vars/canary.yml": model_vars(b_url, b_sha)})
@@ -157,8 +157,8 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
             s = pulls.reported(name, c2, t2, 300)
             assert s["result"] == "applied" and s["model"] == "model-b.tflite", s
         stable_s = time.monotonic() - t2
-        note(figures, lab, Figure("P2 canary first, stable later", "commit for canary -> dev1 only; then stable",
-                              f"commit -> applied on the canary {canary_s:.0f} s; stable (2 devices) {stable_s:.0f} s"))  # fmt: skip
+        took = f"commit -> applied on the canary {canary_s:.0f} s; stable (2 devices) {stable_s:.0f} s"
+        note(figures, lab, Figure("P2 canary first, stable later", "commit for canary -> dev1 only; then stable", took))
 
         # 3. Refusals: unsigned, unknown key.
         refusals = []
@@ -174,8 +174,8 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
             refusals.append(f"{what} {time.monotonic() - t:.0f} s")
         for d in fleet.devices:
             pulls.classifying(d.name, "model-b")
-        note(figures, lab, Figure("P3 unsigned / unknown-key commits", "refused by every device, reported, nothing run",
-                              "refused on all 3: " + ", ".join(refusals)))  # fmt: skip
+        what, took = "refused by every device, reported, nothing run", "refused on all 3: " + ", ".join(refusals)
+        note(figures, lab, Figure("P3 unsigned / unknown-key commits", what, took))
 
         # 4. A tampered model: the URL serves other bytes than the signed commit's sha256.
         c_url, c_sha = fleet.model(model_a, "model-c.tflite")
@@ -192,8 +192,8 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
         pulls.classifying("dev1", "model-b")
         dev1 = fleet.device("dev1")
         assert "model-c" not in dev1.sh("cat /etc/edge-daemon/config.toml").stdout
-        note(figures, lab, Figure("P4 tampered model by URL", "wrong bytes at the right URL: refused on arrival",
-                              f"dev1 failed (sha256) in {time.monotonic() - t:.0f} s, still classifying with B"))  # fmt: skip
+        took = f"dev1 failed (sha256) in {time.monotonic() - t:.0f} s, still classifying with B"
+        note(figures, lab, Figure("P4 tampered model by URL", "wrong bytes at the right URL: refused on arrival", took))
 
         # 5. A release that fails its health check: rolled back by the device itself.
         dead = free_port()
@@ -208,8 +208,8 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
         for name in ("dev2", "dev3"):
             assert pulls.reported(name, c5, t, 300)["result"] == "unchanged"
         pulls.classifying("dev1", "model-b")
-        note(figures, lab, Figure("P5 failed health check", "release r2 that cannot reach its broker",
-                              f"dev1 rolled itself back to r1 and reported it in {time.monotonic() - t:.0f} s"))  # fmt: skip
+        took = f"dev1 rolled itself back to r1 and reported it in {time.monotonic() - t:.0f} s"
+        note(figures, lab, Figure("P5 failed health check", "release r2 that cannot reach its broker", took))
 
         # 6. The maintenance window: dev3 outside it.
         dev3 = fleet.device("dev3")
@@ -226,8 +226,8 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
         assert dev3.sh(f"cat {STATE}").stdout == before, "outside its window the device must do nothing"
         assert all(json.loads(m.payload)["desired_revision"] != c6 for m in lab.messages("edge/dev3/deployment", t))
         nxt = dev3.sh("systemctl show edge-pull.timer -p NextElapseUSecRealtime --value").stdout.strip()
-        note(figures, lab, Figure("P6 maintenance window", "dev3's window 2 h ahead, dev2's now; one commit",
-                              f"dev2 applied in {time.monotonic() - t:.0f} s; dev3 did nothing, next run {nxt}"))  # fmt: skip
+        took = f"dev2 applied in {time.monotonic() - t:.0f} s; dev3 did nothing, next run {nxt}"
+        note(figures, lab, Figure("P6 maintenance window", "dev3's window 2 h ahead, dev2's now; one commit", took))
 
         # The fleet from the broker alone: edge-deploy status --broker (no SSH; the devices have no sshd). dev1
         # (canary: still r2 with the broken port) tries c6 too and rolls back again: wait for that first.
