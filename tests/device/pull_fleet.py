@@ -165,8 +165,9 @@ class PullFleet:
 
     def setup(self, d: Machine, window: str) -> None:
         """edge-deploy pull-setup --install into the device's root, then the timer enabled inside it."""
-        must(edge_deploy("pull-setup", "--repo", "file:///srv/fleet-state", "--allowed-signers", self.allowed,
-                         "--window", window, "--every", "10s", "--spread", "3s", "--install", "--root", d.root))  # fmt: skip
+        timer = ["--window", window, "--every", "10s", "--spread", "3s"]
+        must(edge_deploy("pull-setup", "--repo", "file:///srv/fleet-state", "--allowed-signers", self.allowed, *timer,
+                         "--install", "--root", d.root))  # fmt: skip
         d.sh("systemctl daemon-reload && systemctl enable --now edge-pull.timer")
 
     def device(self, name: str) -> Machine:

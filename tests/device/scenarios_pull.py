@@ -266,11 +266,12 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
         assert dev1.sh("test -e /opt/edge-daemon/.pending", check=False).returncode != 0, "left unchecked"
         pulls.classifying("dev1", "model-a")
         came = f"{current.removeprefix('releases/')}{' (switched, not yet checked)' if unchecked else ''}"
-        note(figures, lab, Figure("P7 power cut during a pull", f"dev1 cut {delay:.1f} s into install.sh of r3 "
-                                  f"(seed {seed}); after power-on a complete release, the daemon classifying, the "
-                                  "pull finished by the device itself and reported",
-                                  f"came back on {came}, classifying {back:.0f} s after the cut; reported "
-                                  f"applied r3 {time.monotonic() - t:.0f} s after the commit"))  # fmt: skip
+        note(figures, lab, Figure("P7 power cut during a pull", "dev1 cut at a seeded moment 0-45 s into install.sh "
+                                  "of r3; after power-on a complete release, the daemon classifying, the pull "
+                                  "finished by the device itself and reported",
+                                  f"cut {delay:.1f} s into install.sh (seed {seed}): came back on {came}, classifying "
+                                  f"{back:.0f} s after the cut; reported applied r3 {time.monotonic() - t:.0f} s after "
+                                  "the commit"))  # fmt: skip
         return figures
     finally:
         fleet.close()
