@@ -6,8 +6,8 @@ device lives them (first boot, camera unplugged and back, clean reboot, power cu
 (EDGE_LAB_VM_TRIALS, default 2), the first of whose boots has no camera until the service runs). Scenario 6 is
 tests/deploy/test_fleet.py. Each test prints its measured figure; `python -m tests.device` prints them all as a
 table. Pull mode (issue 24, P1-P7: three nspawn devices without sshd, a power cut during a pull) runs on nspawn
-machines too, about 12 min on an idle machine (tests/device/scenarios_pull.py). Skipped with the reason when this
-machine lacks a capability (not root, no systemd-nspawn, no QEMU, ...).
+machines too, about 13.5 min at a load average of 4-6 (tests/device/scenarios_pull.py). Skipped with the reason
+when this machine lacks a capability (not root, no systemd-nspawn, no QEMU, ...).
 """
 
 from __future__ import annotations
