@@ -147,11 +147,8 @@ def outcome(cfg: dict, env: dict[str, str], previous: dict) -> dict:
         proc = pull(cfg, env, desired, report_dir)
         text = proc.stdout + proc.stderr
         checkout_failed = proc.returncode != 0 and "PLAY [" not in text
-        if checkout_failed and os.path.isdir(cfg["checkout"]):
-            # A checkout a power cut left broken (git does not flush loose objects: they can be empty files after
-            # it) fails to fetch, to check out, or to verify a commit it cannot read: cloned afresh, once. Only
-            # what a fresh clone refuses is refused (that result is final for the commit).
-            shutil.rmtree(cfg["checkout"], ignore_errors=True)
+        if checkout_failed and "Failed to verify" not in text and os.path.isdir(cfg["checkout"]):
+            shutil.rmtree(cfg["checkout"], ignore_errors=True)  # e.g. a clone cut short by a power cut: clone again
             proc = pull(cfg, env, desired, report_dir)
             text = proc.stdout + proc.stderr
             checkout_failed = proc.returncode != 0 and "PLAY [" not in text
