@@ -57,10 +57,7 @@ class Fleet:
         with ThreadPoolExecutor(len(self.devices)) as pool:
             list(pool.map(Machine.start, self.devices))
         for d in self.devices:
-            secret = d.root / "etc/credstore/edge-daemon.mqtt-password"
-            secret.parent.mkdir(mode=0o700, exist_ok=True)
-            secret.write_text(self.lab.password)
-            secret.chmod(0o600)
+            self.lab.store_password(d)
             wait_until(lambda d=d: d.sh(f"ss -ltn | grep -q ':{d.ssh_port} '", check=False).returncode == 0, 30,
                        f"{d.name}: sshd")  # fmt: skip
         return self

@@ -2,7 +2,8 @@
 
 Groups, in the order they run: `systemd` (scenarios 1, 2 and the two-camera template on an nspawn machine),
 `powercut` (scenario 5 on an nspawn machine with its own ext4 disk), `fleet` (scenario 6: Ansible against three
-nspawn machines) and `vm` (scenarios 4, 3, 7 on the QEMU VM, then its own power cuts, the first of which brings
+nspawn machines), `pull` (P1-P7: three nspawn machines without sshd updating themselves from a signed git
+repository, issue 24) and `vm` (scenarios 4, 3, 7 on the QEMU VM, then its own power cuts, the first of which brings
 the camera that appears after the service started). Prints one row per scenario (scenario, what was checked,
 the measured figure) and exits 0 when every one held, 1 otherwise, 2 when this machine cannot run the lab.
 """
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from tests.device.host import missing_capability
 from tests.device.lab import Figure, Lab
 
-GROUPS = ("systemd", "powercut", "fleet", "vm")
+GROUPS = ("systemd", "powercut", "fleet", "pull", "vm")
 
 
 def attempt(lab: Lab, name: str, fn: Callable[[], list[Figure]]) -> None:
@@ -58,6 +59,21 @@ def run_group(lab: Lab, group: str, args: argparse.Namespace) -> None:
             lab.record(Figure("6. fleet on real init", "", f"skipped: {why}"))
             return
         attempt(lab, "6. fleet on real init", lambda: [scenario_6(lab, models, coral / "cat.bmp")])
+    elif group == "pull":
+        from tests.device.lab import REPO
+        from tests.device.scenarios_pull import scenario_pull
+        from tests.support.shared_data import SHARED_DATA
+
+        model_b = SHARED_DATA / "coral/mobilenet_v1_0.25_128_quant.tflite"
+        if not model_b.exists():
+            lab.record(Figure("P. pull mode", "", f"skipped: {model_b} not found"))
+            return
+
+        def pull() -> list[Figure]:
+            scenario_pull(lab, REPO / "edge/assets/demo_model.tflite", model_b, seed)  # records each figure itself
+            return []
+
+        attempt(lab, "P. pull mode", pull)
     elif group == "vm":
         from tests.device import scenarios_vm
         from tests.device.targets import scenario_5_vm

@@ -8,6 +8,7 @@ nspawn machines share the host's loopback; the VM reaches the broker through QEM
 from __future__ import annotations
 
 import atexit
+import os
 import secrets
 import shutil
 import signal
@@ -130,6 +131,20 @@ class Lab:
         work = self.dir / "machines" / name
         return Machine(name, self.rootfs(), work, binds_ro=binds, ssh_port=free_port() if ssh else None,
                        authorized_key=key, disk=work.parent / f"{name}.ext4" if disk else None)  # fmt: skip
+
+    def store_password(self, m: Machine) -> Path:
+        """The broker password in the machine's /etc/credstore, as docs/deployment.md tells an operator to put it
+        (directory 0700, file 0600, root's): the daemon's unit hands it over by `LoadCredential=`. The file is
+        created 0600, so it is never readable by others, not even for a moment."""
+        credstore = m.root / "etc/credstore"
+        credstore.mkdir(mode=0o700, exist_ok=True)
+        credstore.chmod(0o700)
+        secret = credstore / "edge-daemon.mqtt-password"
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.password)
+        secret.chmod(0o600)  # (a file that was already there keeps its mode through O_CREAT)
+        return secret
 
     def record(self, figure: Figure) -> Figure:
         self.figures.append(figure)

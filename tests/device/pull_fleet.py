@@ -159,17 +159,15 @@ class PullFleet:
         with ThreadPoolExecutor(len(self.devices)) as pool:
             list(pool.map(Machine.start, self.devices))
         for d in self.devices:
-            secret = d.root / "etc/credstore/edge-daemon.mqtt-password"
-            secret.parent.mkdir(mode=0o700, exist_ok=True)
-            secret.write_text(self.lab.password)
-            secret.chmod(0o600)
+            self.lab.store_password(d)
             self.setup(d, window)
         return self
 
     def setup(self, d: Machine, window: str) -> None:
         """edge-deploy pull-setup --install into the device's root, then the timer enabled inside it."""
-        must(edge_deploy("pull-setup", "--repo", "file:///srv/fleet-state", "--allowed-signers", self.allowed,
-                         "--window", window, "--every", "10s", "--spread", "3s", "--install", "--root", d.root))
+        timer = ["--window", window, "--every", "10s", "--spread", "3s"]
+        must(edge_deploy("pull-setup", "--repo", "file:///srv/fleet-state", "--allowed-signers", self.allowed, *timer,
+                         "--install", "--root", d.root))  # fmt: skip
         d.sh("systemctl daemon-reload && systemctl enable --now edge-pull.timer")
 
     def device(self, name: str) -> Machine:

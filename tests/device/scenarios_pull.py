@@ -77,6 +77,10 @@ class Pulls:
 
     def reported(self, name: str, revision: str, after: float, timeout: float) -> dict:
         """The first `deployment` of device `name` for desired `revision` received after `after`."""
+        return self.reported_at(name, revision, after, timeout)[0]
+
+    def reported_at(self, name: str, revision: str, after: float, timeout: float) -> tuple[dict, float]:
+        """reported() and the monotonic time the dashboard received it."""
         try:
             msg = self.lab.wait_message(f"edge/{name}/deployment", after, timeout,
                                         lambda m: json.loads(m.payload)["desired_revision"] == revision)  # fmt: skip
@@ -84,7 +88,7 @@ class Pulls:
             d = self.fleet.device(name)
             raise LabError(f"{name}: {e}; edge-pull: {d.journal('edge-pull')[-1500:]}; state: "
                            f"{d.sh(f'cat {STATE}', check=False).stdout}") from None  # fmt: skip
-        return json.loads(msg.payload)
+        return json.loads(msg.payload), msg.received
 
     def classifying(self, name: str, model: str, timeout: float = 30) -> None:
         after = time.monotonic()
@@ -124,15 +128,15 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
         c0 = repo.commit("r1 with model A everywhere", fleet.ops)
         firsts = {}
         for d in fleet.devices:
-            s = pulls.reported(d.name, c0, t0, 900)
+            s, received = pulls.reported_at(d.name, c0, t0, 900)
             assert s["result"] == "applied" and s["applied_revision"] == c0 and s["release"] == "r1", s
             assert s["model"] == "model-a.tflite", s
-            firsts[d.name] = time.monotonic() - t0
+            firsts[d.name] = received - t0
         for d in fleet.devices:
             pulls.classifying(d.name, "model-a")
-        note(figures, lab, Figure("P1 first install by pull", "3 devices, no sshd: signed commit -> release r1 + "
-                              "signed model A installed, health-checked, reported on MQTT",
-                              "applied on all 3 in " + ", ".join(f"{v:.0f}" for v in firsts.values()) + " s"))
+        what = "3 devices, no sshd: signed commit -> release r1 + signed model A installed, health-checked, reported"
+        took = ", ".join(f"{v:.0f}" for v in firsts.values())
+        note(figures, lab, Figure("P1 first install by pull", what + " on MQTT", f"applied on all 3 in {took} s"))
 
         # 2. Canary first, stable later.
         repo.write({"group_vars/canary.yml": model_vars(b_url, b_sha)})
@@ -153,8 +157,8 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
             s = pulls.reported(name, c2, t2, 300)
             assert s["result"] == "applied" and s["model"] == "model-b.tflite", s
         stable_s = time.monotonic() - t2
-        note(figures, lab, Figure("P2 canary first, stable later", "commit for canary -> dev1 only; then stable",
-                              f"commit -> applied on the canary {canary_s:.0f} s; stable (2 devices) {stable_s:.0f} s"))
+        took = f"commit -> applied on the canary {canary_s:.0f} s; stable (2 devices) {stable_s:.0f} s"
+        note(figures, lab, Figure("P2 canary first, stable later", "commit for canary -> dev1 only; then stable", took))
 
         # 3. Refusals: unsigned, unknown key.
         refusals = []
@@ -170,8 +174,8 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
             refusals.append(f"{what} {time.monotonic() - t:.0f} s")
         for d in fleet.devices:
             pulls.classifying(d.name, "model-b")
-        note(figures, lab, Figure("P3 unsigned / unknown-key commits", "refused by every device, reported, nothing run",
-                              "refused on all 3: " + ", ".join(refusals)))
+        what, took = "refused by every device, reported, nothing run", "refused on all 3: " + ", ".join(refusals)
+        note(figures, lab, Figure("P3 unsigned / unknown-key commits", what, took))
 
         # 4. A tampered model: the URL serves other bytes than the signed commit's sha256.
         c_url, c_sha = fleet.model(model_a, "model-c.tflite")
@@ -188,8 +192,8 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
         pulls.classifying("dev1", "model-b")
         dev1 = fleet.device("dev1")
         assert "model-c" not in dev1.sh("cat /etc/edge-daemon/config.toml").stdout
-        note(figures, lab, Figure("P4 tampered model by URL", "wrong bytes at the right URL: refused on arrival",
-                              f"dev1 failed (sha256) in {time.monotonic() - t:.0f} s, still classifying with B"))
+        took = f"dev1 failed (sha256) in {time.monotonic() - t:.0f} s, still classifying with B"
+        note(figures, lab, Figure("P4 tampered model by URL", "wrong bytes at the right URL: refused on arrival", took))
 
         # 5. A release that fails its health check: rolled back by the device itself.
         dead = free_port()
@@ -204,8 +208,8 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
         for name in ("dev2", "dev3"):
             assert pulls.reported(name, c5, t, 300)["result"] == "unchanged"
         pulls.classifying("dev1", "model-b")
-        note(figures, lab, Figure("P5 failed health check", "release r2 that cannot reach its broker",
-                              f"dev1 rolled itself back to r1 and reported it in {time.monotonic() - t:.0f} s"))
+        took = f"dev1 rolled itself back to r1 and reported it in {time.monotonic() - t:.0f} s"
+        note(figures, lab, Figure("P5 failed health check", "release r2 that cannot reach its broker", took))
 
         # 6. The maintenance window: dev3 outside it.
         dev3 = fleet.device("dev3")
@@ -222,8 +226,8 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
         assert dev3.sh(f"cat {STATE}").stdout == before, "outside its window the device must do nothing"
         assert all(json.loads(m.payload)["desired_revision"] != c6 for m in lab.messages("edge/dev3/deployment", t))
         nxt = dev3.sh("systemctl show edge-pull.timer -p NextElapseUSecRealtime --value").stdout.strip()
-        note(figures, lab, Figure("P6 maintenance window", "dev3's window 2 h ahead, dev2's now; one commit",
-                              f"dev2 applied in {time.monotonic() - t:.0f} s; dev3 did nothing, next run {nxt}"))
+        took = f"dev2 applied in {time.monotonic() - t:.0f} s; dev3 did nothing, next run {nxt}"
+        note(figures, lab, Figure("P6 maintenance window", "dev3's window 2 h ahead, dev2's now; one commit", took))
 
         # The fleet from the broker alone: edge-deploy status --broker (no SSH; the devices have no sshd). dev1
         # (canary: still r2 with the broken port) tries c6 too and rolls back again: wait for that first.
@@ -248,17 +252,26 @@ def scenario_pull(lab: Lab, model_a: Path, model_b: Path, seed: int) -> list[Fig
         delay = random.Random(seed).uniform(0, 45)
         time.sleep(delay)  # the cut point (seeded), not a synchronisation
         dev1.power_cut()
+        booted = time.monotonic()
         dev1.start()
         current = dev1.sh("readlink /opt/edge-daemon/current").stdout.strip()
         assert current in ("releases/r1", "releases/r3"), current
         assert dev1.sh(f"test -e /opt/edge-daemon/{current}/.complete", check=False).returncode == 0, current
+        unchecked = dev1.sh("test -e /opt/edge-daemon/.pending", check=False).returncode == 0  # cut after the switch
+        back = lab.wait_message("edge/dev1/classification", booted, 60).received - booted  # the daemon, again
         s = pulls.reported("dev1", c7, t, 600)  # the timer runs the agent again: it finishes the pull itself
         assert s["result"] == "applied" and s["release"] == "r3" and s["applied_revision"] == c7, s
+        assert s["model"] == "model-a.tflite" and s["error"] is None, s
         assert dev1.sh("readlink /opt/edge-daemon/current").stdout.strip() == "releases/r3"
+        assert dev1.sh("test -e /opt/edge-daemon/.pending", check=False).returncode != 0, "left unchecked"
         pulls.classifying("dev1", "model-a")
-        note(figures, lab, Figure("P7 power cut during a pull", f"dev1 cut {delay:.1f} s into install.sh of r3 "
-                                  f"(seed {seed})", f"came back on {current} (complete), then applied r3 by itself "
-                                  f"{time.monotonic() - t:.0f} s after the commit"))  # fmt: skip
+        came = f"{current.removeprefix('releases/')}{' (switched, not yet checked)' if unchecked else ''}"
+        note(figures, lab, Figure("P7 power cut during a pull", "dev1 cut at a seeded moment 0-45 s into install.sh "
+                                  "of r3; after power-on a complete release, the daemon classifying, the pull "
+                                  "finished by the device itself and reported",
+                                  f"cut {delay:.1f} s into install.sh (seed {seed}): came back on {came}, classifying "
+                                  f"{back:.0f} s after the cut; reported applied r3 {time.monotonic() - t:.0f} s after "
+                                  "the commit"))  # fmt: skip
         return figures
     finally:
         fleet.close()

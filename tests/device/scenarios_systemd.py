@@ -31,11 +31,7 @@ def install(lab: Lab, m: Machine, config: str) -> float:
     """Install the project as docs/deployment.md says (wheel + install.sh, offline); the password in the credstore."""
     bundle = lab.bundle(m.root / "root")
     (m.root / "root/config.toml").write_text(config)
-    credstore = m.root / "etc/credstore"
-    credstore.mkdir(mode=0o700, exist_ok=True)
-    secret = credstore / "edge-daemon.mqtt-password"
-    secret.write_text(lab.password)
-    secret.chmod(0o600)
+    lab.store_password(m)
     wheel = lab.project_wheel().name
     t0 = time.monotonic()
     m.sh(f"cd /root/{bundle.name} && deploy/install.sh --wheel {wheel} --find-links /srv/edge-wheels --offline "
